@@ -1,0 +1,345 @@
+//! Ledger objects: genesis, transactions, blocks, checkpoints and cosignatures.
+
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{ChannelId, SignedCoopClose, SignedOpen, SignedProof};
+use crate::codec::encode;
+use crate::crypto::{self, Keypair, PublicKey, Signature, SignatureError};
+use crate::hash::{tagged_hash, tags, Hash32, Tag};
+use crate::merkle;
+
+/// The parameters a ledger is born with. The chain id is its hash.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Genesis {
+    /// A human name for the network (at most `NETWORK_NAME_BYTES_MAX` bytes).
+    pub network: String,
+    /// Ledger time (ms since the Unix epoch) of the genesis state.
+    pub genesis_time_ms: u64,
+    /// The key that signs blocks and checkpoints.
+    pub sequencer: PublicKey,
+    /// The witnesses that cosign checkpoints.
+    pub witnesses: Vec<PublicKey>,
+    /// Distinct witness cosignatures a checkpoint needs to be witnessed.
+    pub witness_threshold: u32,
+    /// Length of the challenge window of a unilateral close, in ledger time.
+    pub challenge_period_ms: u64,
+    /// How often the sequencer makes a block when there are transactions.
+    pub block_interval_ms: u64,
+    /// Longest gap between blocks: an idle sequencer makes an empty block this often.
+    pub heartbeat_interval_ms: u64,
+    /// Largest step of ledger time from one block to the next.
+    pub max_time_step_ms: u64,
+    /// Most transactions in one block.
+    pub max_txs_per_block: u32,
+    /// Most pending (not yet included) transactions per account at the sequencer.
+    pub max_pending_per_account: u32,
+    /// Initial balances, in strictly increasing key order.
+    pub allocations: Vec<(PublicKey, u64)>,
+}
+
+impl Genesis {
+    /// The chain id: `H("paychan/v1/genesis" || 0x00 || postcard(genesis))`.
+    pub fn chain_id(&self) -> Hash32 {
+        tagged_hash(tags::GENESIS, &encode(self))
+    }
+}
+
+/// Moves funds between two accounts. Signed by `from`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Transfer {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Sender.
+    pub from: PublicKey,
+    /// Recipient.
+    pub to: PublicKey,
+    /// Amount.
+    pub amount: u64,
+    /// The sender's next account nonce (starts at 0).
+    pub nonce: u64,
+}
+
+/// Adds to one party's deposit in an open channel. Signed by `from`, a party of the channel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Deposit {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Channel id.
+    pub channel_id: ChannelId,
+    /// The depositing party.
+    pub from: PublicKey,
+    /// Amount added to `from`'s deposit.
+    pub amount: u64,
+    /// `from`'s next account nonce.
+    pub nonce: u64,
+}
+
+/// Starts the challenge window of a channel with the newest proofs the closer holds. Signed by
+/// `closer`, a party of the channel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct UnilateralClose {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Channel id.
+    pub channel_id: ChannelId,
+    /// The closing party.
+    pub closer: PublicKey,
+    /// Newest proof of direction A to B the closer holds, if any.
+    pub proof_ab: Option<SignedProof>,
+    /// Newest proof of direction B to A the closer holds, if any.
+    pub proof_ba: Option<SignedProof>,
+}
+
+/// Offers newer proofs for a closing channel. Valid from anyone; the proofs carry the
+/// signatures.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Update {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Channel id.
+    pub channel_id: ChannelId,
+    /// A proof of direction A to B, if any.
+    pub proof_ab: Option<SignedProof>,
+    /// A proof of direction B to A, if any.
+    pub proof_ba: Option<SignedProof>,
+}
+
+/// Pays out a closing channel whose challenge window has ended. Valid from anyone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Settle {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Channel id.
+    pub channel_id: ChannelId,
+}
+
+/// A ledger transaction. The variant index is its postcard discriminant (varint).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Tx {
+    /// 0: a signed transfer.
+    Transfer {
+        /// Body.
+        body: Transfer,
+        /// `from`'s signature under `paychan/v1/sig/transfer`.
+        sig: Signature,
+    },
+    /// 1: a channel open signed by both parties.
+    Open(SignedOpen),
+    /// 2: a deposit top-up.
+    Deposit {
+        /// Body.
+        body: Deposit,
+        /// `from`'s signature under `paychan/v1/sig/deposit`.
+        sig: Signature,
+    },
+    /// 3: a cooperative close signed by both parties.
+    CoopClose(SignedCoopClose),
+    /// 4: a unilateral close.
+    UnilateralClose {
+        /// Body.
+        body: UnilateralClose,
+        /// `closer`'s signature under `paychan/v1/sig/unilateral-close`.
+        sig: Signature,
+    },
+    /// 5: a dispute update (no signature of its own, no nonce).
+    Update(Update),
+    /// 6: a settlement after the window (no signature, no nonce).
+    Settle(Settle),
+}
+
+impl Tx {
+    /// A signed transfer.
+    pub fn transfer(body: Transfer, kp: &Keypair) -> Tx {
+        Tx::Transfer {
+            sig: kp.sign(tags::TRANSFER_SIG, &encode(&body)),
+            body,
+        }
+    }
+
+    /// A signed deposit.
+    pub fn deposit(body: Deposit, kp: &Keypair) -> Tx {
+        Tx::Deposit {
+            sig: kp.sign(tags::DEPOSIT_SIG, &encode(&body)),
+            body,
+        }
+    }
+
+    /// A signed unilateral close.
+    pub fn unilateral_close(body: UnilateralClose, kp: &Keypair) -> Tx {
+        Tx::UnilateralClose {
+            sig: kp.sign(tags::UNILATERAL_CLOSE_SIG, &encode(&body)),
+            body,
+        }
+    }
+
+    /// The canonical bytes (the Merkle leaf input).
+    pub fn bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// The transaction id: `H("paychan/v1/tx-id" || 0x00 || tx bytes)`.
+    pub fn id(&self) -> Hash32 {
+        tagged_hash(tags::TX_ID, &self.bytes())
+    }
+
+    /// The RFC 6962 leaf hash of the transaction.
+    pub fn leaf_hash(&self) -> Hash32 {
+        merkle::leaf_hash(&self.bytes())
+    }
+
+    /// The chain id the transaction is bound to.
+    pub fn chain_id(&self) -> Hash32 {
+        match self {
+            Tx::Transfer { body, .. } => body.chain_id,
+            Tx::Open(o) => o.open.chain_id,
+            Tx::Deposit { body, .. } => body.chain_id,
+            Tx::CoopClose(c) => c.close.chain_id,
+            Tx::UnilateralClose { body, .. } => body.chain_id,
+            Tx::Update(u) => u.chain_id,
+            Tx::Settle(s) => s.chain_id,
+        }
+    }
+
+    /// Dispute transactions (update, settle) are valid from anyone, need no nonce and go first
+    /// in a block.
+    pub fn is_dispute(&self) -> bool {
+        matches!(self, Tx::Update(_) | Tx::Settle(_))
+    }
+
+    /// The account whose nonce the transaction consumes, with that nonce.
+    pub fn nonce_account(&self) -> Option<(PublicKey, u64)> {
+        match self {
+            Tx::Transfer { body, .. } => Some((body.from, body.nonce)),
+            Tx::Deposit { body, .. } => Some((body.from, body.nonce)),
+            _ => None,
+        }
+    }
+
+    /// Checks the signatures a transaction carries on its own (those that need no ledger
+    /// state: transfer, deposit, unilateral close, open). Proof signatures and cooperative
+    /// close signatures need the channel's keys and are checked by the ledger.
+    pub fn verify_own_signature(&self) -> Result<(), SignatureError> {
+        match self {
+            Tx::Transfer { body, sig } => crypto::verify(&body.from, tags::TRANSFER_SIG, &encode(body), sig),
+            Tx::Deposit { body, sig } => crypto::verify(&body.from, tags::DEPOSIT_SIG, &encode(body), sig),
+            Tx::UnilateralClose { body, sig } => {
+                crypto::verify(&body.closer, tags::UNILATERAL_CLOSE_SIG, &encode(body), sig)
+            }
+            Tx::Open(o) => o.verify(),
+            Tx::CoopClose(_) | Tx::Update(_) | Tx::Settle(_) => Ok(()),
+        }
+    }
+}
+
+/// A block header. The sequencer signs it; its hash links the next block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Height; the first block after genesis has height 1.
+    pub height: u64,
+    /// Hash of the previous header; block 1 links to the chain id.
+    pub prev_hash: Hash32,
+    /// Ledger time of the block (ms).
+    pub time_ms: u64,
+    /// RFC 6962 root over this block's transactions.
+    pub tx_root: Hash32,
+    /// Size of the global transaction log after this block.
+    pub log_size: u64,
+    /// RFC 6962 root of the global transaction log after this block.
+    pub log_root: Hash32,
+    /// Root of the ledger state after this block.
+    pub state_root: Hash32,
+}
+
+impl BlockHeader {
+    /// The block hash: `H("paychan/v1/block-header" || 0x00 || header)`.
+    pub fn hash(&self) -> Hash32 {
+        tagged_hash(tags::BLOCK_HASH, &encode(self))
+    }
+
+    /// The sequencer's signature over the header.
+    pub fn sign(&self, kp: &Keypair) -> Signature {
+        kp.sign(tags::BLOCK_SIG, &encode(self))
+    }
+
+    /// Checks the sequencer's signature.
+    pub fn verify(&self, sequencer: &PublicKey, sig: &Signature) -> Result<(), SignatureError> {
+        crypto::verify(sequencer, tags::BLOCK_SIG, &encode(self), sig)
+    }
+}
+
+/// A block: signed header plus its transactions, disputes first.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Block {
+    /// Header.
+    pub header: BlockHeader,
+    /// Sequencer's signature over the header.
+    pub signature: Signature,
+    /// Transactions in order.
+    pub txs: Vec<Tx>,
+}
+
+/// What the sequencer commits to and witnesses cosign.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Size of the global transaction log.
+    pub log_size: u64,
+    /// RFC 6962 root of the log at that size.
+    pub log_root: Hash32,
+    /// Height of the block that ends at that size.
+    pub height: u64,
+    /// Hash of that block.
+    pub block_hash: Hash32,
+}
+
+impl Checkpoint {
+    fn sign_with(&self, tag: Tag, kp: &Keypair) -> Signature {
+        kp.sign(tag, &encode(self))
+    }
+
+    /// The sequencer's signature.
+    pub fn sign_sequencer(&self, kp: &Keypair) -> Signature {
+        self.sign_with(tags::CHECKPOINT_SIG, kp)
+    }
+
+    /// A witness's cosignature.
+    pub fn cosign(&self, kp: &Keypair) -> Cosignature {
+        Cosignature {
+            witness: kp.public(),
+            signature: self.sign_with(tags::COSIGN_SIG, kp),
+        }
+    }
+
+    /// Checks the sequencer's signature.
+    pub fn verify_sequencer(&self, key: &PublicKey, sig: &Signature) -> Result<(), SignatureError> {
+        crypto::verify(key, tags::CHECKPOINT_SIG, &encode(self), sig)
+    }
+
+    /// Checks one cosignature.
+    pub fn verify_cosignature(&self, c: &Cosignature) -> Result<(), SignatureError> {
+        crypto::verify(&c.witness, tags::COSIGN_SIG, &encode(self), &c.signature)
+    }
+}
+
+/// A witness's signature over a checkpoint.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Cosignature {
+    /// The witness key.
+    pub witness: PublicKey,
+    /// Its signature under `paychan/v1/sig/cosign`.
+    pub signature: Signature,
+}
+
+/// A checkpoint with the sequencer's signature and the cosignatures gathered so far.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SignedCheckpoint {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The sequencer's signature.
+    pub signature: Signature,
+    /// Witness cosignatures.
+    pub cosignatures: Vec<Cosignature>,
+}
