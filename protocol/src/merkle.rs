@@ -715,14 +715,15 @@ mod tests {
         );
         assert_eq!(
             verify_consistency(3, 5, &h, &h, &[]),
-            Err(MerkleError::PathTooShort { expected: 3, got: 0 })
+            Err(MerkleError::PathTooShort { expected: 4, got: 0 })
         );
         assert_eq!(
             verify_consistency(4, 5, &h, &h, &[]),
             Err(MerkleError::PathTooShort { expected: 1, got: 0 })
         );
         assert_eq!(inclusion_path_len(0, u64::MAX), Ok(64));
-        assert_eq!(consistency_path_len(u64::MAX - 1, u64::MAX), Ok(65));
+        assert_eq!(consistency_path_len(3, (1 << 63) + 1), Ok(65));
+        assert_eq!(consistency_path_len(u64::MAX - 2, u64::MAX), Ok(65));
         let log = MerkleLog::from_leaf_hashes(d.iter().copied());
         assert_eq!(
             log.root_at(6),
