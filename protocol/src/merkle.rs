@@ -392,7 +392,7 @@ impl MerkleLog {
         let index = self.leaves().len() as u64;
         self.levels[0].push(leaf);
         let mut h = 0;
-        while self.levels[h].len() % 2 == 0 {
+        while self.levels[h].len().is_multiple_of(2) {
             let level = &self.levels[h];
             let node = node_hash(&level[level.len() - 2], &level[level.len() - 1]);
             if self.levels.len() == h + 1 {
@@ -497,7 +497,7 @@ impl Subtrees for MerkleLog {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let h = n.trailing_zeros() as usize;
             return self.levels[h][start >> h];
         }

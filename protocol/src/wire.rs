@@ -252,7 +252,7 @@ impl Wire for Genesis {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum LedgerRequest {
     /// 0: Submit a transaction to the sequencer (or through a node to it).
-    Submit(Tx),
+    Submit(Box<Tx>),
     /// 1: Blocks from `from` (inclusive), at most `limit` (capped at `BLOCKS_PER_RESPONSE_MAX`).
     GetBlocks {
         /// First height.
@@ -377,7 +377,7 @@ pub enum GossipMsg {
         cosignature: Cosignature,
     },
     /// 3: A dispute transaction, so that every node can submit it.
-    Dispute(Tx),
+    Dispute(Box<Tx>),
 }
 
 impl Wire for GossipMsg {

@@ -50,7 +50,11 @@ const INCLUSION: &[(u64, u64, &[&str])] = &[
             "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
         ],
     ),
-    (2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
+    (
+        2,
+        3,
+        &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+    ),
     (
         1,
         5,
@@ -146,7 +150,11 @@ fn ct_inclusion_proofs() {
     for &(index, size, path) in INCLUSION {
         let want = hs(path);
         let tree = &d[..size as usize];
-        assert_eq!(inclusion_proof(tree, index).unwrap(), want, "PATH({index}, D[{size}])");
+        assert_eq!(
+            inclusion_proof(tree, index).unwrap(),
+            want,
+            "PATH({index}, D[{size}])"
+        );
         assert_eq!(log.inclusion_proof(index, size).unwrap(), want);
         assert_eq!(inclusion_path_len(index, size), Ok(want.len()));
         let root = h(ROOTS[size as usize]);
