@@ -189,10 +189,12 @@ pub fn verify_raw(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), Si
 /// A batch of signatures to check together: cheaper per signature than one by one, and it
 /// accepts exactly what [`verify_raw`] accepts for each item.
 ///
-/// The random coefficients of the batch equation are derived from a SHA-256 of every queued
-/// item (key, signature, message), so the verifier is deterministic and needs no randomness
-/// from outside; a forger cannot choose the coefficients without changing the items they are
-/// derived from.
+/// The random coefficients of the batch equation are drawn from a ChaCha20 stream seeded with
+/// a SHA-256 of every queued item (key, signature, message), so the verifier needs no
+/// randomness from outside and a forger cannot choose the coefficients without changing the
+/// items they come from. (ed25519-consensus assigns them in its internal hash-map order, so the
+/// coefficients, not the answer, may differ from run to run: a batch of valid signatures always
+/// passes; one with an invalid signature fails except with probability about 2^-128.)
 pub struct BatchVerifier {
     inner: ed::batch::Verifier,
     seed: Sha256,

@@ -2,7 +2,8 @@
 //!
 //! Relationships between them are asserted at compile time at the bottom of this file.
 
-/// Largest frame on any stream, length prefix excluded.
+/// Largest frame on a channel stream, length prefix excluded. Ledger-protocol frames are
+/// bounded by the `BYTES_MAX` of the type they carry instead.
 pub const FRAME_BYTES_MAX: usize = 256 * 1024;
 /// Largest encoded channel-protocol message (one frame).
 pub const CHANNEL_MSG_BYTES_MAX: usize = FRAME_BYTES_MAX;
@@ -10,7 +11,7 @@ pub const CHANNEL_MSG_BYTES_MAX: usize = FRAME_BYTES_MAX;
 pub const PAY_PROOFS_MAX: usize = 512;
 /// Most payments one balance proof may add (entries of its memo).
 pub const MEMO_PAYMENTS_MAX: usize = 64;
-/// Largest encoded balance proof with its signature and memo.
+/// Largest encoded signed balance proof accepted on its own (a proof is at most 213 bytes).
 pub const SIGNED_PROOF_BYTES_MAX: usize = 4 * 1024;
 /// Largest error text carried in an error frame.
 pub const ERROR_TEXT_BYTES_MAX: usize = 256;

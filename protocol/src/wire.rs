@@ -406,12 +406,10 @@ pub enum FrameError {
     },
 }
 
-/// Appends `len as u32 BE || payload` to `out`.
+/// Appends `len as u32 BE || payload` to `out`. The payload is an encoding of a [`Wire`] type,
+/// so it is within that type's `BYTES_MAX`, which the receiver passes to [`parse_frame`].
 pub fn write_frame(payload: &[u8], out: &mut Vec<u8>) {
-    assert!(
-        payload.len() <= FRAME_BYTES_MAX,
-        "caller encodes within the frame limit"
-    );
+    assert!(payload.len() <= u32::MAX as usize, "frames are below 4 GiB by construction");
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(payload);
 }
