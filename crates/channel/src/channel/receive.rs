@@ -1,0 +1,172 @@
+//! Payee side: verifying a burst of proofs, and acking once it is durable.
+
+use paychan_protocol::channel::{memo_hash, memo_total};
+use paychan_protocol::crypto::BatchVerifier;
+use paychan_protocol::limits::PAY_PROOFS_MAX;
+use paychan_protocol::wire::{ChannelMsg, PayItem};
+use paychan_protocol::SignedProof;
+
+use super::{Channel, VerifyMode, UNPERSISTED_BURSTS_MAX};
+use crate::error::ChannelError;
+use crate::state::ChannelStatus;
+
+/// A burst the holder verified and now holds.
+///
+/// The payments are those of the burst's items, in order. Before acking, the node persists
+/// `newest` (write [`Channel::snapshot`], or at least this proof) and calls
+/// [`Channel::persisted`] or [`Channel::incoming_persisted`]`(newest.proof.seq)`, which returns
+/// the `Ack`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Received {
+    /// The newest proof of the burst: the one to persist, ack, report and submit.
+    pub newest: SignedProof,
+    /// Value the burst added (the increase of the incoming transferred total).
+    pub amount: u64,
+    /// Proofs in the burst.
+    pub proofs: usize,
+    /// Payments in the burst.
+    pub payments: usize,
+}
+
+impl Channel {
+    /// Verifies a burst of proofs from the counterparty and, if every check passes, takes it.
+    ///
+    /// Every item must be of this chain, channel and the counterparty's direction; seqs
+    /// strictly increase; transferred never decreases and rises by exactly the item's memo
+    /// total; the memo hash matches the payments; `prev` is the hash of the proof before it
+    /// (the holder's newest verified proof, then each item in turn); the newest total respects
+    /// the counterparty's spending rule against what the holder has signed to it; and the
+    /// newest proof's signature passes the ledger's check (in [`VerifyMode::All`], every
+    /// signature, in one batch with the same rule). Any failure rejects the whole burst and
+    /// changes nothing.
+    ///
+    /// Per item: one memo hash and one proof hash. Per burst: one signature check.
+    pub fn receive(&mut self, items: &[PayItem]) -> Result<Received, ChannelError> {
+        match self.status {
+            ChannelStatus::Open => {}
+            status => return Err(ChannelError::Status { status }),
+        }
+        // A restored holder does not know its own newest proof until the peer's Reestablish,
+        // so it could not apply the spending rule against it.
+        if !self.inc.ready || self.out.restored || !self.connected {
+            return Err(ChannelError::NotReestablished);
+        }
+        let Some(newest_item) = items.last() else {
+            return Err(ChannelError::BadBurst("empty burst"));
+        };
+        if items.len() > PAY_PROOFS_MAX {
+            return Err(ChannelError::BadBurst("more than PAY_PROOFS_MAX proofs"));
+        }
+        let pending = self.inc.unpersisted.len();
+        if pending >= UNPERSISTED_BURSTS_MAX {
+            return Err(ChannelError::PersistBacklog { pending });
+        }
+        let in_dir = self.out_dir.reverse();
+        let mut prev = self.inc.hash;
+        let mut seq = self.inc.seq;
+        let mut transferred = self.inc.transferred;
+        let mut payments = 0usize;
+        for item in items {
+            self.check_ids(&item.proof, in_dir)?;
+            let p = &item.proof.proof;
+            if p.seq <= seq {
+                return Err(ChannelError::SeqNotIncreasing {
+                    last: seq,
+                    got: p.seq,
+                });
+            }
+            if p.transferred < transferred {
+                return Err(ChannelError::AmountDecreased {
+                    last: transferred,
+                    got: p.transferred,
+                });
+            }
+            if p.prev != prev {
+                return Err(ChannelError::BadPrevLink { seq: p.seq });
+            }
+            // memo_total refuses more than MEMO_PAYMENTS_MAX entries; an empty memo is refused
+            // by the wire decoder and here alike.
+            let added = match memo_total(&item.payments) {
+                Some(t) if !item.payments.is_empty() => t,
+                _ => return Err(ChannelError::MemoMismatch { seq: p.seq }),
+            };
+            if p.transferred - transferred != added || memo_hash(&item.payments) != p.memo_hash {
+                return Err(ChannelError::MemoMismatch { seq: p.seq });
+            }
+            prev = p.hash();
+            seq = p.seq;
+            transferred = p.transferred;
+            payments += item.payments.len();
+        }
+        let limit = self.deposit_counterparty.saturating_add(self.out.transferred);
+        if transferred > limit {
+            return Err(ChannelError::Overspend { transferred, limit });
+        }
+        match self.verify_mode {
+            VerifyMode::Newest => newest_item
+                .proof
+                .verify(&self.counterparty)
+                .map_err(|_| ChannelError::BadSignature)?,
+            VerifyMode::All => {
+                let mut batch = BatchVerifier::new();
+                for item in items {
+                    item.proof.queue(&self.counterparty, &mut batch);
+                }
+                batch.verify().map_err(|_| ChannelError::BadSignature)?;
+            }
+        }
+        // Checked above: the burst starts at the holder's newest and only rises.
+        let amount = transferred - self.inc.transferred;
+        let newest = newest_item.proof;
+        self.inc.newest = Some(newest);
+        self.inc.hash = prev;
+        self.inc.seq = seq;
+        self.inc.transferred = transferred;
+        self.inc.unpersisted.push_back((newest, prev));
+        Ok(Received {
+            newest,
+            amount,
+            proofs: items.len(),
+            payments,
+        })
+    }
+
+    /// Where `seq` is among the bursts waiting for persistence: `Some(index)`, or `None` if it
+    /// is already durable (a stale report).
+    pub(super) fn find_unpersisted(&self, seq: u64) -> Result<Option<usize>, ChannelError> {
+        if self.inc.durable.is_some_and(|d| seq <= d.proof.seq) {
+            return Ok(None);
+        }
+        self.inc
+            .unpersisted
+            .iter()
+            .position(|(p, _)| p.proof.seq == seq)
+            .map(Some)
+            .ok_or(ChannelError::UnexpectedPersist("incoming proof never received"))
+    }
+
+    /// Reports that the verified incoming proof with `seq` (the newest of a burst) is durable.
+    /// Returns the `Ack` for it when connected and reestablished; the `Reestablish` of a new
+    /// connection when that waited for this persist; nothing otherwise. A seq at or below the
+    /// durable one is a no-op.
+    pub fn incoming_persisted(&mut self, seq: u64) -> Result<Option<ChannelMsg>, ChannelError> {
+        let Some(idx) = self.find_unpersisted(seq)? else {
+            return Ok(None);
+        };
+        let (proof, hash) = self.inc.unpersisted[idx];
+        self.inc.unpersisted.drain(..=idx);
+        self.inc.durable = Some(proof);
+        if !self.connected {
+            return Ok(None);
+        }
+        if !self.inc.ready {
+            return Ok(self.try_send_reestablish());
+        }
+        Ok(Some(ChannelMsg::Ack {
+            channel_id: self.id,
+            direction: self.out_dir.reverse(),
+            seq,
+            hash,
+        }))
+    }
+}
