@@ -1,0 +1,233 @@
+//! An in-process harness: nodes on 127.0.0.1 ephemeral ports, a server task that answers
+//! ledger requests, and a raw libp2p peer that writes arbitrary bytes on `/paychan/ledger/1`.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use paychan_net::{Net, NetConfig, NetEvent, NetHandle};
+use paychan_protocol::wire::{LedgerRequest, LedgerResponse, LEDGER_PROTOCOL};
+use paychan_protocol::Hash32;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Bound on every wait in the tests.
+pub const STEP: Duration = Duration::from_secs(20);
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Runs a test body under a timeout.
+pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub handle: NetHandle,
+    pub events: mpsc::Receiver<NetEvent>,
+    pub task: JoinHandle<()>,
+    pub peer: PeerId,
+    /// Listen address with `/p2p/<peer>`.
+    pub addr: Multiaddr,
+}
+
+pub fn test_config() -> NetConfig {
+    let mut config = NetConfig::new("/ip4/127.0.0.1/tcp/0".parse().unwrap());
+    config.gossip_heartbeat = Duration::from_millis(100);
+    config.request_timeout = Duration::from_secs(5);
+    config
+}
+
+pub async fn node(seed: u8) -> Node {
+    node_with(seed, test_config()).await
+}
+
+pub async fn node_with(seed: u8, config: NetConfig) -> Node {
+    let (handle, events, task) = Net::new([seed; 32], config).await.expect("network starts");
+    let peer = handle.local_peer_id();
+    let addrs = handle.listen_addrs().await.unwrap();
+    let addr = addrs[0].clone().with(Protocol::P2p(peer));
+    Node {
+        handle,
+        events,
+        task,
+        peer,
+        addr,
+    }
+}
+
+impl Node {
+    /// Waits for the first event `f` maps to `Some`, dropping the others.
+    pub async fn wait_for<T>(&mut self, what: &str, mut f: impl FnMut(NetEvent) -> Option<T>) -> T {
+        bounded(what, async {
+            loop {
+                let event = self.events.recv().await.expect("event loop running");
+                if let Some(v) = f(event) {
+                    return v;
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn wait_connected(&mut self, peer: PeerId) {
+        self.wait_for("peer connected", |e| match e {
+            NetEvent::PeerConnected { peer: p, .. } if p == peer => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn wait_disconnected(&mut self, peer: PeerId) {
+        self.wait_for("peer disconnected", |e| match e {
+            NetEvent::PeerDisconnected { peer: p } if p == peer => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Spawns a task that answers every ledger request with [`answer`] and passes every other
+    /// event on. Returns the node's handle and the other events.
+    pub fn serve(self) -> (NetHandle, PeerId, Multiaddr, mpsc::UnboundedReceiver<NetEvent>) {
+        let Node {
+            handle,
+            mut events,
+            peer,
+            addr,
+            ..
+        } = self;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    NetEvent::LedgerRequest {
+                        request, responder, ..
+                    } => {
+                        let _ = h.respond(responder, answer(&request)).await;
+                    }
+                    other => {
+                        let _ = tx.send(other);
+                    }
+                }
+            }
+        });
+        (handle, peer, addr, rx)
+    }
+}
+
+/// The server's deterministic answer: an inclusion "proof" echoing the request.
+pub fn answer(request: &LedgerRequest) -> LedgerResponse {
+    match request {
+        LedgerRequest::GetInclusion { tx_id, size } => LedgerResponse::Inclusion {
+            index: *size,
+            size: *size,
+            path: vec![*tx_id],
+        },
+        _ => LedgerResponse::Error {
+            text: "unsupported in tests".into(),
+        },
+    }
+}
+
+pub fn query(n: u64) -> LedgerRequest {
+    LedgerRequest::GetInclusion {
+        tx_id: Hash32([n as u8; 32]),
+        size: n,
+    }
+}
+
+/// Waits for an event on an unbounded receiver (from [`Node::serve`]).
+pub async fn wait_on<T>(
+    rx: &mut mpsc::UnboundedReceiver<NetEvent>,
+    what: &str,
+    mut f: impl FnMut(NetEvent) -> Option<T>,
+) -> T {
+    bounded(what, async {
+        loop {
+            let event = rx.recv().await.expect("server running");
+            if let Some(v) = f(event) {
+                return v;
+            }
+        }
+    })
+    .await
+}
+
+// ---- a raw peer: request-response with a codec that writes whatever bytes it is given ----
+
+#[derive(Debug, Clone, Default)]
+pub struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let mut buf = Vec::new();
+        io.take(1 << 20).read_to_end(&mut buf).await?;
+        Ok(buf)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let mut buf = Vec::new();
+        io.take(1 << 20).read_to_end(&mut buf).await?;
+        Ok(buf)
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&req).await?;
+        io.flush().await
+    }
+
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&res).await?;
+        io.flush().await
+    }
+}
+
+pub type RawSwarm = Swarm<request_response::Behaviour<RawCodec>>;
+
+pub fn raw_peer() -> RawSwarm {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                RawCodec,
+                [(StreamProtocol::new(LEDGER_PROTOCOL), ProtocolSupport::Outbound)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+        .build()
+}
