@@ -1,0 +1,446 @@
+//! The sequencer's pending transactions: idempotent submission, per-account limits, cheap
+//! refusal of junk, and block candidates with disputes first.
+//!
+//! Every pending transaction is tied to something that costs an attacker: a funded account
+//! (transfers, deposits, opens, unilateral closes, counted against that account's limit), or a
+//! closing channel (disputes). Disputes are never refused for a full pool, since a sequencer
+//! that drops updates lets stale closes settle; instead each closing channel holds at most one
+//! pending settle and, per direction, the one pending update with the highest transferred
+//! amount (an update that beats neither is refused as stale, and one beaten in every direction
+//! it carries is evicted). So disputes stay bounded by the number of closing channels.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use paychan_protocol::ledger::Update;
+use paychan_protocol::wire::SubmitStatus;
+use paychan_protocol::{ChannelId, Direction, Genesis, Hash32, PublicKey, Tx};
+
+use crate::error::TxError;
+use crate::state::{ChannelStatus, LedgerState};
+
+/// Blocks' worth of non-dispute transactions the pool holds by default.
+pub const POOL_BLOCKS: usize = 16;
+
+#[derive(Clone, Debug)]
+struct Entry {
+    tx: Tx,
+    id: Hash32,
+    /// The account whose pending limit it counts against.
+    account: Option<PublicKey>,
+    /// The (account, nonce) it consumes.
+    nonce: Option<(PublicKey, u64)>,
+    /// The channel a pending open would create.
+    opens: Option<ChannelId>,
+}
+
+/// Pending transactions, in arrival order. Pure: the caller passes the ledger state it checks
+/// against.
+#[derive(Clone, Debug)]
+pub struct Mempool {
+    max_per_account: u32,
+    max_regular: usize,
+    next_seq: u64,
+    entries: BTreeMap<u64, Entry>,
+    by_id: BTreeMap<Hash32, u64>,
+    per_account: BTreeMap<PublicKey, u32>,
+    nonces: BTreeMap<(PublicKey, u64), u64>,
+    opens: BTreeSet<ChannelId>,
+    /// Per closing channel and direction: (seq, transferred) of the pending update that holds
+    /// the highest transferred amount.
+    holders: BTreeMap<ChannelId, [Option<(u64, u64)>; 2]>,
+    regular: usize,
+}
+
+impl Mempool {
+    /// A pool with the genesis limit per account and room for [`POOL_BLOCKS`] full blocks of
+    /// non-dispute transactions.
+    pub fn new(genesis: &Genesis) -> Mempool {
+        Mempool::with_limits(
+            genesis.max_pending_per_account,
+            (genesis.max_txs_per_block as usize).saturating_mul(POOL_BLOCKS),
+        )
+    }
+
+    /// A pool with explicit limits: pending transactions per account, and non-dispute
+    /// transactions in all.
+    pub fn with_limits(max_per_account: u32, max_regular: usize) -> Mempool {
+        Mempool {
+            max_per_account,
+            max_regular,
+            next_seq: 0,
+            entries: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+            per_account: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            opens: BTreeSet::new(),
+            holders: BTreeMap::new(),
+            regular: 0,
+        }
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether a transaction is pending.
+    pub fn contains(&self, tx_id: &Hash32) -> bool {
+        self.by_id.contains_key(tx_id)
+    }
+
+    /// Pending transactions counted against an account.
+    pub fn pending_for(&self, account: &PublicKey) -> u32 {
+        self.per_account.get(account).copied().unwrap_or(0)
+    }
+
+    /// Offers a transaction. Resubmitting one that is pending or included is harmless and
+    /// answered with [`SubmitStatus::AlreadyPending`] / [`SubmitStatus::AlreadyIncluded`].
+    ///
+    /// Refused with a typed error: a foreign chain id or a bad signature (violations); a
+    /// transfer or deposit whose nonce is used, already pending, or further ahead than the
+    /// account's pending limit, or that the balance cannot cover on its own; an open, close or
+    /// dispute that would not apply at the current ledger time (so a settle is accepted once
+    /// ledger time has reached the end of the window); an update that raises neither
+    /// direction above both the ledger and the pending updates; and the limits.
+    pub fn submit(&mut self, tx: Tx, state: &LedgerState) -> Result<SubmitStatus, TxError> {
+        let id = tx.id();
+        if state.contains_tx(&id) {
+            return Ok(SubmitStatus::AlreadyIncluded);
+        }
+        if self.by_id.contains_key(&id) {
+            return Ok(SubmitStatus::AlreadyPending);
+        }
+        if tx.chain_id() != state.chain_id() {
+            return Err(TxError::WrongChain {
+                expected: state.chain_id(),
+                got: tx.chain_id(),
+            });
+        }
+        let mut entry = Entry {
+            id,
+            account: None,
+            nonce: None,
+            opens: None,
+            tx,
+        };
+        let mut update_raises = None;
+        match &entry.tx {
+            Tx::Transfer { body, .. } => {
+                if body.amount == 0 {
+                    return Err(TxError::ZeroAmount);
+                }
+                if body.from == body.to {
+                    return Err(TxError::SelfTransfer);
+                }
+                entry
+                    .tx
+                    .verify_own_signature()
+                    .map_err(|_| TxError::BadSignature)?;
+                self.check_spend(state, body.from, body.nonce, body.amount)?;
+                entry.account = Some(body.from);
+                entry.nonce = Some((body.from, body.nonce));
+            }
+            Tx::Deposit { body, .. } => {
+                if body.amount == 0 {
+                    return Err(TxError::ZeroAmount);
+                }
+                entry
+                    .tx
+                    .verify_own_signature()
+                    .map_err(|_| TxError::BadSignature)?;
+                let channel = state
+                    .channel(&body.channel_id)
+                    .ok_or(TxError::UnknownChannel(body.channel_id))?;
+                match channel.status {
+                    ChannelStatus::Open => {}
+                    ChannelStatus::Closing { .. } => return Err(TxError::ChannelNotOpen(body.channel_id)),
+                    ChannelStatus::Closed { .. } => return Err(TxError::ChannelClosed(body.channel_id)),
+                }
+                if !channel.is_party(&body.from) {
+                    return Err(TxError::NotAParty(body.from));
+                }
+                self.check_spend(state, body.from, body.nonce, body.amount)?;
+                entry.account = Some(body.from);
+                entry.nonce = Some((body.from, body.nonce));
+            }
+            Tx::Open(open) => {
+                state.check_tx(&entry.tx, state.time_ms())?;
+                let channel_id = open.open.channel_id();
+                if self.opens.contains(&channel_id) {
+                    return Err(TxError::DuplicateChannel(channel_id));
+                }
+                entry.account = Some(open.open.party_a);
+                entry.opens = Some(channel_id);
+            }
+            Tx::CoopClose(close) => {
+                state.check_tx(&entry.tx, state.time_ms())?;
+                entry.account = state.channel(&close.close.channel_id).map(|c| c.party_a);
+            }
+            Tx::UnilateralClose { body, .. } => {
+                state.check_tx(&entry.tx, state.time_ms())?;
+                entry.account = Some(body.closer);
+            }
+            Tx::Update(update) => {
+                state.check_tx(&entry.tx, state.time_ms())?;
+                update_raises = Some(self.update_raises(state, update)?);
+            }
+            Tx::Settle(_) => {
+                state.check_tx(&entry.tx, state.time_ms())?;
+            }
+        }
+        if let Some(account) = entry.account {
+            if self.pending_for(&account) >= self.max_per_account {
+                return Err(TxError::PendingLimit {
+                    account,
+                    limit: self.max_per_account,
+                });
+            }
+        }
+        if !entry.tx.is_dispute() && self.regular >= self.max_regular {
+            return Err(TxError::PoolFull);
+        }
+        let seq = self.insert(entry);
+        if let (Some(raises), Tx::Update(update)) = (update_raises, &self.entries[&seq].tx) {
+            let channel_id = update.channel_id;
+            self.hold(channel_id, seq, raises);
+        }
+        Ok(SubmitStatus::Accepted)
+    }
+
+    /// Nonce and balance checks of a transfer or deposit that may follow other pending
+    /// transactions of the same account.
+    fn check_spend(
+        &self,
+        state: &LedgerState,
+        from: PublicKey,
+        nonce: u64,
+        amount: u64,
+    ) -> Result<(), TxError> {
+        let next = state.nonce(&from);
+        // A nonce further ahead than the pending limit could never be reached while the
+        // transactions before it wait in the pool.
+        if nonce < next || nonce - next >= u64::from(self.max_per_account) {
+            return Err(TxError::BadNonce {
+                expected: next,
+                got: nonce,
+            });
+        }
+        if self.nonces.contains_key(&(from, nonce)) {
+            return Err(TxError::NonceConflict { nonce });
+        }
+        let available = state.balance(&from);
+        if amount > available {
+            return Err(TxError::Overdraft {
+                needed: amount,
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    /// The directions in which `update` beats both the ledger's best proof and every pending
+    /// update of its channel; refuses it as stale if there are none.
+    fn update_raises(&self, state: &LedgerState, update: &Update) -> Result<[Option<u64>; 2], TxError> {
+        let channel = state
+            .channel(&update.channel_id)
+            .ok_or(TxError::UnknownChannel(update.channel_id))?;
+        let held = self.holders.get(&update.channel_id).copied().unwrap_or_default();
+        let mut raises = [None; 2];
+        for dir in [Direction::AToB, Direction::BToA] {
+            let i = dir.index();
+            let slot = if i == 0 {
+                &update.proof_ab
+            } else {
+                &update.proof_ba
+            };
+            let Some(p) = slot else { continue };
+            let ledger = channel.best(dir).map_or(0, |b| b.proof.transferred);
+            let pending = held[i].map_or(0, |(_, t)| t);
+            if p.proof.transferred > ledger.max(pending) {
+                raises[i] = Some(p.proof.transferred);
+            }
+        }
+        if raises == [None, None] {
+            return Err(TxError::StaleProof);
+        }
+        Ok(raises)
+    }
+
+    /// Makes the update `seq` the holder of the directions it raised and evicts updates that
+    /// no longer hold any direction: everything they carry is matched or beaten by a holder.
+    fn hold(&mut self, channel_id: ChannelId, seq: u64, raises: [Option<u64>; 2]) {
+        let slots = self.holders.entry(channel_id).or_default();
+        let mut replaced = Vec::new();
+        for (slot, raise) in slots.iter_mut().zip(raises) {
+            if let Some(t) = raise {
+                if let Some((old, _)) = slot.replace((seq, t)) {
+                    replaced.push(old);
+                }
+            }
+        }
+        let slots = *slots;
+        for old in replaced {
+            if slots.iter().flatten().all(|(s, _)| *s != old) {
+                self.remove(old);
+            }
+        }
+    }
+
+    fn insert(&mut self, entry: Entry) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(entry.id, seq);
+        if let Some(account) = entry.account {
+            *self.per_account.entry(account).or_insert(0) += 1;
+        }
+        if let Some(key) = entry.nonce {
+            self.nonces.insert(key, seq);
+        }
+        if let Some(id) = entry.opens {
+            self.opens.insert(id);
+        }
+        if !entry.tx.is_dispute() {
+            self.regular += 1;
+        }
+        self.entries.insert(seq, entry);
+        seq
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Tx> {
+        let entry = self.entries.remove(&seq)?;
+        self.by_id.remove(&entry.id);
+        if let Some(account) = entry.account {
+            if let Some(n) = self.per_account.get_mut(&account) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_account.remove(&account);
+                }
+            }
+        }
+        if let Some(key) = entry.nonce {
+            self.nonces.remove(&key);
+        }
+        if let Some(id) = entry.opens {
+            self.opens.remove(&id);
+        }
+        if entry.tx.is_dispute() {
+            if let Tx::Update(u) = &entry.tx {
+                if let Some(slots) = self.holders.get_mut(&u.channel_id) {
+                    for slot in slots.iter_mut() {
+                        if slot.is_some_and(|(s, _)| s == seq) {
+                            *slot = None;
+                        }
+                    }
+                    if *slots == [None, None] {
+                        self.holders.remove(&u.channel_id);
+                    }
+                }
+            }
+        } else {
+            self.regular -= 1;
+        }
+        Some(entry.tx)
+    }
+
+    /// Drops what can no longer apply to `state`: included transactions, used nonces, opens of
+    /// existing channels or past their expiry, closes of channels that moved on, updates that
+    /// no longer raise anything or whose window ended, settles of closed channels. Cheap (no
+    /// signature checks); call it after every applied block.
+    pub fn prune(&mut self, state: &LedgerState) {
+        let time = state.time_ms();
+        let period = state.genesis().challenge_period_ms;
+        let dead: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                if state.contains_tx(&e.id) {
+                    return true;
+                }
+                if let Some((account, nonce)) = e.nonce {
+                    return nonce < state.nonce(&account);
+                }
+                match &e.tx {
+                    Tx::Open(o) => state.channel(&o.open.channel_id()).is_some() || time > o.open.expiry_ms,
+                    Tx::CoopClose(c) => !state.channel(&c.close.channel_id).is_some_and(|c| c.is_live()),
+                    Tx::UnilateralClose { body, .. } => !state
+                        .channel(&body.channel_id)
+                        .is_some_and(|c| c.status == ChannelStatus::Open),
+                    Tx::Update(u) => match state.channel(&u.channel_id) {
+                        Some(c) => {
+                            let open = c.window_end_ms(period).is_some_and(|end| time < end);
+                            let raises = [(Direction::AToB, &u.proof_ab), (Direction::BToA, &u.proof_ba)]
+                                .into_iter()
+                                .any(|(dir, p)| {
+                                    p.is_some_and(|p| {
+                                        p.proof.transferred > c.best(dir).map_or(0, |b| b.proof.transferred)
+                                    })
+                                });
+                            !(open && raises)
+                        }
+                        None => true,
+                    },
+                    Tx::Settle(s) => !state.channel(&s.channel_id).is_some_and(|c| c.is_live()),
+                    Tx::Transfer { .. } | Tx::Deposit { .. } => false,
+                }
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in dead {
+            self.remove(seq);
+        }
+    }
+
+    /// Removes and returns up to `max` transactions for the next block, in block order: every
+    /// pending dispute first (oldest first), then the others, oldest first, except that each
+    /// account's transfers and deposits come out in nonce order and only as a run that starts
+    /// at the account's next nonce (those after a gap stay pending). Prunes first.
+    ///
+    /// Hand the result to [`LedgerState::produce_block`]; resubmit the dropped candidates whose
+    /// error is [`TxError::BlockFull`] (or, if wanted, any retryable one).
+    pub fn take_block_candidates(&mut self, state: &LedgerState, max: usize) -> Vec<Tx> {
+        self.prune(state);
+        let mut out = Vec::new();
+        let disputes: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.tx.is_dispute())
+            .map(|(seq, _)| *seq)
+            .take(max)
+            .collect();
+        out.extend(disputes.into_iter().filter_map(|seq| self.remove(seq)));
+        let regular: Vec<(u64, Option<PublicKey>)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.tx.is_dispute())
+            .map(|(seq, e)| (*seq, e.nonce.map(|(account, _)| account)))
+            .collect();
+        // Each position an account's transaction holds in the arrival order yields that
+        // account's next nonce, so a late-arriving lower nonce does not strand a higher one.
+        let mut next_nonce: BTreeMap<PublicKey, u64> = BTreeMap::new();
+        for (seq, account) in regular {
+            if out.len() >= max {
+                break;
+            }
+            let seq = match account {
+                None => seq,
+                Some(account) => {
+                    let next = next_nonce.entry(account).or_insert_with(|| state.nonce(&account));
+                    match self.nonces.get(&(account, *next)) {
+                        Some(&s) => {
+                            *next = next.saturating_add(1);
+                            s
+                        }
+                        None => continue,
+                    }
+                }
+            };
+            out.extend(self.remove(seq));
+        }
+        out
+    }
+}
