@@ -60,7 +60,7 @@ pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8], max_bytes: usize) -
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
-    // Canonical check: re-encode and compare without allocating a second copy when possible.
+    // Canonical check: re-encode and compare.
     let re = encode(&value);
     if re != bytes {
         return Err(DecodeError::NonCanonical);

@@ -381,7 +381,8 @@ pub enum GossipMsg {
 }
 
 impl Wire for GossipMsg {
-    const BYTES_MAX: usize = BLOCK_BYTES_MAX;
+    // A block plus the message's variant tag (and room to spare).
+    const BYTES_MAX: usize = BLOCK_BYTES_MAX + 16;
     fn check_limits(&self) -> Result<(), &'static str> {
         match self {
             GossipMsg::Block(b) => b.check_limits(),
