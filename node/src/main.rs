@@ -1,20 +1,68 @@
 //! The `paychan` binary: command-line interface of a paychan node.
 //!
-//! For now it offers key generation and the version; the node itself (networking, storage,
-//! control API, testnet) is built on the pure crates in later steps.
+//! ## Layout
+//! - `config`: the data dir and `config.toml`.
+//! - `node`: the running node (store, ledger replica, network, sequencer, witness).
+//! - `api`: the HTTP control API.
+//! - `http`: the CLI's client of that API.
+//! - `testnet`: local multi-process testnets.
 
-use clap::{Parser, Subcommand};
-use paychan_protocol::Keypair;
+mod api;
+mod config;
+mod http;
+mod node;
+mod testnet;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use paychan_protocol::{Keypair, PublicKey};
+use serde_json::{json, Value};
+
+use crate::config::{Config, DataDir};
+use crate::http::ApiClient;
 
 #[derive(Debug, Parser)]
 #[command(name = "paychan", version, about = "A payment channel node")]
 struct Cli {
+    /// The node's data dir.
+    #[arg(long, global = true, env = "PAYCHAN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a data dir: a key (ledger account and p2p identity), an API token, a config and a
+    /// genesis (a one-node development chain, unless --genesis gives one).
+    Init {
+        /// Install this genesis (canonical bytes, as another node's genesis.bin).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    /// Run the node until SIGINT or SIGTERM.
+    Run {
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Connected peers of the running node.
+    Peers,
+    /// The ledger, through the running node.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// A local testnet of several node processes.
+    Testnet {
+        #[command(subcommand)]
+        command: TestnetCommand,
+    },
     /// Key management.
     Key {
         #[command(subcommand)]
@@ -22,30 +70,283 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
-enum KeyCommand {
-    /// Generate a new ed25519 key (a ledger account and libp2p identity) and print it.
-    New {
-        /// Print JSON instead of text.
+enum LedgerCommand {
+    /// Height, time, roots.
+    Status,
+    /// Recent blocks.
+    Blocks {
+        /// First height (default: the newest `limit` blocks).
         #[arg(long)]
-        json: bool,
+        from: Option<u64>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// An account's balance (default: the node's own).
+    Balance {
+        /// Account key (hex).
+        account: Option<String>,
+    },
+    /// Transfer from the node's account.
+    Transfer {
+        /// Recipient key (hex).
+        #[arg(long)]
+        to: String,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
     },
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Debug, Subcommand)]
+enum TestnetCommand {
+    /// Write a genesis, start the nodes, wait until they are connected.
+    Up {
+        /// Number of nodes (node 0 is the sequencer, the others witnesses).
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Testnet directory.
+        #[arg(long, default_value = "testnet")]
+        dir: PathBuf,
+    },
+    /// Show the nodes of a testnet.
+    Status {
+        /// Testnet directory.
+        #[arg(long, default_value = "testnet")]
+        dir: PathBuf,
+    },
+    /// Stop every node of a testnet (the data stays).
+    Down {
+        /// Testnet directory.
+        #[arg(long, default_value = "testnet")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Generate a new ed25519 key (a ledger account and libp2p identity) and print it.
+    New,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".paychan")
+}
+
+fn main() -> Result<()> {
     let cli = Cli::parse();
+    let dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
     match cli.command {
-        Command::Key { command: KeyCommand::New { json } } => {
+        Command::Key {
+            command: KeyCommand::New,
+        } => {
             let kp = Keypair::generate();
             let public = kp.public().to_hex();
             let secret = hex::encode(kp.seed());
-            if json {
-                println!("{{\"public_key\":\"{public}\",\"secret_key\":\"{secret}\"}}");
+            if cli.json {
+                println!("{}", json!({"public_key": public, "secret_key": secret}));
             } else {
                 println!("public key: {public}");
                 println!("secret key: {secret}");
             }
         }
+        Command::Init { genesis } => {
+            let kp = dir.init(&Config::default(), None)?;
+            let genesis = match genesis {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+                    <paychan_protocol::Genesis as paychan_protocol::Wire>::from_bytes(&bytes)
+                        .context("not a valid genesis")?
+                }
+                None => testnet::testnet_genesis(&[kp.public()], &[]),
+            };
+            dir.write_genesis(&genesis)?;
+            output(
+                cli.json,
+                json!({"data_dir": dir.root().display().to_string(), "account": kp.public().to_hex(),
+                       "chain_id": genesis.chain_id().to_hex()}),
+                |v| {
+                    format!(
+                        "initialised {}\naccount:  {}\nchain id: {}",
+                        v["data_dir"], v["account"], v["chain_id"]
+                    )
+                    .replace('"', "")
+                },
+            );
+        }
+        Command::Run { log_format } => {
+            init_tracing(log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    let _ = stop_tx.send(true);
+                });
+                node::run(dir, stop_rx).await
+            })?;
+        }
+        Command::Peers => {
+            let v = ApiClient::from_data_dir(&dir)?.get("peers")?;
+            output(cli.json, v, |v| {
+                let rows: Vec<String> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        format!(
+                            "{}  {}",
+                            p["peer_id"].as_str().unwrap_or("?"),
+                            p["account"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    "no peers".into()
+                } else {
+                    rows.join("\n")
+                }
+            });
+        }
+        Command::Ledger { command } => ledger(&dir, cli.json, command)?,
+        Command::Testnet { command } => match command {
+            TestnetCommand::Up { nodes, dir } => {
+                let rows = testnet::up(&dir, nodes)?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    testnet::print_table(&rows);
+                    println!(
+                        "testnet ready in {}; stop it with `paychan testnet down --dir {}`",
+                        dir.display(),
+                        dir.display()
+                    );
+                }
+            }
+            TestnetCommand::Status { dir } => {
+                let rows = testnet::status(&dir)?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    testnet::print_table(&rows);
+                }
+            }
+            TestnetCommand::Down { dir } => {
+                let n = testnet::down(&dir)?;
+                if !cli.json {
+                    println!("stopped {n} node(s); data kept in {}", dir.display());
+                } else {
+                    println!("{}", json!({"stopped": n}));
+                }
+            }
+        },
     }
     Ok(())
+}
+
+fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
+    let api = ApiClient::from_data_dir(dir)?;
+    match command {
+        LedgerCommand::Status => {
+            let v = api.get("ledger/status")?;
+            output(json_out, v, |v| {
+                format!(
+                    "chain id:   {}\nheight:     {}\ntime:       {} ms\nblock hash: {}\nstate root: {}\nlog:        {} txs, root {}\npending:    {}\nsupply:     {}",
+                    s(&v["chain_id"]), v["height"], v["time_ms"], s(&v["block_hash"]), s(&v["state_root"]),
+                    v["log_size"], s(&v["log_root"]), v["pending"], v["supply"]
+                )
+            });
+        }
+        LedgerCommand::Blocks { from, limit } => {
+            let path = match from {
+                Some(f) => format!("ledger/blocks?from={f}&limit={limit}"),
+                None => format!("ledger/blocks?limit={limit}"),
+            };
+            let v = api.get(&path)?;
+            output(json_out, v, |v| {
+                let mut out = vec![format!(
+                    "{:>7}  {:<64}  {:>14}  {:>4}",
+                    "HEIGHT", "HASH", "TIME (ms)", "TXS"
+                )];
+                for b in v.as_array().into_iter().flatten() {
+                    out.push(format!(
+                        "{:>7}  {:<64}  {:>14}  {:>4}",
+                        b["height"],
+                        s(&b["hash"]),
+                        b["time_ms"],
+                        b["txs"].as_array().map(Vec::len).unwrap_or(0)
+                    ));
+                }
+                out.join("\n")
+            });
+        }
+        LedgerCommand::Balance { account } => {
+            let key = match account {
+                Some(a) => PublicKey::from_hex(&a).context("an account is 64 hex characters")?,
+                None => dir.keypair()?.public(),
+            };
+            let v = api.get(&format!("accounts/{}", key.to_hex()))?;
+            output(json_out, v, |v| {
+                format!(
+                    "{}  balance {}  nonce {}",
+                    s(&v["account"]),
+                    v["balance"],
+                    v["nonce"]
+                )
+            });
+        }
+        LedgerCommand::Transfer { to, amount } => {
+            if PublicKey::from_hex(&to).is_err() {
+                bail!("--to is an account: 64 hex characters");
+            }
+            let v = api.post("transfer", &json!({"to": to, "amount": amount}))?;
+            output(json_out, v, |v| {
+                format!("submitted {} ({})", s(&v["tx_id"]), s(&v["status"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("?")
+}
+
+fn output(json_out: bool, v: Value, human: impl FnOnce(&Value) -> String) {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("{}", human(&v));
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

@@ -10,13 +10,19 @@ fn paychan() -> Command {
 fn version_prints_the_crate_version() {
     let out = paychan().arg("--version").output().expect("run paychan");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("paychan {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("paychan {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn key_new_prints_a_consistent_fresh_key() {
     let run = || {
-        let out = paychan().args(["key", "new", "--json"]).output().expect("run paychan");
+        let out = paychan()
+            .args(["key", "new", "--json"])
+            .output()
+            .expect("run paychan");
         assert!(out.status.success());
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
         let public = v["public_key"].as_str().expect("public_key").to_owned();
@@ -25,7 +31,10 @@ fn key_new_prints_a_consistent_fresh_key() {
     };
     let (public, secret) = run();
     let seed: [u8; 32] = hex::decode(&secret).expect("hex").try_into().expect("32 bytes");
-    assert_eq!(paychan_protocol::Keypair::from_seed(seed).public().to_hex(), public);
+    assert_eq!(
+        paychan_protocol::Keypair::from_seed(seed).public().to_hex(),
+        public
+    );
     assert_ne!(run().1, secret, "two runs give two different keys");
 }
 

@@ -15,7 +15,11 @@ fn pure_crates_have_no_io_dependencies() {
             .args(["tree", "-e", "normal", "--prefix", "none", "-p", krate])
             .output()
             .expect("run cargo tree");
-        assert!(out.status.success(), "cargo tree -p {krate}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo tree -p {krate}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let tree = String::from_utf8_lossy(&out.stdout);
         assert!(tree.lines().count() > 1, "cargo tree printed nothing for {krate}");
         for line in tree.lines() {

@@ -1,0 +1,333 @@
+//! The control API: HTTP + JSON on 127.0.0.1 (unless the config says otherwise).
+//!
+//! Every `/v1/` request needs `Authorization: Bearer <token>`, the token being the contents of
+//! `api.token` in the data dir (mode 0600); without it the answer is 401 whatever the path.
+//! `/metrics` (Prometheus text format) is open: it carries no secret and the API binds to
+//! loopback by default.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use paychan_protocol::{Block, PublicKey, Tx};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::config::{Config, DataDir};
+use crate::node::{NodeHandle, SubmitError};
+
+#[derive(Clone)]
+struct AppState {
+    node: NodeHandle,
+    token: std::sync::Arc<str>,
+}
+
+/// Binds the API, writes its address into the data dir, and serves until shutdown.
+pub async fn serve(
+    dir: &DataDir,
+    config: &Config,
+    node: NodeHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let addr: SocketAddr = config
+        .api_listen
+        .parse()
+        .with_context(|| format!("api_listen {}", config.api_listen))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind the API on {addr}"))?;
+    let local = listener.local_addr()?;
+    std::fs::write(dir.api_addr_path(), local.to_string())?;
+    tracing::info!(api = %local, "control API listening");
+    let state = AppState {
+        node,
+        token: dir.token()?.into(),
+    };
+    let app = router(state);
+    Ok(tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::error!(%e, "control API stopped");
+        }
+    }))
+}
+
+fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/info", get(info))
+        .route("/peers", get(peers))
+        .route("/ledger/status", get(ledger_status))
+        .route("/ledger/blocks", get(blocks))
+        .route("/ledger/checkpoint", get(checkpoint))
+        .route("/accounts/{key}", get(account))
+        .route("/transfer", post(transfer))
+        .route("/tx", post(submit_tx))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes()));
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "missing or wrong bearer token"})),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON error with a status code.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+fn bad_request(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such endpoint".into())
+}
+
+async fn info(State(s): State<AppState>) -> impl IntoResponse {
+    Json(s.node.info())
+}
+
+async fn peers(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let peers = s
+        .node
+        .net()
+        .connected_peers()
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let list: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let account = paychan_net::public_key_from_peer_id(p).map(|k| k.to_hex());
+            json!({"peer_id": p.to_string(), "account": account})
+        })
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+async fn ledger_status(State(s): State<AppState>) -> impl IntoResponse {
+    Json(s.node.ledger_status())
+}
+
+#[derive(Deserialize)]
+struct BlocksQuery {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// A block as the API shows it.
+#[derive(Serialize)]
+pub struct BlockView {
+    height: u64,
+    hash: String,
+    prev_hash: String,
+    time_ms: u64,
+    tx_root: String,
+    log_size: u64,
+    log_root: String,
+    state_root: String,
+    txs: Vec<TxView>,
+}
+
+/// A transaction as the API shows it.
+#[derive(Serialize)]
+pub struct TxView {
+    id: String,
+    kind: &'static str,
+}
+
+fn tx_kind(tx: &Tx) -> &'static str {
+    match tx {
+        Tx::Transfer { .. } => "transfer",
+        Tx::Open(_) => "open",
+        Tx::Deposit { .. } => "deposit",
+        Tx::CoopClose(_) => "coop_close",
+        Tx::UnilateralClose { .. } => "unilateral_close",
+        Tx::Update(_) => "update",
+        Tx::Settle(_) => "settle",
+    }
+}
+
+impl From<&Block> for BlockView {
+    fn from(b: &Block) -> Self {
+        let h = &b.header;
+        BlockView {
+            height: h.height,
+            hash: h.hash().to_hex(),
+            prev_hash: h.prev_hash.to_hex(),
+            time_ms: h.time_ms,
+            tx_root: h.tx_root.to_hex(),
+            log_size: h.log_size,
+            log_root: h.log_root.to_hex(),
+            state_root: h.state_root.to_hex(),
+            txs: b
+                .txs
+                .iter()
+                .map(|t| TxView {
+                    id: t.id().to_hex(),
+                    kind: tx_kind(t),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Most blocks one API call returns.
+const API_BLOCKS_MAX: usize = 256;
+
+async fn blocks(
+    State(s): State<AppState>,
+    Query(q): Query<BlocksQuery>,
+) -> Result<Json<Vec<BlockView>>, ApiError> {
+    let limit = q.limit.unwrap_or(20).min(API_BLOCKS_MAX);
+    let from = match q.from {
+        Some(f) => f.max(1),
+        None => s
+            .node
+            .with_ledger(|l| l.height())
+            .saturating_sub(limit as u64 - 1)
+            .max(1),
+    };
+    let blocks = s
+        .node
+        .store()
+        .blocks(from, limit)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(blocks.iter().map(BlockView::from).collect()))
+}
+
+async fn checkpoint(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let cp = s
+        .node
+        .store()
+        .latest_checkpoint()
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let Some(cp) = cp else {
+        return Ok(Json(json!(null)));
+    };
+    let status = paychan_ledger::verify_checkpoint(s.node.genesis(), &cp);
+    let c = &cp.checkpoint;
+    Ok(Json(json!({
+        "height": c.height,
+        "log_size": c.log_size,
+        "log_root": c.log_root.to_hex(),
+        "block_hash": c.block_hash.to_hex(),
+        "cosigners": cp.cosignatures.iter().map(|c| c.witness.to_hex()).collect::<Vec<_>>(),
+        "witnessed": status.as_ref().map(|s| s.witnessed).unwrap_or(false),
+        "valid": status.is_ok(),
+    })))
+}
+
+fn parse_key(s: &str) -> Result<PublicKey, ApiError> {
+    PublicKey::from_hex(s).map_err(|_| bad_request("an account is 64 hex characters"))
+}
+
+async fn account(
+    State(s): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = parse_key(&key)?;
+    let (balance, nonce) = s.node.with_ledger(|l| (l.balance(&key), l.nonce(&key)));
+    Ok(Json(
+        json!({"account": key.to_hex(), "balance": balance, "nonce": nonce}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct TransferBody {
+    to: String,
+    amount: u64,
+}
+
+fn submitted(
+    r: Result<(paychan_protocol::Hash32, paychan_protocol::wire::SubmitStatus), SubmitError>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match r {
+        Ok((id, status)) => Ok(Json(
+            json!({"tx_id": id.to_hex(), "status": format!("{status:?}")}),
+        )),
+        Err(SubmitError::Rejected(m)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)),
+        Err(SubmitError::Unavailable(m)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, m)),
+    }
+}
+
+async fn transfer(
+    State(s): State<AppState>,
+    body: Result<Json<TransferBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| bad_request(e.body_text()))?;
+    let to = parse_key(&body.to)?;
+    if body.amount == 0 {
+        return Err(bad_request("amount must be positive"));
+    }
+    submitted(s.node.transfer(to, body.amount).await)
+}
+
+#[derive(Deserialize)]
+struct TxBody {
+    /// Hex of the canonical transaction bytes.
+    tx: String,
+}
+
+async fn submit_tx(
+    State(s): State<AppState>,
+    body: Result<Json<TxBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| bad_request(e.body_text()))?;
+    let bytes = hex::decode(&body.tx).map_err(|_| bad_request("tx is not hex"))?;
+    let tx =
+        <Tx as paychan_protocol::Wire>::from_bytes(&bytes).map_err(|e| bad_request(format!("tx: {e}")))?;
+    submitted(s.node.submit(tx).await)
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let registry = s.node.net().metrics_registry();
+    let mut out = String::new();
+    let encoded = {
+        let r = registry.lock().expect("metrics lock");
+        prometheus_client::encoding::text::encode(&mut out, &r)
+    };
+    match encoded {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

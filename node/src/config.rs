@@ -1,0 +1,184 @@
+//! The data directory and the node's TOML config.
+//!
+//! Layout of a data dir:
+//! - `config.toml`: the config below (human-edited);
+//! - `node.key`: the node's ed25519 seed in hex, mode 0600; it is both the libp2p identity
+//!   and the ledger account;
+//! - `api.token`: the control API's bearer token, mode 0600;
+//! - `genesis.bin`: the canonical genesis bytes (its hash is the chain id);
+//! - `db/`: the sled database.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use paychan_protocol::{Genesis, Keypair, Wire};
+use serde::{Deserialize, Serialize};
+
+/// Node configuration, read from `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// libp2p listen address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Peers to dial at start and to seed Kademlia with (`/ip4/../tcp/../p2p/<id>`).
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// Control API address. Loopback unless deliberately changed.
+    #[serde(default = "default_api")]
+    pub api_listen: String,
+    /// Whether this node is a witness (cosigns checkpoints) when genesis names it.
+    #[serde(default = "yes")]
+    pub witness: bool,
+}
+
+fn default_listen() -> String {
+    "/ip4/127.0.0.1/tcp/0".into()
+}
+fn default_api() -> String {
+    "127.0.0.1:0".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: default_listen(),
+            bootstrap: vec![],
+            api_listen: default_api(),
+            witness: true,
+        }
+    }
+}
+
+/// Paths of one data dir.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Wraps a path.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+    /// The root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    /// `node.key`.
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join("node.key")
+    }
+    /// `api.token`.
+    pub fn token_path(&self) -> PathBuf {
+        self.root.join("api.token")
+    }
+    /// `genesis.bin`.
+    pub fn genesis_path(&self) -> PathBuf {
+        self.root.join("genesis.bin")
+    }
+    /// `db/`.
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("db")
+    }
+    /// `api.addr`: written by a running node so that the CLI finds its API.
+    pub fn api_addr_path(&self) -> PathBuf {
+        self.root.join("api.addr")
+    }
+    /// `p2p.addr`: written by a running node: its listen multiaddr with `/p2p/<id>`.
+    pub fn p2p_addr_path(&self) -> PathBuf {
+        self.root.join("p2p.addr")
+    }
+    /// `node.pid`: the running node's process id.
+    pub fn pid_path(&self) -> PathBuf {
+        self.root.join("node.pid")
+    }
+
+    /// Creates the data dir with a fresh key, token and default config. Refuses to overwrite
+    /// an existing key.
+    pub fn init(&self, config: &Config, key: Option<&Keypair>) -> Result<Keypair> {
+        fs::create_dir_all(&self.root).with_context(|| format!("create {}", self.root.display()))?;
+        if self.key_path().exists() {
+            bail!(
+                "{} already holds a key; refusing to overwrite it",
+                self.root.display()
+            );
+        }
+        let kp = key.cloned().unwrap_or_else(Keypair::generate);
+        write_private(&self.key_path(), hex::encode(kp.seed()).as_bytes())?;
+        let mut token = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut token);
+        write_private(&self.token_path(), hex::encode(token).as_bytes())?;
+        fs::write(self.config_path(), toml::to_string_pretty(config)?)?;
+        Ok(kp)
+    }
+
+    /// Reads the config.
+    pub fn config(&self) -> Result<Config> {
+        let text = fs::read_to_string(self.config_path())
+            .with_context(|| format!("read {} (run `paychan init` first)", self.config_path().display()))?;
+        toml::from_str(&text).with_context(|| format!("parse {}", self.config_path().display()))
+    }
+
+    /// Writes the config.
+    pub fn write_config(&self, config: &Config) -> Result<()> {
+        fs::write(self.config_path(), toml::to_string_pretty(config)?)?;
+        Ok(())
+    }
+
+    /// Reads the node key.
+    pub fn keypair(&self) -> Result<Keypair> {
+        let text = fs::read_to_string(self.key_path())
+            .with_context(|| format!("read {} (run `paychan init` first)", self.key_path().display()))?;
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut seed).context("node.key is not 64 hex characters")?;
+        Ok(Keypair::from_seed(seed))
+    }
+
+    /// Reads the API token.
+    pub fn token(&self) -> Result<String> {
+        Ok(fs::read_to_string(self.token_path())
+            .with_context(|| format!("read {}", self.token_path().display()))?
+            .trim()
+            .to_owned())
+    }
+
+    /// Writes the genesis.
+    pub fn write_genesis(&self, genesis: &Genesis) -> Result<()> {
+        fs::write(self.genesis_path(), genesis.to_bytes())?;
+        Ok(())
+    }
+
+    /// Reads the genesis.
+    pub fn genesis(&self) -> Result<Genesis> {
+        let bytes = fs::read(self.genesis_path())
+            .with_context(|| format!("read {} (no genesis installed)", self.genesis_path().display()))?;
+        Genesis::from_bytes(&bytes).context("genesis.bin is not a valid genesis")
+    }
+}
+
+/// Writes a file readable by its owner only (0600), atomically enough for a fresh file.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}

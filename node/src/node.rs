@@ -1,0 +1,857 @@
+//! The running node: wires the store, the ledger replica, the network and the control API.
+//!
+//! One task (`Node::run`) reads network events and, on the sequencer, the block timer. Block
+//! application is serialised by the ledger lock: a block is verified and applied to the replica,
+//! persisted and flushed, and only then acknowledged to gossip (so it propagates) or gossiped
+//! (on the sequencer). Catch-up runs in a task of its own, one at a time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context, Result};
+use paychan_ledger::{ErrorClass, LedgerState, Mempool};
+use paychan_net::{
+    peer_id_from_public_key, LedgerResponder, MessageAcceptance, MessageId, Multiaddr, Net, NetConfig,
+    NetEvent, NetHandle, PeerId, Topic,
+};
+use paychan_protocol::ledger::Checkpoint;
+use paychan_protocol::wire::{
+    GossipMsg, LedgerRequest, LedgerResponse, SubmitStatus, BLOCKS_PER_RESPONSE_MAX,
+    LEDGER_RESPONSE_BYTES_MAX,
+};
+use paychan_protocol::{Block, Cosignature, Genesis, Hash32, Keypair, PublicKey, SignedCheckpoint, Tx, Wire};
+use paychan_store::{SledStore, Store};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::{Config, DataDir};
+
+/// What this node does in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Orders transactions into blocks.
+    Sequencer,
+    /// Keeps a verified replica and cosigns checkpoints.
+    Witness,
+    /// Keeps a verified replica.
+    Replica,
+}
+
+/// The node's shared state, behind [`NodeHandle`].
+#[derive(Debug)]
+struct Shared {
+    keypair: Keypair,
+    genesis: Genesis,
+    chain_id: Hash32,
+    role: Role,
+    peer_id: PeerId,
+    sequencer_peer: Option<PeerId>,
+    net: NetHandle,
+    store: Arc<SledStore>,
+    ledger: RwLock<LedgerState>,
+    mempool: Mutex<Mempool>,
+    /// Checkpoints seen but not yet cosigned because the replica is behind, by height.
+    pending_checkpoints: Mutex<BTreeMap<u64, SignedCheckpoint>>,
+    /// Block hash -> height of recent checkpoints, to place gossiped cosignatures.
+    checkpoint_heights: Mutex<HashMap<Hash32, u64>>,
+    catching_up: AtomicBool,
+    listen_addrs: Vec<Multiaddr>,
+    /// The last account nonce this node used for its own transactions, so that a burst of them
+    /// gets consecutive nonces even where no mempool counts them (off the sequencer).
+    last_nonce: Mutex<Option<u64>>,
+}
+
+/// A cloneable handle on the running node, used by the control API.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+/// Node identity and position, as `GET /v1/info` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeInfo {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Ledger account (hex ed25519 key).
+    pub account: String,
+    /// Role in the ledger.
+    pub role: Role,
+    /// Chain id (hex).
+    pub chain_id: String,
+    /// Height of the replica.
+    pub height: u64,
+    /// Ledger time of the replica's tip (ms).
+    pub time_ms: u64,
+    /// p2p addresses with `/p2p/<id>`.
+    pub p2p_addrs: Vec<String>,
+}
+
+/// The replica's ledger position, as `GET /v1/ledger/status` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LedgerStatus {
+    /// Chain id (hex).
+    pub chain_id: String,
+    /// Height.
+    pub height: u64,
+    /// Ledger time (ms).
+    pub time_ms: u64,
+    /// Hash of the tip block (the chain id at height 0).
+    pub block_hash: String,
+    /// State root after the tip.
+    pub state_root: String,
+    /// Size of the transaction log.
+    pub log_size: u64,
+    /// Root of the transaction log.
+    pub log_root: String,
+    /// Transactions waiting at this node (sequencer only; 0 elsewhere).
+    pub pending: usize,
+    /// Genesis supply.
+    pub supply: u64,
+    /// Balances plus deposits locked in live channels: always equals `supply`.
+    pub total_value: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The sequencer's peer id, derived from the genesis key.
+fn sequencer_peer(genesis: &Genesis) -> Option<PeerId> {
+    peer_id_from_public_key(&genesis.sequencer)
+}
+
+/// Builds and runs a node until `shutdown` flips to true.
+pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
+    let config = dir.config()?;
+    let keypair = dir.keypair()?;
+    let genesis = dir.genesis()?;
+    let store = Arc::new(SledStore::open(dir.db_path()).context("open the database")?);
+    store
+        .put_genesis(&genesis)
+        .context("the database holds another genesis")?;
+    let ledger = replay(&genesis, store.as_ref())?;
+    info!(height = ledger.height(), chain_id = %genesis.chain_id(), "replica restored from the database");
+
+    let role = if keypair.public() == genesis.sequencer {
+        Role::Sequencer
+    } else if config.witness && genesis.witnesses.contains(&keypair.public()) {
+        Role::Witness
+    } else {
+        Role::Replica
+    };
+    let (net, events, net_task) = start_net(&config, &keypair).await?;
+    let peer_id = net.local_peer_id();
+    let listen_addrs: Vec<Multiaddr> = net
+        .listen_addrs()
+        .await?
+        .into_iter()
+        .map(|a| a.with(libp2p_p2p(peer_id)))
+        .collect();
+    if let Some(addr) = listen_addrs.first() {
+        std::fs::write(dir.p2p_addr_path(), addr.to_string())?;
+    }
+    let mempool = Mempool::new(&genesis);
+    let shared = Arc::new(Shared {
+        chain_id: genesis.chain_id(),
+        sequencer_peer: sequencer_peer(&genesis),
+        genesis,
+        keypair,
+        role,
+        peer_id,
+        net,
+        store,
+        ledger: RwLock::new(ledger),
+        mempool: Mutex::new(mempool),
+        pending_checkpoints: Mutex::new(BTreeMap::new()),
+        checkpoint_heights: Mutex::new(HashMap::new()),
+        catching_up: AtomicBool::new(false),
+        listen_addrs,
+        last_nonce: Mutex::new(None),
+    });
+    let handle = NodeHandle {
+        shared: shared.clone(),
+    };
+    info!(%peer_id, ?role, account = %shared.keypair.public(), "node started");
+
+    let api = crate::api::serve(&dir, &config, handle.clone(), shutdown.clone()).await?;
+    std::fs::write(dir.pid_path(), std::process::id().to_string())?;
+
+    let result = event_loop(handle.clone(), events, shutdown).await;
+    info!("shutting down");
+    let _ = handle.shared.net.shutdown().await;
+    let _ = net_task.await;
+    let _ = api.await;
+    handle.shared.store.flush().context("final flush")?;
+    let _ = std::fs::remove_file(dir.pid_path());
+    let _ = std::fs::remove_file(dir.api_addr_path());
+    result
+}
+
+fn libp2p_p2p(peer: PeerId) -> paychan_net::libp2p::multiaddr::Protocol<'static> {
+    paychan_net::libp2p::multiaddr::Protocol::P2p(peer)
+}
+
+async fn start_net(
+    config: &Config,
+    keypair: &Keypair,
+) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, tokio::task::JoinHandle<()>)> {
+    let listen: Multiaddr = config
+        .listen
+        .parse()
+        .with_context(|| format!("listen address {}", config.listen))?;
+    let mut net_config = NetConfig::new(listen);
+    for b in &config.bootstrap {
+        net_config
+            .bootstrap
+            .push(b.parse().with_context(|| format!("bootstrap address {b}"))?);
+    }
+    Ok(Net::new(keypair.seed(), net_config).await?)
+}
+
+/// Rebuilds the replica from the stored blocks, verifying each one again.
+fn replay(genesis: &Genesis, store: &dyn Store) -> Result<LedgerState> {
+    let mut state = LedgerState::from_genesis(genesis).map_err(|e| anyhow!("invalid genesis: {e}"))?;
+    let tip = store.tip()?;
+    let mut h = 1;
+    while h <= tip {
+        let blocks = store.blocks(h, 256)?;
+        if blocks.is_empty() {
+            break;
+        }
+        for b in &blocks {
+            state
+                .apply_block(b)
+                .map_err(|e| anyhow!("stored block {} does not verify: {e}", b.header.height))?;
+        }
+        h += blocks.len() as u64;
+    }
+    Ok(state)
+}
+
+async fn event_loop(
+    node: NodeHandle,
+    mut events: mpsc::Receiver<NetEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let g = &node.shared.genesis;
+    let mut block_tick = tokio::time::interval(Duration::from_millis(g.block_interval_ms.max(1)));
+    block_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sync_tick = tokio::time::interval(Duration::from_millis(g.heartbeat_interval_ms.max(500)));
+    sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let is_sequencer = node.shared.role == Role::Sequencer;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            ev = events.recv() => match ev {
+                Some(ev) => node.on_event(ev).await,
+                None => return Err(anyhow!("network layer stopped")),
+            },
+            _ = block_tick.tick(), if is_sequencer => node.maybe_produce_block().await?,
+            _ = sync_tick.tick(), if !is_sequencer => node.spawn_catch_up(None),
+        }
+    }
+}
+
+impl NodeHandle {
+    /// Identity and position.
+    pub fn info(&self) -> NodeInfo {
+        let s = &self.shared;
+        let ledger = s.ledger.read().expect("ledger lock");
+        NodeInfo {
+            peer_id: s.peer_id.to_string(),
+            account: s.keypair.public().to_hex(),
+            role: s.role,
+            chain_id: s.chain_id.to_hex(),
+            height: ledger.height(),
+            time_ms: ledger.time_ms(),
+            p2p_addrs: s.listen_addrs.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// The replica's position.
+    pub fn ledger_status(&self) -> LedgerStatus {
+        let s = &self.shared;
+        let pending = s.mempool.lock().expect("mempool lock").len();
+        let l = s.ledger.read().expect("ledger lock");
+        LedgerStatus {
+            chain_id: s.chain_id.to_hex(),
+            height: l.height(),
+            time_ms: l.time_ms(),
+            block_hash: l.last_block_hash().to_hex(),
+            state_root: l.state_root().to_hex(),
+            log_size: l.log_size(),
+            log_root: l.log_root().to_hex(),
+            pending,
+            supply: l.genesis_supply(),
+            total_value: l.total_value(),
+        }
+    }
+
+    /// Read access to the replica.
+    pub fn with_ledger<T>(&self, f: impl FnOnce(&LedgerState) -> T) -> T {
+        f(&self.shared.ledger.read().expect("ledger lock"))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.shared.store.as_ref()
+    }
+
+    /// The network handle.
+    pub fn net(&self) -> &NetHandle {
+        &self.shared.net
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.shared.genesis
+    }
+
+    /// Submits a transaction: into the mempool on the sequencer, forwarded to the sequencer
+    /// elsewhere.
+    pub async fn submit(&self, tx: Tx) -> Result<(Hash32, SubmitStatus), SubmitError> {
+        let s = &self.shared;
+        if tx.chain_id() != s.chain_id {
+            return Err(SubmitError::Rejected("transaction is for another chain".into()));
+        }
+        if s.role == Role::Sequencer {
+            let id = tx.id();
+            let ledger = s.ledger.read().expect("ledger lock");
+            let status = s.mempool.lock().expect("mempool lock").submit(tx, &ledger);
+            return status
+                .map(|st| (id, st))
+                .map_err(|e| SubmitError::Rejected(e.to_string()));
+        }
+        let Some(seq) = s.sequencer_peer else {
+            return Err(SubmitError::Unavailable(
+                "the genesis sequencer key is not a libp2p identity".into(),
+            ));
+        };
+        match s.net.request(seq, LedgerRequest::Submit(Box::new(tx))).await {
+            Ok(LedgerResponse::Submitted { tx_id, status }) => Ok((tx_id, status)),
+            Ok(LedgerResponse::Error { text }) => Err(SubmitError::Rejected(text)),
+            Ok(other) => Err(SubmitError::Unavailable(format!(
+                "unexpected answer from the sequencer: {other:?}"
+            ))),
+            Err(e) => Err(SubmitError::Unavailable(format!("sequencer unreachable: {e}"))),
+        }
+    }
+
+    /// Signs and submits a transfer from this node's account. The nonce is the account's next
+    /// one after what the ledger has applied and what this node already has pending.
+    pub async fn transfer(&self, to: PublicKey, amount: u64) -> Result<(Hash32, SubmitStatus), SubmitError> {
+        let s = &self.shared;
+        let from = s.keypair.public();
+        let nonce = {
+            let l = s.ledger.read().expect("ledger lock");
+            let pending = s.mempool.lock().expect("mempool lock").pending_for(&from) as u64;
+            let floor = l.nonce(&from) + pending;
+            let mut last = s.last_nonce.lock().expect("nonce lock");
+            let next = match *last {
+                Some(prev) if prev >= floor => prev + 1,
+                _ => floor,
+            };
+            *last = Some(next);
+            next
+        };
+        let tx = Tx::transfer(
+            paychan_protocol::ledger::Transfer {
+                chain_id: s.chain_id,
+                from,
+                to,
+                amount,
+                nonce,
+            },
+            &s.keypair,
+        );
+        let result = self.submit(tx).await;
+        if result.is_err() {
+            // The nonce was not taken: let the next transfer start again from the ledger.
+            *s.last_nonce.lock().expect("nonce lock") = None;
+        }
+        result
+    }
+
+    async fn on_event(&self, ev: NetEvent) {
+        match ev {
+            NetEvent::Gossip {
+                msg_id, source, msg, ..
+            } => self.on_gossip(msg_id, source, msg).await,
+            NetEvent::LedgerRequest {
+                peer,
+                request,
+                responder,
+            } => self.on_request(peer, request, responder),
+            NetEvent::PeerConnected { peer, .. } => {
+                debug!(%peer, "peer connected");
+                if self.shared.role != Role::Sequencer {
+                    self.spawn_catch_up(Some(peer));
+                }
+            }
+            NetEvent::Misbehaviour { peer, what } => {
+                warn!(%peer, ?what, "peer misbehaved; banning it");
+                let _ = self.shared.net.ban(peer).await;
+            }
+            NetEvent::PeerDisconnected { .. } | NetEvent::PeerSubscribed { .. } => {}
+        }
+    }
+
+    async fn on_gossip(&self, msg_id: MessageId, source: PeerId, msg: GossipMsg) {
+        let verdict = match msg {
+            GossipMsg::Block(block) => self.on_block(source, &block),
+            GossipMsg::Checkpoint(cp) => self.on_checkpoint(cp).await,
+            GossipMsg::Cosignature {
+                block_hash,
+                cosignature,
+            } => self.on_cosignature(block_hash, cosignature),
+            GossipMsg::Dispute(tx) => {
+                if self.shared.role == Role::Sequencer {
+                    let _ = self.submit(*tx).await;
+                }
+                Verdict::Accept
+            }
+        };
+        let acceptance = match verdict {
+            Verdict::Accept => MessageAcceptance::Accept,
+            Verdict::Ignore => MessageAcceptance::Ignore,
+            Verdict::Reject(why) => {
+                warn!(%source, %why, "invalid gossip; cutting the sender off");
+                MessageAcceptance::Reject
+            }
+        };
+        let _ = self
+            .shared
+            .net
+            .report_validation(msg_id, source, acceptance.clone())
+            .await;
+        if matches!(acceptance, MessageAcceptance::Reject) {
+            let _ = self.shared.net.ban(source).await;
+        }
+    }
+
+    /// Verifies and applies a gossiped block.
+    fn on_block(&self, source: PeerId, block: &Block) -> Verdict {
+        match self.apply_block(block) {
+            Ok(Applied::New) => {
+                self.cosign_pending();
+                Verdict::Accept
+            }
+            Ok(Applied::Known) => Verdict::Ignore,
+            Ok(Applied::Gap) => {
+                self.spawn_catch_up(Some(source));
+                Verdict::Ignore
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// Applies one block to the replica and persists it. Serialised by the ledger lock.
+    fn apply_block(&self, block: &Block) -> Result<Applied, Verdict> {
+        let s = &self.shared;
+        let mut ledger = s.ledger.write().expect("ledger lock");
+        let h = block.header.height;
+        if h <= ledger.height() {
+            // A block we have: it must be the same one, or the sender is lying.
+            return match s.store.block(h) {
+                Ok(Some(ours)) if ours.header.hash() == block.header.hash() => Ok(Applied::Known),
+                Ok(Some(_))
+                    if block
+                        .header
+                        .verify(&s.genesis.sequencer, &block.signature)
+                        .is_ok() =>
+                {
+                    // Two different valid blocks at one height: the sequencer equivocated.
+                    warn!(height = h, "sequencer signed two blocks at one height");
+                    Ok(Applied::Known)
+                }
+                Ok(_) => Err(Verdict::Reject(format!(
+                    "block {h} differs from ours and is not signed"
+                ))),
+                Err(e) => {
+                    warn!(%e, "store read failed");
+                    Err(Verdict::Ignore)
+                }
+            };
+        }
+        if h > ledger.height() + 1 {
+            return Ok(Applied::Gap);
+        }
+        match ledger.apply_block(block) {
+            Ok(_) => {}
+            Err(e) if e.class() == ErrorClass::Violation => return Err(Verdict::Reject(e.to_string())),
+            Err(e) => {
+                debug!(%e, "block not applied");
+                return Err(Verdict::Ignore);
+            }
+        }
+        // Persist before acknowledging: a block we gossip on is one we keep across a crash.
+        if let Err(e) = s.store.put_block(block).and_then(|_| s.store.flush()) {
+            // The replica is ahead of its disk; carrying on would break the invariant.
+            tracing::error!(%e, "cannot persist an applied block");
+            std::process::exit(70);
+        }
+        debug!(height = h, "block applied");
+        Ok(Applied::New)
+    }
+
+    /// Sequencer: makes a block when transactions wait or the heartbeat is due.
+    async fn maybe_produce_block(&self) -> Result<()> {
+        let s = &self.shared;
+        let now = now_ms();
+        let (block, checkpoint) = {
+            let mut ledger = s.ledger.write().expect("ledger lock");
+            let mut mempool = s.mempool.lock().expect("mempool lock");
+            let heartbeat_due = now.saturating_sub(ledger.time_ms()) >= s.genesis.heartbeat_interval_ms;
+            if mempool.is_empty() && !heartbeat_due {
+                return Ok(());
+            }
+            let max = s.genesis.max_txs_per_block as usize;
+            let candidates = mempool.take_block_candidates(&ledger, max);
+            let (block, dropped) = ledger
+                .produce_block(candidates, now, &s.keypair)
+                .map_err(|e| anyhow!("cannot produce a block: {e}"))?;
+            for (tx, err) in dropped {
+                if err.class() == ErrorClass::Retryable {
+                    let _ = mempool.submit(tx, &ledger);
+                } else {
+                    debug!(%err, "transaction dropped from the block");
+                }
+            }
+            mempool.prune(&ledger);
+            // Persist, then gossip: a block others see is one we keep across a crash.
+            s.store.put_block(&block)?;
+            let cp = ledger.checkpoint();
+            let signed = SignedCheckpoint {
+                checkpoint: cp,
+                signature: cp.sign_sequencer(&s.keypair),
+                cosignatures: vec![],
+            };
+            s.store.put_checkpoint(&signed)?;
+            s.store.flush()?;
+            (block, signed)
+        };
+        info!(
+            height = block.header.height,
+            txs = block.txs.len(),
+            "block produced"
+        );
+        self.remember_checkpoint(&checkpoint.checkpoint);
+        self.publish(GossipMsg::Block(block)).await;
+        self.publish(GossipMsg::Checkpoint(checkpoint)).await;
+        Ok(())
+    }
+
+    async fn publish(&self, msg: GossipMsg) {
+        let topic = Topic::of(&msg);
+        if let Err(e) = self.shared.net.publish(topic, &msg).await {
+            debug!(%e, ?topic, "publish failed");
+        }
+    }
+
+    fn remember_checkpoint(&self, cp: &Checkpoint) {
+        let mut m = self.shared.checkpoint_heights.lock().expect("checkpoint lock");
+        if m.len() > 4096 {
+            let keep = cp.height.saturating_sub(1024);
+            m.retain(|_, h| *h >= keep);
+        }
+        m.insert(cp.block_hash, cp.height);
+    }
+
+    /// A checkpoint from the sequencer: check its signature, store it, and cosign it (witnesses)
+    /// once the replica has the block it names.
+    async fn on_checkpoint(&self, cp: SignedCheckpoint) -> Verdict {
+        let s = &self.shared;
+        if cp.checkpoint.chain_id != s.chain_id {
+            return Verdict::Reject("checkpoint of another chain".into());
+        }
+        if cp
+            .checkpoint
+            .verify_sequencer(&s.genesis.sequencer, &cp.signature)
+            .is_err()
+        {
+            return Verdict::Reject("checkpoint not signed by the sequencer".into());
+        }
+        self.remember_checkpoint(&cp.checkpoint);
+        let height = cp.checkpoint.height;
+        let ours = s.ledger.read().expect("ledger lock").height();
+        if height > ours {
+            s.pending_checkpoints
+                .lock()
+                .expect("pending lock")
+                .insert(height, cp);
+            self.spawn_catch_up(None);
+            return Verdict::Accept;
+        }
+        match self.check_and_cosign(cp) {
+            Ok(Some(cosig)) => {
+                let block_hash = cosig.0;
+                self.publish(GossipMsg::Cosignature {
+                    block_hash,
+                    cosignature: cosig.1,
+                })
+                .await;
+                Verdict::Accept
+            }
+            Ok(None) => Verdict::Accept,
+            Err(why) => Verdict::Reject(why),
+        }
+    }
+
+    /// Cosigns checkpoints that were waiting for the replica to catch up.
+    fn cosign_pending(&self) {
+        let height = self.shared.ledger.read().expect("ledger lock").height();
+        let ready: Vec<SignedCheckpoint> = {
+            let mut p = self.shared.pending_checkpoints.lock().expect("pending lock");
+            let later = p.split_off(&(height + 1));
+            std::mem::replace(&mut *p, later).into_values().collect()
+        };
+        for cp in ready {
+            if let Ok(Some((block_hash, cosignature))) = self.check_and_cosign(cp) {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    node.publish(GossipMsg::Cosignature {
+                        block_hash,
+                        cosignature,
+                    })
+                    .await;
+                });
+            }
+        }
+    }
+
+    /// Stores a checkpoint consistent with the replica and, on a witness, cosigns it.
+    fn check_and_cosign(&self, cp: SignedCheckpoint) -> Result<Option<(Hash32, Cosignature)>, String> {
+        let s = &self.shared;
+        let c = cp.checkpoint;
+        let block = match s.store.block(c.height) {
+            Ok(Some(b)) => b,
+            Ok(None) if c.height == 0 => return Ok(None),
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(format!("store: {e}")),
+        };
+        let h = &block.header;
+        if h.hash() != c.block_hash || h.log_size != c.log_size || h.log_root != c.log_root {
+            // Consistent with our verified replica or not at all: the sequencer signed a
+            // checkpoint of a ledger that is not the one it gave us.
+            warn!(
+                height = c.height,
+                "checkpoint disagrees with the replica: not cosigning"
+            );
+            return Err("checkpoint disagrees with the verified replica".into());
+        }
+        let mut stored = cp;
+        let mine = if s.role == Role::Witness {
+            let cosig = c.cosign(&s.keypair);
+            let _ = paychan_ledger::add_cosignature(&s.genesis, &mut stored, cosig);
+            Some((c.block_hash, cosig))
+        } else {
+            None
+        };
+        if let Err(e) = s.store.put_checkpoint(&stored) {
+            debug!(%e, "checkpoint not stored");
+        }
+        Ok(mine)
+    }
+
+    fn on_cosignature(&self, block_hash: Hash32, cosig: Cosignature) -> Verdict {
+        let s = &self.shared;
+        let Some(height) = s
+            .checkpoint_heights
+            .lock()
+            .expect("checkpoint lock")
+            .get(&block_hash)
+            .copied()
+        else {
+            return Verdict::Ignore;
+        };
+        let Ok(Some(mut cp)) = s.store.checkpoint(height) else {
+            return Verdict::Ignore;
+        };
+        if cp.checkpoint.block_hash != block_hash {
+            return Verdict::Ignore;
+        }
+        match paychan_ledger::add_cosignature(&s.genesis, &mut cp, cosig) {
+            Ok(_) => {
+                let _ = s.store.put_checkpoint(&cp);
+                Verdict::Accept
+            }
+            Err(e) => Verdict::Reject(format!("bad cosignature: {e}")),
+        }
+    }
+
+    fn on_request(&self, peer: PeerId, request: LedgerRequest, responder: LedgerResponder) {
+        let node = self.clone();
+        let span = tracing::debug_span!("ledger.request", %peer);
+        tokio::spawn(
+            async move {
+                let response = node.answer(request).await;
+                let _ = node.shared.net.respond(responder, response).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Answers one `/paychan/ledger/1` request.
+    pub async fn answer(&self, request: LedgerRequest) -> LedgerResponse {
+        let s = &self.shared;
+        let err = |text: String| LedgerResponse::Error { text: truncate(text) };
+        match request {
+            LedgerRequest::Submit(tx) => match self.submit(*tx).await {
+                Ok((tx_id, status)) => LedgerResponse::Submitted { tx_id, status },
+                Err(e) => err(e.to_string()),
+            },
+            LedgerRequest::GetBlocks { from, limit } => {
+                let limit = (limit as usize).min(BLOCKS_PER_RESPONSE_MAX);
+                match s.store.blocks(from.max(1), limit) {
+                    Ok(blocks) => {
+                        // Stay within the response limit whatever the blocks weigh.
+                        let mut total = 16;
+                        let mut out = Vec::new();
+                        for b in blocks {
+                            total += b.to_bytes().len();
+                            if total > LEDGER_RESPONSE_BYTES_MAX && !out.is_empty() {
+                                break;
+                            }
+                            out.push(b);
+                        }
+                        LedgerResponse::Blocks(out)
+                    }
+                    Err(e) => err(format!("store: {e}")),
+                }
+            }
+            LedgerRequest::GetCheckpoint => match s.store.latest_checkpoint() {
+                Ok(cp) => LedgerResponse::Checkpoint(cp),
+                Err(e) => err(format!("store: {e}")),
+            },
+            LedgerRequest::GetInclusion { tx_id, size } => {
+                let l = s.ledger.read().expect("ledger lock");
+                match l.inclusion_proof(&tx_id, size) {
+                    Ok(p) => LedgerResponse::Inclusion {
+                        index: p.index,
+                        size: p.size,
+                        path: p.path,
+                    },
+                    Err(e) => err(e.to_string()),
+                }
+            }
+            LedgerRequest::GetConsistency { first, second } => {
+                let l = s.ledger.read().expect("ledger lock");
+                match l.consistency_proof(first, second) {
+                    Ok(path) => LedgerResponse::Consistency { path },
+                    Err(e) => err(e.to_string()),
+                }
+            }
+            LedgerRequest::GetGenesis => LedgerResponse::Genesis(s.genesis.clone()),
+        }
+    }
+
+    /// Starts a catch-up task unless one is running: fetches missing blocks from `peer` (or
+    /// the sequencer, or any connected peer) until none is missing.
+    fn spawn_catch_up(&self, peer: Option<PeerId>) {
+        if self.shared.catching_up.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(
+            async move {
+                if let Err(e) = node.catch_up(peer).await {
+                    debug!(%e, "catch-up stopped");
+                }
+                node.shared.catching_up.store(false, Ordering::Release);
+            }
+            .instrument(tracing::debug_span!("ledger.catch_up")),
+        );
+    }
+
+    async fn catch_up(&self, peer: Option<PeerId>) -> Result<()> {
+        let s = &self.shared;
+        let connected = s.net.connected_peers().await?;
+        let mut candidates: Vec<PeerId> = peer.into_iter().collect();
+        candidates.extend(s.sequencer_peer.filter(|p| connected.contains(p)));
+        candidates.extend(connected.iter().copied());
+        candidates.dedup();
+        for peer in candidates {
+            loop {
+                let from = s.ledger.read().expect("ledger lock").height() + 1;
+                let resp = s
+                    .net
+                    .request(
+                        peer,
+                        LedgerRequest::GetBlocks {
+                            from,
+                            limit: BLOCKS_PER_RESPONSE_MAX as u32,
+                        },
+                    )
+                    .await;
+                let blocks = match resp {
+                    Ok(LedgerResponse::Blocks(b)) => b,
+                    Ok(_) | Err(_) => break,
+                };
+                if blocks.is_empty() {
+                    break;
+                }
+                let n = blocks.len();
+                for b in &blocks {
+                    match self.apply_block(b) {
+                        Ok(_) => {}
+                        Err(Verdict::Reject(why)) => {
+                            warn!(%peer, %why, "peer served an invalid block; banning it");
+                            let _ = s.net.ban(peer).await;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.cosign_pending();
+                if n < BLOCKS_PER_RESPONSE_MAX {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    let max = paychan_protocol::limits::ERROR_TEXT_BYTES_MAX;
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// What became of a block.
+enum Applied {
+    New,
+    Known,
+    Gap,
+}
+
+/// The node's judgement of a gossip message.
+enum Verdict {
+    Accept,
+    Ignore,
+    Reject(String),
+}
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The transaction is invalid or refused.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The sequencer could not be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}

@@ -1,0 +1,303 @@
+//! A local testnet: N node processes on 127.0.0.1 sharing one genesis.
+//!
+//! `up` writes `D/node-0` … `D/node-{N-1}` (node 0 the sequencer, the others witnesses) and
+//! `D/clients/client-K.key` (funded spare accounts for client programs), starts each node as a
+//! detached `paychan run` process logging to `D/node-I/node.log`, and waits until every node
+//! is connected to every other and serves its API. `down` stops the processes and keeps the data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use paychan_protocol::{Genesis, Keypair, PublicKey};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Config, DataDir};
+use crate::http::ApiClient;
+use crate::node::now_ms;
+
+/// Spare client accounts a testnet funds.
+pub const TESTNET_CLIENTS: usize = 3;
+/// What genesis gives every node and client account.
+pub const TESTNET_ALLOCATION: u64 = 1_000_000_000;
+/// How long `up` waits for the network to be ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `down` waits for a node to exit after SIGTERM before it sends SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The genesis of a local testnet: short periods so that a demo finishes quickly.
+pub fn testnet_genesis(nodes: &[PublicKey], clients: &[PublicKey]) -> Genesis {
+    let witnesses: Vec<PublicKey> = nodes[1..].to_vec();
+    let threshold = if witnesses.is_empty() {
+        0
+    } else {
+        witnesses.len() as u32 / 2 + 1
+    };
+    let mut allocations: Vec<(PublicKey, u64)> = nodes
+        .iter()
+        .chain(clients)
+        .map(|k| (*k, TESTNET_ALLOCATION))
+        .collect();
+    allocations.sort_by_key(|(k, _)| *k);
+    Genesis {
+        network: "paychan-testnet".into(),
+        genesis_time_ms: now_ms(),
+        sequencer: nodes[0],
+        witnesses,
+        witness_threshold: threshold,
+        challenge_period_ms: 5_000,
+        block_interval_ms: 200,
+        heartbeat_interval_ms: 2_000,
+        max_time_step_ms: 4_000,
+        max_txs_per_block: 1_024,
+        max_pending_per_account: 256,
+        allocations,
+    }
+}
+
+fn node_dir(root: &Path, i: usize) -> DataDir {
+    DataDir::new(root.join(format!("node-{i}")))
+}
+
+/// The data dirs of an existing testnet, in order.
+fn node_dirs(root: &Path) -> Result<Vec<DataDir>> {
+    let mut dirs = Vec::new();
+    while node_dir(root, dirs.len()).key_path().exists() {
+        dirs.push(node_dir(root, dirs.len()));
+    }
+    if dirs.is_empty() {
+        bail!(
+            "no testnet in {} (run `paychan testnet up` first)",
+            root.display()
+        );
+    }
+    Ok(dirs)
+}
+
+/// One node of a testnet, as `status` reports it.
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    name: String,
+    peer_id: String,
+    p2p_addr: Option<String>,
+    api_url: Option<String>,
+    data_dir: String,
+    role: &'static str,
+    pid: Option<u32>,
+    height: Option<u64>,
+}
+
+/// `testnet up`.
+pub fn up(root: &Path, nodes: usize) -> Result<Vec<NodeStatus>> {
+    if nodes == 0 {
+        bail!("a testnet needs at least one node");
+    }
+    if node_dir(root, 0).key_path().exists() {
+        if running(root)? {
+            bail!(
+                "a testnet is already running in {} (`paychan testnet down` first)",
+                root.display()
+            );
+        }
+        std::fs::remove_dir_all(root).with_context(|| format!("clear {}", root.display()))?;
+    }
+    std::fs::create_dir_all(root.join("clients"))?;
+    let mut keys = Vec::new();
+    for i in 0..nodes {
+        keys.push(node_dir(root, i).init(&Config::default(), None)?);
+    }
+    let mut clients = Vec::new();
+    for k in 0..TESTNET_CLIENTS {
+        let kp = Keypair::generate();
+        std::fs::write(
+            root.join("clients").join(format!("client-{k}.key")),
+            hex::encode(kp.seed()),
+        )?;
+        clients.push(kp.public());
+    }
+    let node_keys: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
+    let genesis = testnet_genesis(&node_keys, &clients);
+    let exe = std::env::current_exe().context("locate the paychan binary")?;
+    let mut started: Vec<String> = Vec::new();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    for i in 0..nodes {
+        let dir = node_dir(root, i);
+        dir.write_genesis(&genesis)?;
+        dir.write_config(&Config {
+            bootstrap: started.clone(),
+            ..Config::default()
+        })?;
+        start_process(&exe, &dir)?;
+        let addr = wait_for_file(&dir.p2p_addr_path(), deadline).with_context(|| {
+            format!(
+                "node-{i} did not start; see {}",
+                dir.root().join("node.log").display()
+            )
+        })?;
+        wait_for_file(&dir.api_addr_path(), deadline)?;
+        started.push(addr);
+    }
+    // Ready: every node serves its API, sees every other node and has applied the genesis.
+    for dir in node_dirs(root)? {
+        let api = ApiClient::from_data_dir(&dir)?;
+        loop {
+            let peers = api
+                .get("peers")
+                .ok()
+                .and_then(|v| v.as_array().map(Vec::len))
+                .unwrap_or(0);
+            let info = api.get("info").ok();
+            if peers + 1 >= nodes && info.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not connect to every node in time", dir.root().display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    status(root)
+}
+
+fn start_process(exe: &Path, dir: &DataDir) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(dir.root().join("node.log"))?;
+    let _ = std::fs::remove_file(dir.p2p_addr_path());
+    let _ = std::fs::remove_file(dir.api_addr_path());
+    Command::new(exe)
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir.root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C in the terminal that ran `up` does not reach it.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("start a node in {}", dir.root().display()))?;
+    Ok(())
+}
+
+fn wait_for_file(path: &Path, deadline: Instant) -> Result<String> {
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.trim().is_empty() {
+                return Ok(s.trim().to_owned());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pid_of(dir: &DataDir) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.pid_path())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    alive(pid).then_some(pid)
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // Signal 0 checks existence. A zombie still "exists"; /proc tells it apart.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')))
+            .unwrap_or(false)
+}
+
+fn running(root: &Path) -> Result<bool> {
+    Ok(node_dirs(root)?.iter().any(|d| pid_of(d).is_some()))
+}
+
+/// `testnet status`.
+pub fn status(root: &Path) -> Result<Vec<NodeStatus>> {
+    let dirs = node_dirs(root)?;
+    let genesis = dirs[0].genesis()?;
+    let mut out = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let key = dir.keypair()?.public();
+        let peer_id = paychan_net::peer_id_from_public_key(&key)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let pid = pid_of(dir);
+        let read = |p: PathBuf| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+        let api_url = read(dir.api_addr_path()).map(|a| format!("http://{a}"));
+        let height = match (pid, &api_url) {
+            (Some(_), Some(_)) => ApiClient::from_data_dir(dir)
+                .and_then(|c| c.get("info"))
+                .ok()
+                .and_then(|v: Value| v["height"].as_u64()),
+            _ => None,
+        };
+        let role = if key == genesis.sequencer {
+            "sequencer"
+        } else if genesis.witnesses.contains(&key) {
+            "witness"
+        } else {
+            "replica"
+        };
+        out.push(NodeStatus {
+            name: format!("node-{i}"),
+            peer_id,
+            p2p_addr: pid.and_then(|_| read(dir.p2p_addr_path())),
+            api_url: pid.and(api_url),
+            data_dir: dir.root().display().to_string(),
+            role,
+            pid,
+            height,
+        });
+    }
+    Ok(out)
+}
+
+/// `testnet down`: SIGTERM every node, then SIGKILL any that did not exit in time.
+pub fn down(root: &Path) -> Result<usize> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut pids = Vec::new();
+    for dir in node_dirs(root)? {
+        if let Some(pid) = pid_of(&dir) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            pids.push((pid, dir));
+        }
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    for (pid, dir) in &pids {
+        while alive(*pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if alive(*pid) {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_file(dir.pid_path());
+        let _ = std::fs::remove_file(dir.api_addr_path());
+        let _ = std::fs::remove_file(dir.p2p_addr_path());
+    }
+    Ok(pids.len())
+}
+
+/// Prints the status table.
+pub fn print_table(rows: &[NodeStatus]) {
+    println!(
+        "{:<8} {:<10} {:<54} {:<24} {:>7} {:<60}",
+        "NAME", "ROLE", "PEER ID", "API", "HEIGHT", "P2P ADDRESS"
+    );
+    for r in rows {
+        println!(
+            "{:<8} {:<10} {:<54} {:<24} {:>7} {:<60}",
+            r.name,
+            r.role,
+            r.peer_id,
+            r.api_url.as_deref().unwrap_or("(down)"),
+            r.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+            r.p2p_addr.as_deref().unwrap_or("-"),
+        );
+    }
+}
