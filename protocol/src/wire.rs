@@ -145,6 +145,12 @@ pub enum ChannelMsg {
         /// Human-readable detail (at most `ERROR_TEXT_BYTES_MAX`).
         text: String,
     },
+    /// 9: The first frame each side sends on a new stream: the dialer's frame fixes the
+    /// stream's epoch, and both name the ledger they are on.
+    Hello {
+        /// Chain id of the sender's ledger.
+        chain_id: Hash32,
+    },
 }
 
 /// The unit on a channel stream: the connection epoch and one message. A frame whose epoch is
@@ -410,7 +416,10 @@ pub enum FrameError {
 /// Appends `len as u32 BE || payload` to `out`. The payload is an encoding of a [`Wire`] type,
 /// so it is within that type's `BYTES_MAX`, which the receiver passes to [`parse_frame`].
 pub fn write_frame(payload: &[u8], out: &mut Vec<u8>) {
-    assert!(payload.len() <= u32::MAX as usize, "frames are below 4 GiB by construction");
+    assert!(
+        payload.len() <= u32::MAX as usize,
+        "frames are below 4 GiB by construction"
+    );
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(payload);
 }

@@ -66,6 +66,11 @@ impl Channel {
                     "open negotiation on an existing channel",
                 ));
             }
+            ChannelMsg::Hello { .. } => {
+                return Err(ChannelError::UnexpectedMessage(
+                    "stream greeting sent to a channel",
+                ));
+            }
         }
         Ok(out)
     }

@@ -1,0 +1,873 @@
+//! Golden vectors of the ledger: the state root (PROTOCOL.md section 7) and a short, real ledger
+//! history (`protocol/vectors/ledger.json`) for implementations in other languages.
+//!
+//! 1. Builds a small deterministic ledger with the testkit (fixed seeds): three funded users and
+//!    a fourth key, three blocks that use every transaction kind, and at the end one open, one
+//!    closing (with a best proof in each direction) and two closed channels.
+//! 2. Encodes every state entry `E` with an encoder written from PROTOCOL.md section 7 (not the
+//!    ledger's code) and checks that the documented leaves give the ledger's `state_root()` at
+//!    genesis and after every block.
+//! 3. Compares the committed `protocol/vectors/ledger.json` with the freshly computed one, then
+//!    re-checks it from the JSON alone: the genesis and the blocks are decoded from their hex
+//!    with the strict decoder, their hashes and signatures recomputed, each listed state entry
+//!    re-encoded from its fields, and replaying the blocks with `verify_chain` must give the
+//!    listed state roots.
+//! 4. Checks the ```` ```vector ledger-NAME ```` blocks of PROTOCOL.md (the names this test owns;
+//!    `protocol/tests/vectors.rs` owns the others): each must equal the computed value, none
+//!    may be missing or unknown.
+//!
+//! With `PAYCHAN_REGENERATE_VECTORS=1` it rewrites `ledger.json` and its vector blocks in
+//! PROTOCOL.md instead of failing on a difference; `scripts/regen-vectors.sh` does that.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use paychan_ledger::testkit::{keypair, TestChain, TestNet, TestParams};
+use paychan_ledger::{verify_chain, ChannelStatus, LedgerState};
+use paychan_protocol::codec::encode;
+use paychan_protocol::hash::{sha256, tags};
+use paychan_protocol::{Block, BlockHeader, Direction, Genesis, Hash32, Keypair, SignedProof, Tx, Wire};
+use serde_json::{json, Value};
+
+const REGEN_VAR: &str = "PAYCHAN_REGENERATE_VECTORS";
+const REGEN_HINT: &str = "if this change of the ledger rules or of the state root is intended, \
+     regenerate with `scripts/regen-vectors.sh` (that is, `PAYCHAN_REGENERATE_VECTORS=1 cargo test \
+     -p paychan-ledger --test vectors`), review the diff of protocol/vectors/ledger.json and \
+     PROTOCOL.md, and say so in the change";
+
+/// The PROTOCOL.md vector blocks whose name starts with this belong to this test.
+const DOC_PREFIX: &str = "ledger-";
+
+/// The state-root tag as PROTOCOL.md spells it.
+const STATE_TAG: &str = "paychan/v1/state";
+
+/// Genesis time of the vector ledger.
+const T0: u64 = 1_700_000_000_000;
+
+/// Transaction variant names, in discriminant order.
+const TX_VARIANTS: [&str; 7] = [
+    "Transfer",
+    "Open",
+    "Deposit",
+    "CoopClose",
+    "UnilateralClose",
+    "Update",
+    "Settle",
+];
+
+fn regenerate() -> bool {
+    std::env::var(REGEN_VAR).is_ok_and(|v| v == "1")
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+}
+
+fn ledger_json_path() -> PathBuf {
+    repo_root().join("protocol").join("vectors").join("ledger.json")
+}
+
+fn protocol_md_path() -> PathBuf {
+    repo_root().join("PROTOCOL.md")
+}
+
+fn hx(b: impl AsRef<[u8]>) -> String {
+    hex::encode(b)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The documented encoding of state entries (PROTOCOL.md section 7), written from the document.
+// ---------------------------------------------------------------------------------------------
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("field `{k}` is not a string in {v}"))
+}
+
+fn n(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("field `{k}` is not an unsigned integer in {v}"))
+}
+
+fn arr<'a>(v: &'a Value, k: &str) -> &'a Vec<Value> {
+    v[k].as_array()
+        .unwrap_or_else(|| panic!("field `{k}` is not a list in {v}"))
+}
+
+fn bytes(v: &Value, k: &str) -> Vec<u8> {
+    let t = s(v, k);
+    assert_eq!(t, t.to_ascii_lowercase(), "hex of `{k}` must be lower-case");
+    hex::decode(t).unwrap_or_else(|e| panic!("field `{k}` is not hex: {e}"))
+}
+
+fn b32(v: &Value, k: &str) -> [u8; 32] {
+    bytes(v, k)
+        .try_into()
+        .unwrap_or_else(|_| panic!("field `{k}` is not 32 bytes"))
+}
+
+/// The postcard writer of PROTOCOL.md section 2, by hand.
+#[derive(Default)]
+struct W(Vec<u8>);
+
+impl W {
+    fn byte(&mut self, b: u8) -> &mut Self {
+        self.0.push(b);
+        self
+    }
+    /// Unsigned LEB128: 7 bits at a time, least significant first, high bit = more follows.
+    fn varint(&mut self, mut x: u64) -> &mut Self {
+        loop {
+            let low = (x & 0x7f) as u8;
+            x >>= 7;
+            if x == 0 {
+                self.0.push(low);
+                return self;
+            }
+            self.0.push(low | 0x80);
+        }
+    }
+    fn u(&mut self, v: &Value, k: &str) -> &mut Self {
+        self.varint(n(v, k))
+    }
+    fn raw(&mut self, b: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn hex(&mut self, v: &Value, k: &str) -> &mut Self {
+        self.raw(&bytes(v, k))
+    }
+    fn done(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// `opt(p)`: `00`, or `01 || proof body (5.4) || signature (64)`.
+fn spec_opt_proof(w: &mut W, p: &Value) {
+    if p.is_null() {
+        w.byte(0);
+        return;
+    }
+    let f = &p["fields"];
+    let direction = match s(f, "direction") {
+        "AToB" => 0,
+        "BToA" => 1,
+        other => panic!("unknown direction {other}"),
+    };
+    w.byte(1)
+        .hex(f, "chain_id")
+        .hex(f, "channel_id")
+        .varint(direction)
+        .u(f, "seq")
+        .u(f, "transferred")
+        .hex(f, "prev")
+        .hex(f, "memo_hash")
+        .hex(p, "signature");
+}
+
+/// The entry `E` of one state entry, from its JSON fields.
+fn spec_entry(e: &Value) -> Vec<u8> {
+    let mut w = W::default();
+    match s(e, "kind") {
+        "account" => {
+            w.byte(0x00).hex(e, "key").u(e, "balance").u(e, "nonce");
+        }
+        "channel" => {
+            w.byte(0x01)
+                .hex(e, "channel_id")
+                .hex(e, "party_a")
+                .hex(e, "party_b")
+                .u(e, "deposit_a")
+                .u(e, "deposit_b");
+            match s(e, "status") {
+                "open" => {
+                    w.byte(0x00);
+                }
+                "closing" => {
+                    w.byte(0x01).u(e, "close_time_ms");
+                    spec_opt_proof(&mut w, &e["best_ab"]);
+                    spec_opt_proof(&mut w, &e["best_ba"]);
+                }
+                "closed" => {
+                    w.byte(0x02).u(e, "payout_a").u(e, "payout_b");
+                }
+                other => panic!("unknown channel status {other}"),
+            }
+        }
+        other => panic!("unknown entry kind {other}"),
+    }
+    w.done()
+}
+
+/// The leaf hash of an entry: `SHA-256(0x00 || SHA-256("paychan/v1/state" || 0x00 || E))`.
+fn spec_leaf(entry: &[u8]) -> [u8; 32] {
+    let d = sha256(&[STATE_TAG.as_bytes(), &[0], entry]);
+    sha256(&[&[0u8], &d.0]).0
+}
+
+/// RFC 6962 `MTH` over leaf hashes, written as the RFC defines it.
+fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+    match leaves.len() {
+        0 => sha256(&[]).0,
+        1 => leaves[0],
+        len => {
+            let mut k = 1;
+            while k * 2 < len {
+                k *= 2;
+            }
+            sha256(&[&[1u8], &mth(&leaves[..k]), &mth(&leaves[k..])]).0
+        }
+    }
+}
+
+/// The state root of a list of JSON state entries, and checks that each `entry` is the
+/// documented encoding of its fields and `leaf_hash` its leaf.
+fn spec_state_root(what: &str, entries: &[Value]) -> [u8; 32] {
+    let mut leaves = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let entry = spec_entry(e);
+        assert_eq!(
+            hx(&entry),
+            s(e, "entry"),
+            "{what}: entry {i} is not its fields encoded"
+        );
+        let leaf = spec_leaf(&entry);
+        assert_eq!(hx(leaf), s(e, "leaf_hash"), "{what}: leaf hash of entry {i}");
+        leaves.push(leaf);
+    }
+    // The order of section 7: accounts by key, then channels by id, each strictly increasing.
+    let keys: Vec<(u8, [u8; 32])> = entries
+        .iter()
+        .map(|e| match s(e, "kind") {
+            "account" => (0, b32(e, "key")),
+            _ => (1, b32(e, "channel_id")),
+        })
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "{what}: entries are not in the order of section 7"
+    );
+    mth(&leaves)
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON of ledger objects.
+// ---------------------------------------------------------------------------------------------
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::AToB => "AToB",
+        Direction::BToA => "BToA",
+    }
+}
+
+fn opt_proof(p: Option<&SignedProof>) -> Value {
+    match p {
+        None => Value::Null,
+        Some(sp) => {
+            let p = &sp.proof;
+            json!({
+                "fields": {
+                    "chain_id": p.chain_id.to_hex(),
+                    "channel_id": p.channel_id.0.to_hex(),
+                    "direction": dir_name(p.direction),
+                    "seq": p.seq,
+                    "transferred": p.transferred,
+                    "prev": p.prev.to_hex(),
+                    "memo_hash": p.memo_hash.to_hex(),
+                },
+                "signature": sp.signature.to_hex(),
+            })
+        }
+    }
+}
+
+fn genesis_fields(g: &Genesis) -> Value {
+    json!({
+        "network": g.network,
+        "genesis_time_ms": g.genesis_time_ms,
+        "sequencer": g.sequencer.to_hex(),
+        "witnesses": g.witnesses.iter().map(|w| w.to_hex()).collect::<Vec<_>>(),
+        "witness_threshold": g.witness_threshold,
+        "challenge_period_ms": g.challenge_period_ms,
+        "block_interval_ms": g.block_interval_ms,
+        "heartbeat_interval_ms": g.heartbeat_interval_ms,
+        "max_time_step_ms": g.max_time_step_ms,
+        "max_txs_per_block": g.max_txs_per_block,
+        "max_pending_per_account": g.max_pending_per_account,
+        "allocations": g
+            .allocations
+            .iter()
+            .map(|(k, a)| json!({"key": k.to_hex(), "amount": a}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn header_fields(h: &BlockHeader) -> Value {
+    json!({
+        "chain_id": h.chain_id.to_hex(),
+        "height": h.height,
+        "prev_hash": h.prev_hash.to_hex(),
+        "time_ms": h.time_ms,
+        "tx_root": h.tx_root.to_hex(),
+        "log_size": h.log_size,
+        "log_root": h.log_root.to_hex(),
+        "state_root": h.state_root.to_hex(),
+    })
+}
+
+fn variant(tx: &Tx) -> &'static str {
+    let index = match tx {
+        Tx::Transfer { .. } => 0,
+        Tx::Open(_) => 1,
+        Tx::Deposit { .. } => 2,
+        Tx::CoopClose(_) => 3,
+        Tx::UnilateralClose { .. } => 4,
+        Tx::Update(_) => 5,
+        Tx::Settle(_) => 6,
+    };
+    TX_VARIANTS[index]
+}
+
+/// The state entries of a ledger state, in the order of section 7, each with its fields, its
+/// documented encoding `entry` and its `leaf_hash`.
+fn state_entries(state: &LedgerState) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (key, a) in state.accounts() {
+        out.push(json!({
+            "kind": "account",
+            "key": key.to_hex(),
+            "balance": a.balance,
+            "nonce": a.nonce,
+        }));
+    }
+    for (id, c) in state.channels() {
+        let mut e = json!({
+            "kind": "channel",
+            "channel_id": id.0.to_hex(),
+            "party_a": c.party_a.to_hex(),
+            "party_b": c.party_b.to_hex(),
+            "deposit_a": c.deposit_a,
+            "deposit_b": c.deposit_b,
+        });
+        let extra = match &c.status {
+            ChannelStatus::Open => json!({"status": "open"}),
+            ChannelStatus::Closing { close_time_ms, best } => json!({
+                "status": "closing",
+                "close_time_ms": close_time_ms,
+                "best_ab": opt_proof(best[Direction::AToB.index()].as_ref()),
+                "best_ba": opt_proof(best[Direction::BToA.index()].as_ref()),
+            }),
+            ChannelStatus::Closed { payout_a, payout_b } => json!({
+                "status": "closed",
+                "payout_a": payout_a,
+                "payout_b": payout_b,
+            }),
+        };
+        let obj = e.as_object_mut().expect("object");
+        obj.extend(extra.as_object().expect("object").clone());
+        out.push(e);
+    }
+    for e in &mut out {
+        let entry = spec_entry(e);
+        let leaf = spec_leaf(&entry);
+        let obj = e.as_object_mut().expect("object");
+        obj.insert("entry".into(), json!(hx(&entry)));
+        obj.insert("leaf_hash".into(), json!(hx(leaf)));
+    }
+    out
+}
+
+/// A state's entries and root; checks that the documented leaves give the ledger's root.
+fn state_json(what: &str, state: &LedgerState) -> Value {
+    let entries = state_entries(state);
+    let root = spec_state_root(what, &entries);
+    assert_eq!(
+        Hash32(root),
+        state.state_root(),
+        "{what}: the state root of PROTOCOL.md section 7 differs from LedgerState::state_root"
+    );
+    json!({"entries": entries, "root": hx(root)})
+}
+
+// ---------------------------------------------------------------------------------------------
+// The vector ledger.
+// ---------------------------------------------------------------------------------------------
+
+/// The vector network: every parameter explicit, so that a change of the testkit defaults does
+/// not silently change the vectors.
+fn vector_net() -> TestNet {
+    TestNet::with_params(TestParams {
+        users: 3,
+        balance: 100_000,
+        witnesses: 3,
+        witness_threshold: 2,
+        genesis_time_ms: T0,
+        challenge_period_ms: 2_000,
+        block_interval_ms: 1_000,
+        heartbeat_interval_ms: 5_000,
+        max_time_step_ms: 5_000,
+        max_txs_per_block: 16,
+        max_pending_per_account: 8,
+    })
+}
+
+/// Everything computed: `ledger.json` and the `ledger-*` vectors of PROTOCOL.md.
+struct Golden {
+    json: Value,
+    doc: BTreeMap<String, String>,
+}
+
+fn compute() -> Golden {
+    let net = vector_net();
+    let alice = net.users[0].clone();
+    let bob = net.users[1].clone();
+    let carol = net.users[2].clone();
+    // Not funded at genesis: its account is created by the first transfer to it.
+    let dave = keypair(2_000);
+    let expiry = T0 + 3_600_000;
+
+    // ch1: Alice and Bob, stays open (Alice tops it up).
+    let (open1, ch1) = net.open(&alice, &bob, (10_000, 5_000), 1, expiry);
+    // ch2: Bob and Carol; Bob closes with Carol's proof only, Carol answers with Bob's newer one.
+    let (open2, ch2) = net.open(&bob, &carol, (4_000, 4_000), 2, expiry);
+    // ch3: Alice and Carol, Carol deposits nothing; Carol closes, anyone settles.
+    let (open3, ch3) = net.open(&alice, &carol, (3_000, 0), 3, expiry);
+    // ch4: Alice and Bob, closed cooperatively.
+    let (open4, ch4) = net.open(&alice, &bob, (1_000, 1_000), 4, expiry);
+
+    let blocks_txs: Vec<Vec<Tx>> = vec![
+        // Block 1, T0 + 1000.
+        vec![
+            net.transfer(&alice, dave.public(), 2_500, 0),
+            open1,
+            open2,
+            open3,
+            open4,
+            net.unilateral_close(
+                &bob,
+                ch2,
+                None,
+                Some(net.proof(&carol, ch2, Direction::BToA, 1, 300)),
+            ),
+            net.unilateral_close(
+                &carol,
+                ch3,
+                Some(net.proof(&alice, ch3, Direction::AToB, 2, 700)),
+                None,
+            ),
+        ],
+        // Block 2, T0 + 2000: the dispute first.
+        vec![
+            net.update(ch2, Some(net.proof(&bob, ch2, Direction::AToB, 5, 1_500)), None),
+            net.deposit(&alice, ch1, 500, 1),
+            net.coop_close(&alice, &bob, ch4, (600, 1_400)),
+        ],
+        // Block 3, T0 + 3000 = the end of ch3's window [T0 + 1000, T0 + 3000): it settles.
+        vec![net.settle(ch3), net.transfer(&bob, alice.public(), 100, 0)],
+    ];
+
+    let mut chain = TestChain::new(net.clone());
+    let mut states = vec![chain.state.clone()];
+    for (i, txs) in blocks_txs.into_iter().enumerate() {
+        let count = txs.len();
+        let dropped = chain.next_block(txs);
+        assert!(dropped.is_empty(), "block {}: dropped {dropped:?}", i + 1);
+        assert_eq!(chain.blocks[i].txs.len(), count);
+        states.push(chain.state.clone());
+    }
+    let last = states.last().expect("states");
+    let kinds: BTreeSet<&str> = chain.blocks.iter().flat_map(|b| &b.txs).map(variant).collect();
+    assert_eq!(kinds.len(), TX_VARIANTS.len(), "every transaction kind is used");
+    assert_eq!(last.channel(&ch1).map(|c| &c.status), Some(&ChannelStatus::Open));
+    assert!(matches!(
+        last.channel(&ch2).map(|c| &c.status),
+        Some(ChannelStatus::Closing { best, .. }) if best.iter().all(Option::is_some)
+    ));
+    assert_eq!(
+        last.channel(&ch3).map(|c| &c.status),
+        Some(&ChannelStatus::Closed {
+            payout_a: 2_300,
+            payout_b: 700
+        })
+    );
+    assert_eq!(
+        last.channel(&ch4).map(|c| &c.status),
+        Some(&ChannelStatus::Closed {
+            payout_a: 600,
+            payout_b: 1_400
+        })
+    );
+    assert_eq!(last.total_value(), last.genesis_supply());
+
+    let genesis = &net.genesis;
+    let mut keys = vec![json!({
+        "role": "sequencer",
+        "secret_key": hx(net.sequencer.seed()),
+        "public_key": net.sequencer.public().to_hex(),
+    })];
+    for (i, w) in net.witnesses.iter().enumerate() {
+        keys.push(json!({
+            "role": format!("witness-{}", i + 1),
+            "secret_key": hx(w.seed()),
+            "public_key": w.public().to_hex(),
+        }));
+    }
+    for (role, k) in [
+        ("alice", &alice),
+        ("bob", &bob),
+        ("carol", &carol),
+        ("dave", &dave),
+    ] {
+        keys.push(json!({
+            "role": role,
+            "secret_key": hx(k.seed()),
+            "public_key": k.public().to_hex(),
+        }));
+    }
+
+    let blocks: Vec<Value> = chain
+        .blocks
+        .iter()
+        .zip(&states[1..])
+        .map(|(b, after)| {
+            let h = &b.header;
+            json!({
+                "fields": header_fields(h),
+                "signed_bytes": hx(paychan_protocol::crypto::signed_bytes(tags::BLOCK_SIG, &encode(h))),
+                "signature": b.signature.to_hex(),
+                "hash": h.hash().to_hex(),
+                "encoded": hx(b.to_bytes()),
+                "txs": b.txs.iter().map(|tx| json!({
+                    "variant": variant(tx),
+                    "encoded": hx(tx.bytes()),
+                    "tx_id": tx.id().to_hex(),
+                    "leaf_hash": tx.leaf_hash().to_hex(),
+                })).collect::<Vec<_>>(),
+                "state_after": state_json(&format!("after block {}", h.height), after),
+            })
+        })
+        .collect();
+
+    let json = json!({
+        "note": "A real ledger history built by crates/ledger (tests/vectors.rs): replaying \
+                 `blocks` from `genesis` with the rules of PROTOCOL.md section 8 accepts every block \
+                 and gives, after each, the state `state_after` (entries in the order of section 7, \
+                 each with its leaf input `entry` and `leaf_hash`) whose `root` is the header's \
+                 state_root. Proofs carry prev = channel id and memo_hash = zero: the ledger checks \
+                 neither.",
+        "keys": keys,
+        "genesis": {
+            "fields": genesis_fields(genesis),
+            "encoded": hx(genesis.to_bytes()),
+            "chain_id": genesis.chain_id().to_hex(),
+            "state": state_json("genesis", &states[0]),
+        },
+        "blocks": blocks,
+    });
+
+    // The PROTOCOL.md vectors: leaf inputs of the final state, one per kind and status.
+    let entries = state_entries(last);
+    let find = |kind: &str, field: &str, value: String| -> &Value {
+        entries
+            .iter()
+            .find(|e| e["kind"] == kind && e[field] == value.as_str())
+            .unwrap_or_else(|| panic!("no {kind} entry with {field} {value}"))
+    };
+    let mut doc = BTreeMap::new();
+    let mut put = |name: &str, hex: &str| {
+        assert!(name.starts_with(DOC_PREFIX), "{name}");
+        assert!(
+            doc.insert(name.to_string(), hex.to_string()).is_none(),
+            "duplicate {name}"
+        );
+    };
+    let account = find("account", "key", alice.public().to_hex());
+    put("ledger-account-entry", s(account, "entry"));
+    put("ledger-account-leaf-hash", s(account, "leaf_hash"));
+    put(
+        "ledger-channel-open-entry",
+        s(find("channel", "channel_id", ch1.0.to_hex()), "entry"),
+    );
+    put(
+        "ledger-channel-closing-entry",
+        s(find("channel", "channel_id", ch2.0.to_hex()), "entry"),
+    );
+    put(
+        "ledger-channel-closed-entry",
+        s(find("channel", "channel_id", ch3.0.to_hex()), "entry"),
+    );
+    put("ledger-chain-id", &genesis.chain_id().to_hex());
+    put("ledger-genesis-state-root", &states[0].state_root().to_hex());
+    put("ledger-state-root-3", &last.state_root().to_hex());
+    put("ledger-block-3-hash", &chain.blocks[2].header.hash().to_hex());
+
+    Golden { json, doc }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks from the JSON alone.
+// ---------------------------------------------------------------------------------------------
+
+/// Decodes with the strict decoder (section 2.1).
+fn strict<T: Wire>(what: &str, encoded: &[u8]) -> T {
+    T::from_bytes(encoded).unwrap_or_else(|e| panic!("{what}: strict decoding failed: {e}"))
+}
+
+fn check_from_json(v: &Value) {
+    for k in arr(v, "keys") {
+        assert_eq!(
+            Keypair::from_seed(b32(k, "secret_key")).public().0,
+            b32(k, "public_key"),
+            "key {}: public key from seed",
+            s(k, "role")
+        );
+    }
+
+    let g = &v["genesis"];
+    let genesis: Genesis = strict("genesis", &bytes(g, "encoded"));
+    assert_eq!(genesis_fields(&genesis), g["fields"], "genesis fields");
+    let chain_id = sha256(&[b"paychan/v1/genesis", &[0], &bytes(g, "encoded")]);
+    assert_eq!(hx(chain_id.0), s(g, "chain_id"), "chain id");
+    assert_eq!(genesis.chain_id(), chain_id);
+    let root = spec_state_root("genesis", arr(&g["state"], "entries"));
+    assert_eq!(hx(root), s(&g["state"], "root"), "genesis state root");
+    let at_genesis = LedgerState::from_genesis(&genesis).expect("valid genesis");
+    assert_eq!(
+        at_genesis.state_root(),
+        Hash32(root),
+        "genesis state root (ledger)"
+    );
+
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut prev_hash = chain_id;
+    for (i, b) in arr(v, "blocks").iter().enumerate() {
+        let what = format!("block {}", i + 1);
+        let block: Block = strict(&what, &bytes(b, "encoded"));
+        let h = block.header;
+        assert_eq!(header_fields(&h), b["fields"], "{what}: header fields");
+        assert_eq!(h.height, i as u64 + 1, "{what}: height");
+        assert_eq!(h.prev_hash, prev_hash, "{what}: links to the previous block");
+        let body = encode(&h);
+        let hash = sha256(&[b"paychan/v1/block-header", &[0], &body]);
+        assert_eq!(hx(hash.0), s(b, "hash"), "{what}: hash");
+        let mut signed = b"paychan/v1/sig/block-header\0".to_vec();
+        signed.extend_from_slice(&body);
+        assert_eq!(hx(&signed), s(b, "signed_bytes"), "{what}: signed bytes");
+        assert_eq!(block.signature.to_hex(), s(b, "signature"), "{what}: signature");
+        assert_eq!(
+            paychan_protocol::crypto::verify_raw(&genesis.sequencer, &signed, &block.signature),
+            Ok(()),
+            "{what}: the sequencer's signature"
+        );
+        let txs = arr(b, "txs");
+        assert_eq!(txs.len(), block.txs.len(), "{what}: transactions");
+        for (tx, t) in block.txs.iter().zip(txs) {
+            assert_eq!(variant(tx), s(t, "variant"));
+            assert_eq!(hx(tx.bytes()), s(t, "encoded"));
+            assert_eq!(tx.id().to_hex(), s(t, "tx_id"));
+            assert_eq!(hx(sha256(&[&[0u8], &tx.bytes()]).0), s(t, "leaf_hash"));
+        }
+        let state = &b["state_after"];
+        let root = spec_state_root(&what, arr(state, "entries"));
+        assert_eq!(
+            hx(root),
+            s(state, "root"),
+            "{what}: state root of the listed entries"
+        );
+        assert_eq!(h.state_root, Hash32(root), "{what}: the header's state root");
+
+        blocks.push(block);
+        let replayed = verify_chain(&genesis, &blocks).unwrap_or_else(|e| panic!("{what}: replay: {e}"));
+        assert_eq!(replayed.height(), h.height);
+        assert_eq!(replayed.state_root(), Hash32(root), "{what}: replayed state root");
+        assert_eq!(replayed.last_block_hash(), hash);
+        prev_hash = hash;
+    }
+    assert!((2..=3).contains(&blocks.len()), "two or three blocks");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing with the committed file.
+// ---------------------------------------------------------------------------------------------
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "<absent>".to_string(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.len() > 200 {
+                format!("{}...", &s[..200])
+            } else {
+                s
+            }
+        }
+    }
+}
+
+/// The first place where `committed` and `computed` differ, as a JSON path with both values.
+fn first_diff(path: &str, committed: &Value, computed: &Value) -> Option<String> {
+    match (committed, computed) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let p = format!("{path}.{k}");
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => first_diff(&p, x, y),
+                    (x, y) => Some(format!("{p}: committed {}, computed {}", show(x), show(y))),
+                }
+            })
+        }
+        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len())).find_map(|i| {
+            let p = format!("{path}[{i}]");
+            match (a.get(i), b.get(i)) {
+                (Some(x), Some(y)) => first_diff(&p, x, y),
+                (x, y) => Some(format!("{p}: committed {}, computed {}", show(x), show(y))),
+            }
+        }),
+        (a, b) if a == b => None,
+        (a, b) => Some(format!(
+            "{path}: committed {}, computed {}",
+            show(Some(a)),
+            show(Some(b))
+        )),
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("JSON");
+    s.push('\n');
+    s
+}
+
+#[test]
+fn ledger_json_matches_and_replays() {
+    let golden = compute();
+    let path = ledger_json_path();
+    if regenerate() {
+        std::fs::write(&path, pretty(&golden.json))
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("protocol/vectors/ledger.json cannot be read ({e})\n{REGEN_HINT}"));
+    let committed: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("protocol/vectors/ledger.json is not valid JSON ({e})"));
+    if let Some(d) = first_diff("$", &committed, &golden.json) {
+        panic!("protocol/vectors/ledger.json differs from the freshly computed vectors at {d}\n{REGEN_HINT}");
+    }
+    check_from_json(&committed);
+}
+
+/// The state root tag of hash.rs is the one PROTOCOL.md spells.
+#[test]
+fn state_tag_is_the_documented_one() {
+    assert_eq!(tags::STATE.name(), STATE_TAG);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROTOCOL.md.
+// ---------------------------------------------------------------------------------------------
+
+/// A ```` ```vector NAME ```` block: its name, the line range of its content, and its hex.
+struct VectorBlock {
+    name: String,
+    first: usize,
+    end: usize,
+    hex: String,
+}
+
+/// Every vector block of the document (the parsing of `protocol/tests/vectors.rs`).
+fn vector_blocks(text: &str) -> Vec<VectorBlock> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if let Some(name) = lines[i].strip_prefix("```vector ") {
+            let first = i + 1;
+            let mut end = first;
+            while end < lines.len() && lines[end].trim_end() != "```" {
+                end += 1;
+            }
+            assert!(
+                end < lines.len(),
+                "PROTOCOL.md: vector block {name} is not closed"
+            );
+            let hex: String = lines[first..end].concat().split_whitespace().collect();
+            out.push(VectorBlock {
+                name: name.trim().to_string(),
+                first,
+                end,
+                hex,
+            });
+            i = end;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Hex wrapped at 64 characters (32 bytes) per line.
+fn wrap(hex: &str) -> Vec<String> {
+    if hex.is_empty() {
+        return vec![String::new()];
+    }
+    hex.as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8(c.to_vec()).expect("ASCII"))
+        .collect()
+}
+
+#[test]
+fn protocol_md_ledger_vectors_match() {
+    let golden = compute();
+    let path = protocol_md_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let blocks: Vec<VectorBlock> = vector_blocks(&text)
+        .into_iter()
+        .filter(|b| b.name.starts_with(DOC_PREFIX))
+        .collect();
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for b in &blocks {
+        if !seen.insert(b.name.clone()) {
+            problems.push(format!("vector `{}` appears twice", b.name));
+        }
+        match golden.doc.get(&b.name) {
+            None => problems.push(format!(
+                "vector `{}` is unknown to crates/ledger/tests/vectors.rs",
+                b.name
+            )),
+            Some(v) if *v != b.hex && !regenerate() => problems.push(format!(
+                "vector `{}` differs:\n    PROTOCOL.md {}\n    computed    {}",
+                b.name, b.hex, v
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in golden.doc.keys() {
+        if !seen.contains(name) {
+            problems.push(format!("vector `{name}` is missing from PROTOCOL.md"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "PROTOCOL.md's ledger vector blocks do not match:\n  {}\n{REGEN_HINT}",
+        problems.join("\n  ")
+    );
+    if regenerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out: Vec<String> = Vec::new();
+        let mut next = 0;
+        for b in &blocks {
+            out.extend(lines[next..b.first].iter().map(|l| l.to_string()));
+            out.extend(wrap(&golden.doc[&b.name]));
+            next = b.end;
+        }
+        out.extend(lines[next..].iter().map(|l| l.to_string()));
+        let mut new = out.join("\n");
+        new.push('\n');
+        if new != text {
+            std::fs::write(&path, new).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        }
+    }
+}
