@@ -70,6 +70,9 @@ fn router(state: AppState) -> Router {
         .route("/accounts/{key}", get(account))
         .route("/transfer", post(transfer))
         .route("/tx", post(submit_tx))
+        .route("/channels", get(list_channels).post(open_channel))
+        .route("/channels/{id}/pay", post(pay_channel))
+        .route("/channels/{id}/close", post(close_channel))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -330,4 +333,116 @@ async fn metrics(State(s): State<AppState>) -> Response {
             .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+fn manager_error(e: paychan_client::ManagerError) -> ApiError {
+    use paychan_client::ManagerError as E;
+    let code = match &e {
+        E::UnknownChannel(_) => StatusCode::NOT_FOUND,
+        E::Unreachable(_) | E::Ledger(_) | E::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+        E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        E::Refused(_) | E::Channel(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError(code, e.to_string())
+}
+
+async fn list_channels(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = s.node.channels().list().await.map_err(manager_error)?;
+    Ok(Json(json!(list)))
+}
+
+#[derive(Deserialize)]
+struct OpenBody {
+    /// The counterparty: a peer id or an account (hex).
+    peer: String,
+    deposit: u64,
+    #[serde(default)]
+    their_deposit: u64,
+}
+
+/// A peer given as a libp2p peer id or as a hex account key.
+fn parse_peer(s: &str) -> Result<PublicKey, ApiError> {
+    if let Ok(k) = PublicKey::from_hex(s) {
+        return Ok(k);
+    }
+    let peer: paychan_net::PeerId = s
+        .parse()
+        .map_err(|_| bad_request("peer is a peer id or a hex account"))?;
+    paychan_net::public_key_from_peer_id(&peer).ok_or_else(|| bad_request("peer id without an ed25519 key"))
+}
+
+fn parse_channel(s: &str) -> Result<paychan_protocol::ChannelId, ApiError> {
+    paychan_protocol::Hash32::from_hex(s)
+        .map(paychan_protocol::ChannelId)
+        .map_err(|_| bad_request("a channel id is 64 hex characters"))
+}
+
+async fn open_channel(
+    State(s): State<AppState>,
+    body: Result<Json<OpenBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| bad_request(e.body_text()))?;
+    let key = parse_peer(&body.peer)?;
+    let id = s
+        .node
+        .channels()
+        .open(key, body.deposit, body.their_deposit)
+        .await
+        .map_err(manager_error)?;
+    Ok(Json(json!({"channel_id": id.to_string()})))
+}
+
+#[derive(Deserialize)]
+struct PayBody {
+    amount: u64,
+    #[serde(default = "one")]
+    count: u64,
+    #[serde(default)]
+    memo: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Most payments one API call makes; larger jobs are split by the caller.
+const API_PAY_COUNT_MAX: u64 = 1_000_000;
+
+async fn pay_channel(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<PayBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| bad_request(e.body_text()))?;
+    let id = parse_channel(&id)?;
+    if body.amount == 0 || body.count == 0 || body.count > API_PAY_COUNT_MAX {
+        return Err(bad_request(format!(
+            "amount must be positive and count in 1..={API_PAY_COUNT_MAX}"
+        )));
+    }
+    let reference = paychan_protocol::Payment::text_reference(body.memo.as_deref().unwrap_or(""));
+    let stats = s
+        .node
+        .channels()
+        .pay(id, body.amount, body.count, reference)
+        .await
+        .map_err(manager_error)?;
+    Ok(Json(json!(stats)))
+}
+
+#[derive(Deserialize)]
+struct CloseBody {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn close_channel(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<CloseBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let force = body.map(|Json(b)| b.force).unwrap_or(false);
+    let id = parse_channel(&id)?;
+    s.node.channels().close(id, force).await.map_err(manager_error)?;
+    Ok(Json(json!({"channel_id": id.to_string(), "closed": true})))
 }

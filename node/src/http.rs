@@ -32,7 +32,7 @@ impl ApiClient {
     pub fn new(base: String, token: String) -> ApiClient {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(Duration::from_secs(600)))
             .build()
             .new_agent();
         ApiClient { base, token, agent }

@@ -53,6 +53,11 @@ enum Command {
     },
     /// Connected peers of the running node.
     Peers,
+    /// Payment channels of the running node.
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
     /// The ledger, through the running node.
     Ledger {
         #[command(subcommand)]
@@ -102,6 +107,46 @@ enum LedgerCommand {
         /// Amount.
         #[arg(long)]
         amount: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelCommand {
+    /// Open a channel with a peer (waits until the ledger holds the open).
+    Open {
+        /// The peer: its peer id or its account (hex).
+        #[arg(long)]
+        peer: String,
+        /// What this node locks.
+        #[arg(long)]
+        deposit: u64,
+        /// What the peer locks.
+        #[arg(long, default_value_t = 0)]
+        their_deposit: u64,
+    },
+    /// Channels with their balances.
+    List,
+    /// Pay through a channel: `count` payments of `amount`, each one signed proof, pipelined.
+    Pay {
+        /// Channel id (hex).
+        channel: String,
+        /// Amount of each payment.
+        #[arg(long)]
+        amount: u64,
+        /// Number of payments.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// A memo committed to by each payment's reference.
+        #[arg(long)]
+        memo: Option<String>,
+    },
+    /// Close a channel cooperatively, or unilaterally with --force (waits for the payout).
+    Close {
+        /// Channel id (hex).
+        channel: String,
+        /// Close without the peer: submit the newest proofs and wait out the challenge window.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -219,6 +264,7 @@ fn main() -> Result<()> {
             });
         }
         Command::Ledger { command } => ledger(&dir, cli.json, command)?,
+        Command::Channel { command } => channel(&dir, cli.json, command)?,
         Command::Testnet { command } => match command {
             TestnetCommand::Up { nodes, dir } => {
                 let rows = testnet::up(&dir, nodes)?;
@@ -281,9 +327,9 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
                 for b in v.as_array().into_iter().flatten() {
                     out.push(format!(
                         "{:>7}  {:<64}  {:>14}  {:>4}",
-                        b["height"],
+                        b["height"].to_string(),
                         s(&b["hash"]),
-                        b["time_ms"],
+                        b["time_ms"].to_string(),
                         b["txs"].as_array().map(Vec::len).unwrap_or(0)
                     ));
                 }
@@ -312,6 +358,104 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
             let v = api.post("transfer", &json!({"to": to, "amount": amount}))?;
             output(json_out, v, |v| {
                 format!("submitted {} ({})", s(&v["tx_id"]), s(&v["status"]))
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Payments per API call when a job is large enough to show progress.
+const PAY_CHUNK: u64 = 2_000;
+
+fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()> {
+    let api = ApiClient::from_data_dir(dir)?;
+    match command {
+        ChannelCommand::Open {
+            peer,
+            deposit,
+            their_deposit,
+        } => {
+            let v = api.post(
+                "channels",
+                &json!({"peer": peer, "deposit": deposit, "their_deposit": their_deposit}),
+            )?;
+            output(json_out, v, |v| {
+                format!("channel {} is open", s(&v["channel_id"]))
+            });
+        }
+        ChannelCommand::List => {
+            let v = api.get("channels")?;
+            output(json_out, v, |v| {
+                let mut out = vec![format!(
+                    "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}",
+                    "CHANNEL", "STATUS", "BALANCE", "THEIRS", "SENT", "RECEIVED"
+                )];
+                for c in v.as_array().into_iter().flatten() {
+                    out.push(format!(
+                        "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}",
+                        s(&c["id"]),
+                        s(&c["status"]),
+                        c["balance"].to_string(),
+                        c["their_balance"].to_string(),
+                        c["sent"].to_string(),
+                        c["received"].to_string()
+                    ));
+                }
+                out.join("\n")
+            });
+        }
+        ChannelCommand::Pay {
+            channel,
+            amount,
+            count,
+            memo,
+        } => {
+            let bar = (count >= 2 * PAY_CHUNK && !json_out).then(|| {
+                let bar = indicatif::ProgressBar::new(count);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} payments {per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
+            let started = std::time::Instant::now();
+            let mut done = 0u64;
+            while done < count {
+                let n = if bar.is_some() {
+                    PAY_CHUNK.min(count - done)
+                } else {
+                    count - done
+                };
+                api.post(
+                    &format!("channels/{channel}/pay"),
+                    &json!({"amount": amount, "count": n, "memo": memo}),
+                )?;
+                done += n;
+                if let Some(b) = &bar {
+                    b.set_position(done);
+                }
+            }
+            if let Some(b) = bar {
+                b.finish();
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let v = json!({"channel_id": channel, "count": count, "amount": amount.saturating_mul(count),
+                           "elapsed_ms": (secs * 1000.0) as u64, "per_second": count as f64 / secs.max(1e-9)});
+            output(json_out, v, |v| {
+                format!(
+                    "paid {} in {} payments ({:.0} payments/s, all acknowledged)",
+                    v["amount"],
+                    v["count"],
+                    v["per_second"].as_f64().unwrap_or(0.0)
+                )
+            });
+        }
+        ChannelCommand::Close { channel, force } => {
+            let v = api.post(&format!("channels/{channel}/close"), &json!({"force": force}))?;
+            output(json_out, v, |v| {
+                format!("channel {} closed and paid out", s(&v["channel_id"]))
             });
         }
     }

@@ -59,6 +59,8 @@ struct Shared {
     checkpoint_heights: Mutex<HashMap<Hash32, u64>>,
     catching_up: AtomicBool,
     listen_addrs: Vec<Multiaddr>,
+    /// The channel manager (set once at start).
+    channels: std::sync::OnceLock<paychan_client::ChannelManager>,
     /// The last account nonce this node used for its own transactions, so that a burst of them
     /// gets consecutive nonces even where no mempool counts them (off the sequencer).
     last_nonce: Mutex<Option<u64>>,
@@ -174,12 +176,21 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         catching_up: AtomicBool::new(false),
         listen_addrs,
         last_nonce: Mutex::new(None),
+        channels: std::sync::OnceLock::new(),
     });
     let handle = NodeHandle {
         shared: shared.clone(),
     };
     info!(%peer_id, ?role, account = %shared.keypair.public(), "node started");
 
+    let manager = paychan_client::ChannelManager::start(
+        shared.keypair.clone(),
+        shared.net.clone(),
+        shared.store.clone(),
+        Arc::new(NodeLedger(handle.clone())),
+        paychan_client::ManagerConfig::default(),
+    )?;
+    let _ = shared.channels.set(manager);
     let api = crate::api::serve(&dir, &config, handle.clone(), shutdown.clone()).await?;
     std::fs::write(dir.pid_path(), std::process::id().to_string())?;
 
@@ -294,6 +305,20 @@ impl NodeHandle {
         }
     }
 
+    /// The channel manager.
+    pub fn channels(&self) -> &paychan_client::ChannelManager {
+        self.shared
+            .channels
+            .get()
+            .expect("the channel manager starts before the API")
+    }
+
+    fn ledger_changed(&self) {
+        if let Some(m) = self.shared.channels.get() {
+            m.ledger_changed();
+        }
+    }
+
     /// Read access to the replica.
     pub fn with_ledger<T>(&self, f: impl FnOnce(&LedgerState) -> T) -> T {
         f(&self.shared.ledger.read().expect("ledger lock"))
@@ -391,6 +416,9 @@ impl NodeHandle {
             } => self.on_request(peer, request, responder),
             NetEvent::PeerConnected { peer, .. } => {
                 debug!(%peer, "peer connected");
+                if let Some(m) = self.shared.channels.get() {
+                    m.peer_connected(peer);
+                }
                 if self.shared.role != Role::Sequencer {
                     self.spawn_catch_up(Some(peer));
                 }
@@ -498,6 +526,8 @@ impl NodeHandle {
             std::process::exit(70);
         }
         debug!(height = h, "block applied");
+        drop(ledger);
+        self.ledger_changed();
         Ok(Applied::New)
     }
 
@@ -816,6 +846,59 @@ impl NodeHandle {
             }
         }
         Ok(())
+    }
+}
+
+/// The channel manager's view of the ledger: this node's verified replica.
+#[derive(Debug)]
+struct NodeLedger(NodeHandle);
+
+impl paychan_client::LedgerAccess for NodeLedger {
+    fn chain_id(&self) -> Hash32 {
+        self.0.shared.chain_id
+    }
+
+    fn time_ms(&self) -> u64 {
+        self.0.with_ledger(|l| l.time_ms())
+    }
+
+    fn channel(&self, id: &paychan_protocol::ChannelId) -> Option<paychan_client::LedgerChannel> {
+        use paychan_client::LedgerChannel;
+        use paychan_ledger::ChannelStatus;
+        let period = self.0.shared.genesis.challenge_period_ms;
+        self.0.with_ledger(|l| {
+            let entry = l.channel(id)?;
+            Some(match &entry.status {
+                ChannelStatus::Open => LedgerChannel::Open,
+                ChannelStatus::Closing { .. } => LedgerChannel::Closing {
+                    window_end_ms: entry.window_end_ms(period).unwrap_or(u64::MAX),
+                    best_ab: entry
+                        .best(paychan_protocol::Direction::AToB)
+                        .map_or(0, |p| p.proof.transferred),
+                    best_ba: entry
+                        .best(paychan_protocol::Direction::BToA)
+                        .map_or(0, |p| p.proof.transferred),
+                },
+                ChannelStatus::Closed { payout_a, payout_b } => LedgerChannel::Closed {
+                    payout_a: *payout_a,
+                    payout_b: *payout_b,
+                },
+            })
+        })
+    }
+
+    fn balance(&self, key: &PublicKey) -> u64 {
+        self.0.with_ledger(|l| l.balance(key))
+    }
+
+    fn submit(&self, tx: Tx) -> paychan_client::ledger::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if tx.is_dispute() {
+                // Disputes travel to every node too, so that a sequencer that drops them is seen.
+                self.0.publish(GossipMsg::Dispute(Box::new(tx.clone()))).await;
+            }
+            self.0.submit(tx).await.map(|_| ()).map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -1,0 +1,47 @@
+//! What the channel manager needs from a ledger.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use paychan_protocol::{ChannelId, Hash32, PublicKey, Tx};
+
+/// A channel as the ledger sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerChannel {
+    /// Open on the ledger.
+    Open,
+    /// Unilaterally closed; the window ends at `window_end_ms` (ledger time).
+    Closing {
+        /// End of the challenge window.
+        window_end_ms: u64,
+        /// Highest transferred A to B the ledger holds.
+        best_ab: u64,
+        /// Highest transferred B to A the ledger holds.
+        best_ba: u64,
+    },
+    /// Paid out.
+    Closed {
+        /// A's payout.
+        payout_a: u64,
+        /// B's payout.
+        payout_b: u64,
+    },
+}
+
+/// A boxed future, so that the trait stays object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The manager's view of the ledger. A node implements it over its verified replica; a client
+/// over a verified view of the node it talks to.
+pub trait LedgerAccess: Send + Sync + 'static {
+    /// Chain id.
+    fn chain_id(&self) -> Hash32;
+    /// Ledger time of the newest block the view holds (ms).
+    fn time_ms(&self) -> u64;
+    /// The channel's status on the ledger, if the ledger knows it.
+    fn channel(&self, id: &ChannelId) -> Option<LedgerChannel>;
+    /// An account's balance.
+    fn balance(&self, key: &PublicKey) -> u64;
+    /// Submits a transaction (disputes are also spread to every node). Resubmitting is harmless.
+    fn submit(&self, tx: Tx) -> BoxFuture<'_, Result<(), String>>;
+}

@@ -1,0 +1,1039 @@
+//! The channel manager: one actor task owns every channel of one key and the stream to each
+//! peer; the rest of the program holds a cloneable [`ChannelManager`] handle.
+//!
+//! Each round of the actor: take every input that is waiting (commands, inbound frames, link
+//! changes, ledger changes), sign the next chunk of any payment job, persist one snapshot per
+//! channel that needs it with a single flush for all (group commit), and only then release what
+//! waited for durability (acks, reestablishes).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paychan_channel::open::{accept_open, OpenAcceptance, OpenPolicy, OpenProposal};
+use paychan_channel::{Channel, ChannelError, ChannelStatus, PersistedChannel};
+use paychan_net::{peer_id_from_public_key, public_key_from_peer_id, NetHandle, PeerId};
+use paychan_protocol::codec::{decode, encode};
+use paychan_protocol::ledger::Settle;
+use paychan_protocol::limits::PAY_PROOFS_MAX;
+use paychan_protocol::wire::{ChannelMsg, ErrorCode, PayItem};
+use paychan_protocol::{ChannelId, Hash32, Keypair, Payment, PublicKey, Tx};
+use paychan_store::Store;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::ledger::{LedgerAccess, LedgerChannel};
+use crate::link::{self, Link};
+
+/// Inputs waiting for the actor.
+const INBOX_MAX: usize = 4096;
+/// Inputs taken per round before the actor signs and persists.
+const ROUND_INPUTS_MAX: usize = 1024;
+/// Proofs signed per channel per round, so that acks and other channels are served between.
+const ROUND_SIGNATURES_MAX: usize = 256;
+/// Largest encoded persisted channel accepted back from the store.
+const PERSISTED_BYTES_MAX: usize = 16 * 1024;
+
+/// How the manager behaves.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// How long after the current ledger time an open we propose stays includable.
+    pub open_expiry_ms: u64,
+    /// The most this key locks in a channel a peer proposes (also capped by its balance).
+    pub accept_deposit_max: u64,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            open_expiry_ms: 120_000,
+            accept_deposit_max: u64::MAX,
+        }
+    }
+}
+
+/// Errors of the manager's commands.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManagerError {
+    /// No channel with that id.
+    #[error("unknown channel {0}")]
+    UnknownChannel(ChannelId),
+    /// The peer's key is not a libp2p identity, or it could not be reached.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The peer refused.
+    #[error("refused by the peer: {0}")]
+    Refused(String),
+    /// The channel state machine refused.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The ledger refused or could not be reached.
+    #[error("ledger: {0}")]
+    Ledger(String),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The manager stopped.
+    #[error("channel manager stopped")]
+    Stopped,
+}
+
+/// A channel as [`ChannelManager::list`] shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelView {
+    /// Channel id (hex).
+    pub id: String,
+    /// Counterparty account (hex).
+    pub counterparty: String,
+    /// Status of the channel.
+    pub status: String,
+    /// Whether this key proposed the channel (party A).
+    pub holder_is_a: bool,
+    /// This key's deposit.
+    pub deposit: u64,
+    /// The counterparty's deposit.
+    pub their_deposit: u64,
+    /// This key's balance in the channel.
+    pub balance: u64,
+    /// The counterparty's balance in the channel.
+    pub their_balance: u64,
+    /// Cumulative amount paid.
+    pub sent: u64,
+    /// Cumulative amount received (verified).
+    pub received: u64,
+    /// Signed proofs the counterparty has not acknowledged yet.
+    pub unacked: usize,
+}
+
+/// What a payment job did.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PayStats {
+    /// Payments made (each one signed proof).
+    pub count: u64,
+    /// Sum paid.
+    pub amount: u64,
+    /// Wall time from the first signature to the last ack (ms).
+    pub elapsed_ms: u64,
+    /// Payments per second over that time.
+    pub per_second: f64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ManagerError>>;
+
+/// Inputs of the actor: commands from handles, and events from links.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Open {
+        peer_key: PublicKey,
+        deposit: u64,
+        their_deposit: u64,
+        reply: Reply<ChannelId>,
+    },
+    Pay {
+        id: ChannelId,
+        amount: u64,
+        count: u64,
+        reference: Hash32,
+        reply: Reply<PayStats>,
+    },
+    Close {
+        id: ChannelId,
+        force: bool,
+        reply: Reply<()>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<ChannelView>>,
+    },
+    LedgerChanged,
+    PeerConnected(PeerId),
+    LinkUp {
+        peer: PeerId,
+        link: Link,
+    },
+    LinkDown {
+        peer: PeerId,
+        epoch: u64,
+    },
+    DialFailed(PeerId),
+    Inbound {
+        peer: PeerId,
+        epoch: u64,
+        msg: ChannelMsg,
+    },
+}
+
+/// A cloneable handle on the manager.
+#[derive(Debug, Clone)]
+pub struct ChannelManager {
+    inbox: mpsc::Sender<Input>,
+}
+
+impl ChannelManager {
+    /// Restores the channels kept in `store`, accepts incoming channel streams and starts the
+    /// actor on the current tokio runtime.
+    pub fn start(
+        keypair: Keypair,
+        net: NetHandle,
+        store: Arc<dyn Store>,
+        ledger: Arc<dyn LedgerAccess>,
+        config: ManagerConfig,
+    ) -> Result<ChannelManager, ManagerError> {
+        let (tx, rx) = mpsc::channel(INBOX_MAX);
+        let me = net.local_peer_id();
+        let chain_id = ledger.chain_id();
+        let mut channels = HashMap::new();
+        for (id, bytes) in store
+            .channels()
+            .map_err(|e| ManagerError::Storage(e.to_string()))?
+        {
+            let persisted: PersistedChannel = decode(&bytes, PERSISTED_BYTES_MAX)
+                .map_err(|e| ManagerError::Storage(format!("{id}: {e}")))?;
+            let ch = Channel::restore(persisted, keypair.clone())?;
+            let Some(peer) = peer_id_from_public_key(&ch.counterparty_key()) else {
+                continue;
+            };
+            channels.insert(id, Slot::new(ch, peer));
+        }
+        info!(channels = channels.len(), "channels restored");
+        let mut incoming = net
+            .accept_channel_streams()
+            .map_err(|e| ManagerError::Unreachable(e.to_string()))?;
+        let inbox = tx.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            while let Some((peer, stream)) = incoming.next().await {
+                link::start_accepted(peer, stream, chain_id, inbox.clone());
+            }
+        });
+        let actor = Actor {
+            keypair,
+            me,
+            chain_id,
+            net,
+            store,
+            ledger,
+            config,
+            inbox: tx.clone(),
+            channels,
+            links: HashMap::new(),
+            dialing: HashSet::new(),
+            proposals: HashMap::new(),
+            acceptances: HashMap::new(),
+        };
+        tokio::spawn(actor.run(rx));
+        Ok(ChannelManager { inbox: tx })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Input) -> Result<T, ManagerError> {
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(make(tx))
+            .await
+            .map_err(|_| ManagerError::Stopped)?;
+        rx.await.map_err(|_| ManagerError::Stopped)?
+    }
+
+    /// Opens a channel with `peer_key`, locking `deposit` of ours and `their_deposit` of theirs;
+    /// returns once a block holding the open is applied.
+    pub async fn open(
+        &self,
+        peer_key: PublicKey,
+        deposit: u64,
+        their_deposit: u64,
+    ) -> Result<ChannelId, ManagerError> {
+        self.ask(|reply| Input::Open {
+            peer_key,
+            deposit,
+            their_deposit,
+            reply,
+        })
+        .await
+    }
+
+    /// Pays `amount` `count` times, each payment its own signed proof, pipelined; returns once
+    /// the counterparty has acknowledged (persisted) the last one.
+    pub async fn pay(
+        &self,
+        id: ChannelId,
+        amount: u64,
+        count: u64,
+        reference: Hash32,
+    ) -> Result<PayStats, ManagerError> {
+        self.ask(|reply| Input::Pay {
+            id,
+            amount,
+            count,
+            reference,
+            reply,
+        })
+        .await
+    }
+
+    /// Closes cooperatively, or unilaterally with `force`; returns once the ledger paid out.
+    pub async fn close(&self, id: ChannelId, force: bool) -> Result<(), ManagerError> {
+        self.ask(|reply| Input::Close { id, force, reply }).await
+    }
+
+    /// Every channel with its balances.
+    pub async fn list(&self) -> Result<Vec<ChannelView>, ManagerError> {
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(Input::List { reply: tx })
+            .await
+            .map_err(|_| ManagerError::Stopped)?;
+        rx.await.map_err(|_| ManagerError::Stopped)
+    }
+
+    /// Tells the manager that the ledger view moved (a block was applied).
+    pub fn ledger_changed(&self) {
+        let _ = self.inbox.try_send(Input::LedgerChanged);
+    }
+
+    /// Tells the manager that a libp2p connection to `peer` is up.
+    pub fn peer_connected(&self, peer: PeerId) {
+        let _ = self.inbox.try_send(Input::PeerConnected(peer));
+    }
+}
+
+/// A payment job in progress.
+#[derive(Debug)]
+struct PayJob {
+    amount: u64,
+    reference: Hash32,
+    remaining: u64,
+    count: u64,
+    last_seq: u64,
+    started: Instant,
+    reply: Reply<PayStats>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    ch: Channel,
+    peer: PeerId,
+    pay: Option<PayJob>,
+    open_waiters: Vec<Reply<ChannelId>>,
+    close_waiters: Vec<Reply<()>>,
+    /// Ledger best amounts last answered, so that one close is answered once.
+    answered: Option<(u64, u64)>,
+    /// Ledger time at which a settle was last submitted.
+    settle_sent_ms: Option<u64>,
+    /// Write the snapshot in the next round even if the channel reports nothing new.
+    force_persist: bool,
+}
+
+impl Slot {
+    fn new(ch: Channel, peer: PeerId) -> Slot {
+        Slot {
+            ch,
+            peer,
+            pay: None,
+            open_waiters: vec![],
+            close_waiters: vec![],
+            answered: None,
+            settle_sent_ms: None,
+            force_persist: false,
+        }
+    }
+}
+
+struct Actor {
+    keypair: Keypair,
+    me: PeerId,
+    chain_id: Hash32,
+    net: NetHandle,
+    store: Arc<dyn Store>,
+    ledger: Arc<dyn LedgerAccess>,
+    config: ManagerConfig,
+    inbox: mpsc::Sender<Input>,
+    channels: HashMap<ChannelId, Slot>,
+    links: HashMap<PeerId, Link>,
+    dialing: HashSet<PeerId>,
+    proposals: HashMap<(PeerId, Hash32), (OpenProposal, Reply<ChannelId>)>,
+    acceptances: HashMap<ChannelId, (PeerId, OpenAcceptance)>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.on_ledger_changed();
+        loop {
+            let signing = self
+                .channels
+                .values()
+                .any(|s| s.pay.as_ref().is_some_and(|j| j.remaining > 0));
+            if signing {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::select! {
+                    input = rx.recv() => match input {
+                        Some(i) => self.on_input(i).await,
+                        None => return,
+                    },
+                    _ = tick.tick() => self.on_tick(),
+                }
+            }
+            for _ in 0..ROUND_INPUTS_MAX {
+                match rx.try_recv() {
+                    Ok(i) => self.on_input(i).await,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            self.sign_round().await;
+            self.persist_round().await;
+        }
+    }
+
+    async fn send(&self, peer: PeerId, msg: ChannelMsg) {
+        if let Some(link) = self.links.get(&peer) {
+            let _ = link.tx.send(msg).await;
+        }
+    }
+
+    async fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Open {
+                peer_key,
+                deposit,
+                their_deposit,
+                reply,
+            } => self.cmd_open(peer_key, deposit, their_deposit, reply).await,
+            Input::Pay {
+                id,
+                amount,
+                count,
+                reference,
+                reply,
+            } => {
+                let Some(slot) = self.channels.get_mut(&id) else {
+                    let _ = reply.send(Err(ManagerError::UnknownChannel(id)));
+                    return;
+                };
+                if let Some(job) = slot.pay.take() {
+                    let _ = job.reply.send(Err(ManagerError::Refused(
+                        "superseded by a newer payment job".into(),
+                    )));
+                }
+                if count == 0 {
+                    let _ = reply.send(Ok(PayStats {
+                        count: 0,
+                        amount: 0,
+                        elapsed_ms: 0,
+                        per_second: 0.0,
+                    }));
+                    return;
+                }
+                slot.pay = Some(PayJob {
+                    amount,
+                    reference,
+                    remaining: count,
+                    count,
+                    last_seq: 0,
+                    started: Instant::now(),
+                    reply,
+                });
+            }
+            Input::Close { id, force, reply } => self.cmd_close(id, force, reply).await,
+            Input::List { reply } => {
+                let _ = reply.send(self.channels.iter().map(|(id, s)| view(id, &s.ch)).collect());
+            }
+            Input::LedgerChanged => self.on_ledger_changed(),
+            Input::PeerConnected(peer) => {
+                if self.channels.values().any(|s| s.peer == peer) {
+                    self.dial(peer);
+                }
+            }
+            Input::DialFailed(peer) => {
+                self.dialing.remove(&peer);
+            }
+            Input::LinkUp { peer, link } => self.on_link_up(peer, link).await,
+            Input::LinkDown { peer, epoch } => {
+                if self.links.get(&peer).is_some_and(|l| l.epoch == epoch) {
+                    debug!(%peer, "channel stream down");
+                    self.links.remove(&peer);
+                    for s in self.channels.values_mut().filter(|s| s.peer == peer) {
+                        s.ch.peer_disconnected();
+                    }
+                }
+            }
+            Input::Inbound { peer, epoch, msg } => {
+                if self.links.get(&peer).is_some_and(|l| l.epoch == epoch) {
+                    self.on_message(peer, msg).await;
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let peers: HashSet<PeerId> = self
+            .channels
+            .values()
+            .filter(|s| !matches!(s.ch.status(), ChannelStatus::Closed))
+            .map(|s| s.peer)
+            .collect();
+        for peer in peers {
+            if !self.links.contains_key(&peer) {
+                self.dial(peer);
+            }
+        }
+        self.on_ledger_changed();
+    }
+
+    fn dial(&mut self, peer: PeerId) {
+        if self.links.contains_key(&peer) || !self.dialing.insert(peer) {
+            return;
+        }
+        let net = self.net.clone();
+        let inbox = self.inbox.clone();
+        let (me, chain_id) = (self.me, self.chain_id);
+        tokio::spawn(async move {
+            match net.open_channel_stream(peer).await {
+                Ok(stream) => {
+                    let link = link::start_dialed(me, peer, stream, chain_id, inbox.clone());
+                    let _ = inbox.send(Input::LinkUp { peer, link }).await;
+                }
+                Err(e) => {
+                    debug!(%peer, %e, "cannot open a channel stream");
+                    let _ = inbox.send(Input::DialFailed(peer)).await;
+                }
+            }
+        });
+    }
+
+    /// A new stream to `peer`. When two streams race, both sides keep the one opened by the
+    /// smaller peer id; otherwise the newer one replaces the older.
+    async fn on_link_up(&mut self, peer: PeerId, link: Link) {
+        if link.dialer == self.me {
+            self.dialing.remove(&peer);
+        }
+        let preferred = self.me.min(peer);
+        if let Some(old) = self.links.get(&peer) {
+            if old.dialer == preferred && link.dialer != preferred {
+                debug!(%peer, "keeping the stream opened by the smaller peer id");
+                return;
+            }
+        }
+        debug!(%peer, epoch = link.epoch, "channel stream up");
+        self.links.insert(peer, link);
+        let mut greetings = Vec::new();
+        for s in self.channels.values_mut().filter(|s| s.peer == peer) {
+            s.ch.peer_disconnected();
+            if let Some(msg) = s.ch.peer_connected() {
+                greetings.push(msg);
+            }
+        }
+        for msg in greetings {
+            self.send(peer, msg).await;
+        }
+    }
+
+    async fn cmd_open(
+        &mut self,
+        peer_key: PublicKey,
+        deposit: u64,
+        their_deposit: u64,
+        reply: Reply<ChannelId>,
+    ) {
+        let Some(peer) = peer_id_from_public_key(&peer_key) else {
+            let _ = reply.send(Err(ManagerError::Unreachable("not an ed25519 key".into())));
+            return;
+        };
+        let salt = random_hash();
+        let expiry = self.ledger.time_ms().saturating_add(self.config.open_expiry_ms);
+        let proposal = match OpenProposal::new(
+            self.chain_id,
+            &self.keypair,
+            peer_key,
+            deposit,
+            their_deposit,
+            salt,
+            expiry,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        if !self.links.contains_key(&peer) {
+            // Open the stream first; the proposal goes out once it is up.
+            match self.net.open_channel_stream(peer).await {
+                Ok(stream) => {
+                    let link = link::start_dialed(self.me, peer, stream, self.chain_id, self.inbox.clone());
+                    self.on_link_up(peer, link).await;
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(ManagerError::Unreachable(e.to_string())));
+                    return;
+                }
+            }
+        }
+        self.send(peer, proposal.message()).await;
+        self.proposals.insert((peer, salt), (proposal, reply));
+    }
+
+    async fn cmd_close(&mut self, id: ChannelId, force: bool, reply: Reply<()>) {
+        let Some(slot) = self.channels.get_mut(&id) else {
+            let _ = reply.send(Err(ManagerError::UnknownChannel(id)));
+            return;
+        };
+        if matches!(slot.ch.status(), ChannelStatus::Closed) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        let peer = slot.peer;
+        if force {
+            match slot.ch.unilateral_close_tx() {
+                Ok(tx) => {
+                    slot.force_persist = true;
+                    slot.close_waiters.push(reply);
+                    self.submit(tx);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            }
+            return;
+        }
+        match slot.ch.propose_close() {
+            Ok(msg) => {
+                slot.force_persist = true;
+                slot.close_waiters.push(reply);
+                self.send(peer, msg).await;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+            }
+        }
+    }
+
+    fn submit(&self, tx: Tx) {
+        let ledger = self.ledger.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ledger.submit(tx).await {
+                warn!(%e, "ledger submission failed");
+            }
+        });
+    }
+
+    async fn on_message(&mut self, peer: PeerId, msg: ChannelMsg) {
+        match msg {
+            ChannelMsg::Hello { chain_id } => {
+                if chain_id != self.chain_id {
+                    self.reject(peer, None, ErrorCode::Rejected, "another chain".into())
+                        .await;
+                    self.links.remove(&peer);
+                }
+            }
+            ChannelMsg::OpenPropose { open } => {
+                if public_key_from_peer_id(&peer) != Some(open.party_a) {
+                    return self
+                        .reject(
+                            peer,
+                            None,
+                            ErrorCode::Rejected,
+                            "party A is not the sender".into(),
+                        )
+                        .await;
+                }
+                let me = self.keypair.public();
+                let policy = OpenPolicy {
+                    chain_id: self.chain_id,
+                    now_ms: self.ledger.time_ms(),
+                    expiry_ms_min_ahead: 1_000,
+                    expiry_ms_max_ahead: 3_600_000,
+                    deposit_own_max: self.ledger.balance(&me).min(self.config.accept_deposit_max),
+                    deposit_peer_min: 0,
+                };
+                match accept_open(&self.keypair, &open, &policy, random_hash()) {
+                    Ok((acceptance, reply)) => {
+                        self.acceptances
+                            .insert(acceptance.channel_id(), (peer, acceptance));
+                        self.send(peer, reply).await;
+                    }
+                    Err(e) => self.reject(peer, None, ErrorCode::Rejected, e.to_string()).await,
+                }
+            }
+            ChannelMsg::OpenAccept { open, sig_b } => {
+                let Some((proposal, reply)) = self.proposals.remove(&(peer, open.salt_a)) else {
+                    return self
+                        .reject(peer, None, ErrorCode::Rejected, "no such proposal".into())
+                        .await;
+                };
+                match proposal.on_accept(&self.keypair, &open, &sig_b) {
+                    Ok((signed, msg)) => {
+                        self.send(peer, msg).await;
+                        let tx = Tx::Open(signed.clone());
+                        match self.add_channel(signed, peer) {
+                            Ok(id) => {
+                                if let Some(slot) = self.channels.get_mut(&id) {
+                                    slot.open_waiters.push(reply);
+                                }
+                                self.submit(tx);
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.clone().into()));
+                        self.reject(peer, None, ErrorCode::Rejected, e.to_string()).await;
+                    }
+                }
+            }
+            ChannelMsg::OpenSigned { channel_id, sig_a } => {
+                let Some((from, acceptance)) = self.acceptances.remove(&channel_id) else {
+                    return self
+                        .reject(
+                            peer,
+                            Some(channel_id),
+                            ErrorCode::UnknownChannel,
+                            "no such open".into(),
+                        )
+                        .await;
+                };
+                if from != peer {
+                    return self
+                        .reject(
+                            peer,
+                            Some(channel_id),
+                            ErrorCode::Rejected,
+                            "not your open".into(),
+                        )
+                        .await;
+                }
+                match acceptance.on_signed(channel_id, &sig_a) {
+                    Ok(signed) => {
+                        let tx = Tx::Open(signed.clone());
+                        if self.add_channel(signed, peer).is_ok() {
+                            self.submit(tx);
+                        }
+                    }
+                    Err(e) => {
+                        self.reject(peer, Some(channel_id), ErrorCode::BadSignature, e.to_string())
+                            .await
+                    }
+                }
+            }
+            ChannelMsg::Error {
+                channel_id,
+                code,
+                text,
+            } => {
+                warn!(%peer, ?channel_id, ?code, %text, "peer reported an error");
+                if channel_id.is_none() {
+                    // An open we proposed may have been refused: fail its waiter.
+                    let refused: Vec<_> = self
+                        .proposals
+                        .keys()
+                        .filter(|(p, _)| *p == peer)
+                        .copied()
+                        .collect();
+                    for k in refused {
+                        if let Some((_, reply)) = self.proposals.remove(&k) {
+                            let _ = reply.send(Err(ManagerError::Refused(text.clone())));
+                        }
+                    }
+                }
+            }
+            other => {
+                let Some(id) = channel_of(&other) else { return };
+                let Some(slot) = self.channels.get_mut(&id) else {
+                    return self
+                        .reject(
+                            peer,
+                            Some(id),
+                            ErrorCode::UnknownChannel,
+                            "unknown channel".into(),
+                        )
+                        .await;
+                };
+                if slot.peer != peer {
+                    return self
+                        .reject(
+                            peer,
+                            Some(id),
+                            ErrorCode::UnknownChannel,
+                            "not your channel".into(),
+                        )
+                        .await;
+                }
+                match slot.ch.handle_message(&other) {
+                    Ok(handled) => {
+                        if handled.acked.is_some() {
+                            finish_pay_if_acked(slot);
+                        }
+                        if let Some(signed) = handled.coop_close {
+                            slot.force_persist = true;
+                            self.submit(Tx::CoopClose(signed));
+                        }
+                        for m in handled.send {
+                            self.send(peer, m).await;
+                        }
+                    }
+                    Err(e) => {
+                        let code = match e {
+                            ChannelError::BadSignature => ErrorCode::BadSignature,
+                            ref e if e.is_retryable() => ErrorCode::Busy,
+                            _ => ErrorCode::Rejected,
+                        };
+                        debug!(%peer, %e, "channel message refused");
+                        self.reject(peer, Some(id), code, e.to_string()).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reject(&self, peer: PeerId, channel_id: Option<ChannelId>, code: ErrorCode, mut text: String) {
+        text.truncate(paychan_protocol::limits::ERROR_TEXT_BYTES_MAX.min(text.len()));
+        while !text.is_char_boundary(text.len()) {
+            text.pop();
+        }
+        self.send(
+            peer,
+            ChannelMsg::Error {
+                channel_id,
+                code,
+                text,
+            },
+        )
+        .await;
+    }
+
+    fn add_channel(
+        &mut self,
+        signed: paychan_protocol::channel::SignedOpen,
+        peer: PeerId,
+    ) -> Result<ChannelId, ManagerError> {
+        let id = signed.open.channel_id();
+        let ch = Channel::new(signed, self.keypair.clone())?;
+        let mut slot = Slot::new(ch, peer);
+        slot.force_persist = true;
+        if self.links.contains_key(&peer) {
+            // The stream is already up: greet on this channel at once.
+            if let Some(msg) = slot.ch.peer_connected() {
+                let link = self.links[&peer].tx.clone();
+                tokio::spawn(async move {
+                    let _ = link.send(msg).await;
+                });
+            }
+        }
+        self.channels.insert(id, slot);
+        info!(channel = %id, %peer, "channel signed by both parties");
+        Ok(id)
+    }
+
+    /// Follows the ledger: confirms opens, answers closes (the watchtower), settles when a
+    /// window ends, and reports payouts.
+    fn on_ledger_changed(&mut self) {
+        let now = self.ledger.time_ms();
+        let mut to_submit = Vec::new();
+        for (id, slot) in self.channels.iter_mut() {
+            let Some(on_ledger) = self.ledger.channel(id) else {
+                continue;
+            };
+            match on_ledger {
+                LedgerChannel::Open => {
+                    if slot.ch.status() == ChannelStatus::Pending && slot.ch.on_open_confirmed().is_ok() {
+                        info!(channel = %id, "channel open on the ledger");
+                        for w in slot.open_waiters.drain(..) {
+                            let _ = w.send(Ok(*id));
+                        }
+                    }
+                }
+                LedgerChannel::Closing {
+                    window_end_ms,
+                    best_ab,
+                    best_ba,
+                } => {
+                    slot.ch.on_close_seen();
+                    if slot.answered != Some((best_ab, best_ba)) {
+                        slot.answered = Some((best_ab, best_ba));
+                        if let Some(update) = slot.ch.answer_close(best_ab, best_ba) {
+                            info!(channel = %id, "answering a close with a newer proof");
+                            to_submit.push(update);
+                        }
+                    }
+                    let resend = slot.settle_sent_ms.is_none_or(|t| now >= t.saturating_add(2_000));
+                    if now >= window_end_ms && resend {
+                        slot.settle_sent_ms = Some(now);
+                        to_submit.push(Tx::Settle(Settle {
+                            chain_id: self.chain_id,
+                            channel_id: *id,
+                        }));
+                    }
+                }
+                LedgerChannel::Closed { .. } => {
+                    if slot.ch.status() != ChannelStatus::Closed {
+                        slot.ch.on_settled();
+                        slot.force_persist = true;
+                        info!(channel = %id, "channel paid out");
+                    }
+                    for w in slot.close_waiters.drain(..) {
+                        let _ = w.send(Ok(()));
+                    }
+                    if let Some(job) = slot.pay.take() {
+                        let _ = job
+                            .reply
+                            .send(Err(ManagerError::Refused("channel closed".into())));
+                    }
+                }
+            }
+        }
+        for tx in to_submit {
+            self.submit(tx);
+        }
+    }
+
+    /// Signs the next chunk of every payment job and sends it as pay frames.
+    async fn sign_round(&mut self) {
+        let mut frames = Vec::new();
+        for (id, slot) in self.channels.iter_mut() {
+            let Some(job) = slot.pay.as_mut() else { continue };
+            if job.remaining == 0 || !self.links.contains_key(&slot.peer) {
+                continue;
+            }
+            let mut items = Vec::new();
+            let mut failed = None;
+            while job.remaining > 0 && items.len() < ROUND_SIGNATURES_MAX {
+                match slot.ch.pay(job.amount, job.reference) {
+                    Ok(proof) => {
+                        job.remaining -= 1;
+                        job.last_seq = proof.proof.seq;
+                        items.push(PayItem {
+                            proof,
+                            payments: vec![Payment {
+                                amount: job.amount,
+                                reference: job.reference,
+                            }],
+                        });
+                    }
+                    Err(e) if e.is_retryable() => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                if let Some(job) = slot.pay.take() {
+                    let _ = job.reply.send(Err(e.into()));
+                }
+            }
+            for chunk in items.chunks(PAY_PROOFS_MAX) {
+                frames.push((
+                    slot.peer,
+                    ChannelMsg::Pay {
+                        channel_id: *id,
+                        items: chunk.to_vec(),
+                    },
+                ));
+            }
+        }
+        for (peer, msg) in frames {
+            self.send(peer, msg).await;
+        }
+    }
+
+    /// Group commit: one snapshot per channel that needs it, one flush, then release what
+    /// waited for durability.
+    async fn persist_round(&mut self) {
+        let mut written = Vec::new();
+        for (id, slot) in self.channels.iter_mut() {
+            let needs = slot.ch.persist_needs();
+            if !needs.any() && !slot.force_persist {
+                continue;
+            }
+            let snap = slot.ch.snapshot();
+            if let Err(e) = self.store.put_channel(id, &encode(&snap)) {
+                warn!(channel = %id, %e, "cannot store the channel");
+                continue;
+            }
+            slot.force_persist = false;
+            written.push((*id, snap));
+        }
+        if written.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.flush() {
+            // Nothing is acknowledged until it is durable: try again next round.
+            warn!(%e, "flush failed");
+            return;
+        }
+        let mut out = Vec::new();
+        for (id, snap) in written {
+            if let Some(slot) = self.channels.get_mut(&id) {
+                match slot.ch.persisted(&snap) {
+                    Ok(Some(msg)) => out.push((slot.peer, msg)),
+                    Ok(None) => {}
+                    Err(e) => warn!(channel = %id, %e, "persist report refused"),
+                }
+            }
+        }
+        for (peer, msg) in out {
+            self.send(peer, msg).await;
+        }
+    }
+}
+
+/// Replies to a payment job once its last proof is acknowledged.
+fn finish_pay_if_acked(slot: &mut Slot) {
+    let done = slot.pay.as_ref().is_some_and(|j| {
+        j.remaining == 0
+            && slot
+                .ch
+                .acked_outgoing()
+                .is_some_and(|p| p.proof.seq >= j.last_seq)
+    });
+    if done {
+        if let Some(job) = slot.pay.take() {
+            let elapsed = job.started.elapsed();
+            let _ = job.reply.send(Ok(PayStats {
+                count: job.count,
+                amount: job.amount.saturating_mul(job.count),
+                elapsed_ms: elapsed.as_millis() as u64,
+                per_second: job.count as f64 / elapsed.as_secs_f64().max(1e-9),
+            }));
+        }
+    }
+}
+
+fn channel_of(msg: &ChannelMsg) -> Option<ChannelId> {
+    match msg {
+        ChannelMsg::Pay { channel_id, .. }
+        | ChannelMsg::Ack { channel_id, .. }
+        | ChannelMsg::Reestablish { channel_id, .. }
+        | ChannelMsg::CloseSign { channel_id, .. }
+        | ChannelMsg::OpenSigned { channel_id, .. } => Some(*channel_id),
+        ChannelMsg::ClosePropose { close, .. } => Some(close.channel_id),
+        ChannelMsg::Error { channel_id, .. } => *channel_id,
+        ChannelMsg::OpenPropose { .. } | ChannelMsg::OpenAccept { .. } | ChannelMsg::Hello { .. } => None,
+    }
+}
+
+fn view(id: &ChannelId, ch: &Channel) -> ChannelView {
+    ChannelView {
+        id: id.to_string(),
+        counterparty: ch.counterparty_key().to_hex(),
+        status: format!("{:?}", ch.status()).to_lowercase(),
+        holder_is_a: ch.holder_is_a(),
+        deposit: ch.holder_deposit(),
+        their_deposit: ch.counterparty_deposit(),
+        balance: ch.holder_balance(),
+        their_balance: ch.counterparty_balance(),
+        sent: ch.transferred_out(),
+        received: ch.transferred_in(),
+        unacked: ch.unacked_len(),
+    }
+}
+
+fn random_hash() -> Hash32 {
+    let mut b = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    Hash32(b)
+}
