@@ -73,15 +73,21 @@ fn router(state: AppState) -> Router {
         .route("/channels", get(list_channels).post(open_channel))
         .route("/channels/{id}/pay", post(pay_channel))
         .route("/channels/{id}/close", post(close_channel))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .fallback(not_found);
+    // The token check wraps the whole app, fallback included: `nest` does not route `/v1/`
+    // itself, which would otherwise answer 404 without a token. Only `/metrics` is open.
     Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/metrics" {
+        return next.run(req).await;
+    }
     let ok = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -8,7 +8,9 @@
 //! - `testnet`: local multi-process testnets.
 
 mod api;
+mod client;
 mod config;
+mod demo;
 mod http;
 mod node;
 mod testnet;
@@ -72,6 +74,34 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// A client program: dial a node over the p2p protocol without running a node, open a
+    /// channel, pay, close, and verify its transactions against witnessed checkpoints.
+    Client {
+        /// File holding the client's ed25519 seed (hex), e.g. a testnet's clients/client-0.key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The node to dial: `/ip4/127.0.0.1/tcp/PORT/p2p/PEERID`.
+        #[arg(long)]
+        node: String,
+        /// The sequencer's address, to submit transactions to it directly as well.
+        #[arg(long)]
+        sequencer: Option<String>,
+        /// What the client locks.
+        #[arg(long, default_value_t = 100_000)]
+        deposit: u64,
+        /// What the node locks.
+        #[arg(long, default_value_t = 0)]
+        their_deposit: u64,
+        /// Amount of each payment.
+        #[arg(long, default_value_t = 1)]
+        amount: u64,
+        /// Number of payments.
+        #[arg(long, default_value_t = 1_000)]
+        count: u64,
+        /// Close unilaterally instead of cooperatively.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -163,6 +193,13 @@ enum TestnetCommand {
     },
     /// Show the nodes of a testnet.
     Status {
+        /// Testnet directory.
+        #[arg(long, default_value = "testnet")]
+        dir: PathBuf,
+    },
+    /// Run the demo against a running testnet: channels, 10,000 payments each, closes,
+    /// settlement, balances checked, ledger verified.
+    Demo {
         /// Testnet directory.
         #[arg(long, default_value = "testnet")]
         dir: PathBuf,
@@ -264,6 +301,42 @@ fn main() -> Result<()> {
             });
         }
         Command::Ledger { command } => ledger(&dir, cli.json, command)?,
+        Command::Client {
+            key,
+            node,
+            sequencer,
+            deposit,
+            their_deposit,
+            amount,
+            count,
+            force,
+        } => {
+            init_quiet_tracing();
+            let keypair = client::read_key(&key)?;
+            let node = node.parse().context("--node is a multiaddr with /p2p/")?;
+            let sequencer = sequencer
+                .map(|s| s.parse())
+                .transpose()
+                .context("--sequencer is a multiaddr")?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = rt.block_on(client::run(
+                keypair,
+                node,
+                sequencer,
+                deposit,
+                their_deposit,
+                amount,
+                count,
+                force,
+            ))?;
+            output(cli.json, serde_json::to_value(&report)?, |v| {
+                format!(
+                    "channel {} closed: paid {} in {} payments ({:.0}/s); balance {} -> {}; {} transactions proven in witnessed checkpoints",
+                    s(&v["channel_id"]), v["paid"], v["payments"], v["per_second"].as_f64().unwrap_or(0.0),
+                    v["balance_before"], v["balance_after"], v["verified_txs"]
+                )
+            });
+        }
         Command::Channel { command } => channel(&dir, cli.json, command)?,
         Command::Testnet { command } => match command {
             TestnetCommand::Up { nodes, dir } => {
@@ -286,6 +359,11 @@ fn main() -> Result<()> {
                 } else {
                     testnet::print_table(&rows);
                 }
+            }
+            TestnetCommand::Demo { dir } => {
+                init_quiet_tracing();
+                let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+                rt.block_on(demo::run(&dir))?;
             }
             TestnetCommand::Down { dir } => {
                 let n = testnet::down(&dir)?;
@@ -484,6 +562,16 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Warnings only: commands that print their own report.
+fn init_quiet_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn wait_for_signal() {

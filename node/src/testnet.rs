@@ -79,14 +79,22 @@ fn node_dirs(root: &Path) -> Result<Vec<DataDir>> {
 /// One node of a testnet, as `status` reports it.
 #[derive(Debug, Serialize)]
 pub struct NodeStatus {
-    name: String,
-    peer_id: String,
-    p2p_addr: Option<String>,
-    api_url: Option<String>,
-    data_dir: String,
-    role: &'static str,
-    pid: Option<u32>,
-    height: Option<u64>,
+    /// Node name (`node-I`).
+    pub name: String,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// p2p address with `/p2p/`, when running.
+    pub p2p_addr: Option<String>,
+    /// Control API URL, when running.
+    pub api_url: Option<String>,
+    /// Data dir.
+    pub data_dir: String,
+    /// Role in the ledger.
+    pub role: &'static str,
+    /// Process id, when running.
+    pub pid: Option<u32>,
+    /// Ledger height, when running.
+    pub height: Option<u64>,
 }
 
 /// `testnet up`.

@@ -10,6 +10,7 @@
 //!   client's verified view of a remote node).
 //! - `link`: one stream per peer: the reader and writer tasks, epochs, framing.
 //! - [`manager`]: the actor that owns the channels and the handle to it.
+//! - [`remote`]: [`RemoteLedger`], a client's verified view of the ledger through a node.
 //!
 //! **Architecture invariant**: persist before you send. An ack or a reestablish leaves only
 //! after the snapshot it depends on is flushed; a payer signs only within a durably reserved
@@ -19,6 +20,8 @@
 pub mod ledger;
 mod link;
 pub mod manager;
+pub mod remote;
 
 pub use ledger::{LedgerAccess, LedgerChannel};
 pub use manager::{ChannelManager, ChannelView, ManagerConfig, ManagerError, PayStats};
+pub use remote::{RemoteError, RemoteLedger};
