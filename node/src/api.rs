@@ -64,6 +64,7 @@ fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/info", get(info))
         .route("/peers", get(peers))
+        .route("/censorship", get(censorship))
         .route("/ledger/status", get(ledger_status))
         .route("/ledger/blocks", get(blocks))
         .route("/ledger/checkpoint", get(checkpoint))
@@ -451,4 +452,8 @@ async fn close_channel(
     let id = parse_channel(&id)?;
     s.node.channels().close(id, force).await.map_err(manager_error)?;
     Ok(Json(json!({"channel_id": id.to_string(), "closed": true})))
+}
+
+async fn censorship(State(s): State<AppState>) -> impl IntoResponse {
+    Json(json!(s.node.censorship_reports()))
 }

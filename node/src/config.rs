@@ -32,6 +32,10 @@ pub struct Config {
     /// Whether this node is a witness (cosigns checkpoints) when genesis names it.
     #[serde(default = "yes")]
     pub witness: bool,
+    /// TEST ONLY: a sequencer with this set silently drops dispute updates, to show that such
+    /// censorship is caught by the witnesses. Never set it on a real network.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_drop_updates: bool,
 }
 
 fn default_listen() -> String {
@@ -51,6 +55,7 @@ impl Default for Config {
             bootstrap: vec![],
             api_listen: default_api(),
             witness: true,
+            test_drop_updates: false,
         }
     }
 }

@@ -190,6 +190,9 @@ enum TestnetCommand {
         /// Testnet directory.
         #[arg(long, default_value = "testnet")]
         dir: PathBuf,
+        /// TEST ONLY: the sequencer drops dispute updates (to show that witnesses catch it).
+        #[arg(long, hide = true)]
+        test_drop_updates: bool,
     },
     /// Show the nodes of a testnet.
     Status {
@@ -339,8 +342,12 @@ fn main() -> Result<()> {
         }
         Command::Channel { command } => channel(&dir, cli.json, command)?,
         Command::Testnet { command } => match command {
-            TestnetCommand::Up { nodes, dir } => {
-                let rows = testnet::up(&dir, nodes)?;
+            TestnetCommand::Up {
+                nodes,
+                dir,
+                test_drop_updates,
+            } => {
+                let rows = testnet::up(&dir, nodes, test_drop_updates)?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {

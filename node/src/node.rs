@@ -59,6 +59,16 @@ struct Shared {
     checkpoint_heights: Mutex<HashMap<Hash32, u64>>,
     catching_up: AtomicBool,
     listen_addrs: Vec<Multiaddr>,
+    /// TEST ONLY switch: the sequencer drops dispute updates.
+    drop_updates: bool,
+    /// Valid dispute updates this node holds, received within their challenge window: the
+    /// evidence a witness checks settlements against.
+    held_updates: Mutex<HashMap<paychan_protocol::ChannelId, HeldUpdate>>,
+    /// Settlements that ignored a held update.
+    censorship: Mutex<Vec<CensorshipReport>>,
+    /// The first height whose block settled a channel by censorship: no checkpoint from there
+    /// on gets this witness's cosignature.
+    refuse_from_height: Mutex<Option<u64>>,
     /// The channel manager (set once at start).
     channels: std::sync::OnceLock<paychan_client::ChannelManager>,
     /// The last account nonce this node used for its own transactions, so that a burst of them
@@ -177,7 +187,14 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         listen_addrs,
         last_nonce: Mutex::new(None),
         channels: std::sync::OnceLock::new(),
+        drop_updates: config.test_drop_updates && role == Role::Sequencer,
+        held_updates: Mutex::new(HashMap::new()),
+        censorship: Mutex::new(Vec::new()),
+        refuse_from_height: Mutex::new(None),
     });
+    if shared.drop_updates {
+        warn!("TEST SWITCH: this sequencer drops dispute updates");
+    }
     let handle = NodeHandle {
         shared: shared.clone(),
     };
@@ -348,6 +365,10 @@ impl NodeHandle {
         }
         if s.role == Role::Sequencer {
             let id = tx.id();
+            if s.drop_updates && matches!(tx, Tx::Update(_)) {
+                warn!(tx = %id, "TEST SWITCH: dropping a dispute update");
+                return Ok((id, SubmitStatus::Accepted));
+            }
             let ledger = s.ledger.read().expect("ledger lock");
             let status = s.mempool.lock().expect("mempool lock").submit(tx, &ledger);
             return status
@@ -440,10 +461,16 @@ impl NodeHandle {
                 cosignature,
             } => self.on_cosignature(block_hash, cosignature),
             GossipMsg::Dispute(tx) => {
+                let held = self.hold_update(&tx);
                 if self.shared.role == Role::Sequencer {
                     let _ = self.submit(*tx).await;
                 }
-                Verdict::Accept
+                if held {
+                    Verdict::Accept
+                } else {
+                    // Stale or late: not evidence of anything, and not worth spreading.
+                    Verdict::Ignore
+                }
             }
         };
         let acceptance = match verdict {
@@ -511,6 +538,7 @@ impl NodeHandle {
         if h > ledger.height() + 1 {
             return Ok(Applied::Gap);
         }
+        self.check_censorship(&ledger, block);
         match ledger.apply_block(block) {
             Ok(_) => {}
             Err(e) if e.class() == ErrorClass::Violation => return Err(Verdict::Reject(e.to_string())),
@@ -529,6 +557,90 @@ impl NodeHandle {
         drop(ledger);
         self.ledger_changed();
         Ok(Applied::New)
+    }
+
+    /// Keeps a dispute update as evidence if it is valid now (its channel is closing, the
+    /// window is open, its proofs verify and it raises what the ledger holds). Returns whether
+    /// it was kept.
+    pub fn hold_update(&self, tx: &Tx) -> bool {
+        let Tx::Update(update) = tx else { return false };
+        let s = &self.shared;
+        let now = {
+            let ledger = s.ledger.read().expect("ledger lock");
+            let now = ledger.time_ms();
+            if ledger.check_tx(tx, now).is_err() {
+                return false;
+            }
+            now
+        };
+        let mut held = s.held_updates.lock().expect("held lock");
+        let entry = held.entry(update.channel_id).or_insert(HeldUpdate {
+            ab: None,
+            ba: None,
+            received_ms: now,
+        });
+        let better = |mine: &Option<paychan_protocol::SignedProof>,
+                      new: &Option<paychan_protocol::SignedProof>| {
+            new.filter(|n| mine.is_none_or(|m| n.proof.transferred > m.proof.transferred))
+                .or(*mine)
+        };
+        entry.ab = better(&entry.ab, &update.proof_ab);
+        entry.ba = better(&entry.ba, &update.proof_ba);
+        entry.received_ms = entry.received_ms.min(now);
+        true
+    }
+
+    /// Before applying `block`: does it settle a channel below an update this node holds from
+    /// within the window? Then the sequencer censored that update.
+    fn check_censorship(&self, ledger: &LedgerState, block: &Block) {
+        let s = &self.shared;
+        for tx in &block.txs {
+            let Tx::Settle(settle) = tx else { continue };
+            let Some(held) = s
+                .held_updates
+                .lock()
+                .expect("held lock")
+                .remove(&settle.channel_id)
+            else {
+                continue;
+            };
+            let Some(entry) = ledger.channel(&settle.channel_id) else {
+                continue;
+            };
+            let on_ledger = |d| entry.best(d).map_or(0, |p| p.proof.transferred);
+            let held_t = |p: &Option<paychan_protocol::SignedProof>| p.map_or(0, |p| p.proof.transferred);
+            let (ab, ba) = (
+                paychan_protocol::Direction::AToB,
+                paychan_protocol::Direction::BToA,
+            );
+            let window_end = entry
+                .window_end_ms(s.genesis.challenge_period_ms)
+                .unwrap_or(u64::MAX);
+            if held.received_ms < window_end
+                && (held_t(&held.ab) > on_ledger(ab) || held_t(&held.ba) > on_ledger(ba))
+            {
+                let report = CensorshipReport {
+                    channel_id: settle.channel_id.to_string(),
+                    height: block.header.height,
+                    ledger_ab: on_ledger(ab),
+                    ledger_ba: on_ledger(ba),
+                    held_ab: held_t(&held.ab),
+                    held_ba: held_t(&held.ba),
+                };
+                warn!(
+                    ?report,
+                    "CENSORSHIP: a settlement ignores a dispute update held from within the window"
+                );
+                let mut refuse = s.refuse_from_height.lock().expect("censorship lock");
+                *refuse = Some(refuse.map_or(block.header.height, |h| h.min(block.header.height)));
+                s.censorship.lock().expect("censorship lock").push(report);
+            }
+        }
+    }
+
+    /// Settlements that ignored an update this node held.
+    pub fn censorship_reports(&self) -> Vec<CensorshipReport> {
+        self.shared.censorship.lock().expect("censorship lock").clone()
     }
 
     /// Sequencer: makes a block when transactions wait or the heartbeat is due.
@@ -677,7 +789,18 @@ impl NodeHandle {
             return Err("checkpoint disagrees with the verified replica".into());
         }
         let mut stored = cp;
-        let mine = if s.role == Role::Witness {
+        let refused = s
+            .refuse_from_height
+            .lock()
+            .expect("censorship lock")
+            .is_some_and(|h| c.height >= h);
+        if refused {
+            warn!(
+                height = c.height,
+                "refusing to cosign: the ledger settled a channel by censorship"
+            );
+        }
+        let mine = if s.role == Role::Witness && !refused {
             let cosig = c.cosign(&s.keypair);
             let _ = paychan_ledger::add_cosignature(&s.genesis, &mut stored, cosig);
             Some((c.block_hash, cosig))
@@ -895,6 +1018,7 @@ impl paychan_client::LedgerAccess for NodeLedger {
         Box::pin(async move {
             if tx.is_dispute() {
                 // Disputes travel to every node too, so that a sequencer that drops them is seen.
+                self.0.hold_update(&tx);
                 self.0.publish(GossipMsg::Dispute(Box::new(tx.clone()))).await;
             }
             self.0.submit(tx).await.map(|_| ()).map_err(|e| e.to_string())
@@ -912,6 +1036,32 @@ fn truncate(mut s: String) -> String {
         s.truncate(cut);
     }
     s
+}
+
+/// A valid dispute update held as evidence, best proof per direction.
+#[derive(Debug, Clone, Copy)]
+struct HeldUpdate {
+    ab: Option<paychan_protocol::SignedProof>,
+    ba: Option<paychan_protocol::SignedProof>,
+    /// Ledger time when it was first held.
+    received_ms: u64,
+}
+
+/// A settlement that ignored an update this node held from within the challenge window.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CensorshipReport {
+    /// The channel.
+    pub channel_id: String,
+    /// Height of the block that settled it.
+    pub height: u64,
+    /// Transferred A to B the ledger settled with.
+    pub ledger_ab: u64,
+    /// Transferred B to A the ledger settled with.
+    pub ledger_ba: u64,
+    /// Transferred A to B of the held update.
+    pub held_ab: u64,
+    /// Transferred B to A of the held update.
+    pub held_ba: u64,
 }
 
 /// What became of a block.

@@ -98,7 +98,9 @@ pub struct NodeStatus {
 }
 
 /// `testnet up`.
-pub fn up(root: &Path, nodes: usize) -> Result<Vec<NodeStatus>> {
+/// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
+/// updates (for the censorship test).
+pub fn up(root: &Path, nodes: usize, test_drop_updates: bool) -> Result<Vec<NodeStatus>> {
     if nodes == 0 {
         bail!("a testnet needs at least one node");
     }
@@ -135,6 +137,7 @@ pub fn up(root: &Path, nodes: usize) -> Result<Vec<NodeStatus>> {
         dir.write_genesis(&genesis)?;
         dir.write_config(&Config {
             bootstrap: started.clone(),
+            test_drop_updates: test_drop_updates && i == 0,
             ..Config::default()
         })?;
         start_process(&exe, &dir)?;
