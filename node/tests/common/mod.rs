@@ -271,6 +271,11 @@ pub struct Testnet {
 impl Testnet {
     /// `paychan testnet up --nodes n` in a fresh temporary directory.
     pub fn up(n: usize) -> Testnet {
+        Testnet::up_with(n, &[])
+    }
+
+    /// `paychan testnet up --nodes n EXTRA...` in a fresh temporary directory.
+    pub fn up_with(n: usize, extra: &[&str]) -> Testnet {
         let tmp = tempfile::Builder::new()
             .prefix("paychan-it-")
             .tempdir()
@@ -287,15 +292,18 @@ impl Testnet {
             _tmp: tmp,
         };
         let started = Instant::now();
-        let out = cli_ok(&[
+        let nodes = n.to_string();
+        let mut args = vec![
             "testnet",
             "up",
             "--nodes",
-            &n.to_string(),
+            &nodes,
             "--dir",
             root.to_str().expect("utf-8 path"),
             "--json",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = cli_ok(&args);
         net.up_time = started.elapsed();
         let rows: Vec<Value> = serde_json::from_str(&out).expect("`testnet up --json` prints JSON");
         for row in &rows {
@@ -557,7 +565,12 @@ pub struct TestPeer {
 impl TestPeer {
     /// Starts a peer on 127.0.0.1 (ephemeral port). Call inside a tokio runtime.
     pub async fn start() -> TestPeer {
-        let key = Keypair::generate();
+        TestPeer::start_with(Keypair::generate()).await
+    }
+
+    /// Starts a peer with the given key (e.g. a funded client account of the testnet), as
+    /// [`TestPeer::start`] does.
+    pub async fn start_with(key: Keypair) -> TestPeer {
         let mut config = NetConfig::new("/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"));
         config.gossip_heartbeat = Duration::from_millis(200);
         config.request_timeout = Duration::from_secs(10);
