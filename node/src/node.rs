@@ -126,6 +126,10 @@ pub struct LedgerStatus {
     pub total_value: u64,
 }
 
+/// How many checkpoints below the newest one `witnessed_height` looks at: cosignatures of the
+/// newest may still be on their way.
+const WITNESS_LOOKBACK: u64 = 8;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -638,6 +642,23 @@ impl NodeHandle {
         }
     }
 
+    /// Height of the newest witnessed checkpoint this node holds (among the last few).
+    pub fn witnessed_height(&self) -> u64 {
+        let s = &self.shared;
+        let Ok(Some(latest)) = s.store.latest_checkpoint() else {
+            return 0;
+        };
+        let top = latest.checkpoint.height;
+        for h in (top.saturating_sub(WITNESS_LOOKBACK)..=top).rev() {
+            if let Ok(Some(cp)) = s.store.checkpoint(h) {
+                if paychan_ledger::verify_checkpoint(&s.genesis, &cp).is_ok_and(|st| st.witnessed) {
+                    return h;
+                }
+            }
+        }
+        0
+    }
+
     /// Settlements that ignored an update this node held.
     pub fn censorship_reports(&self) -> Vec<CensorshipReport> {
         self.shared.censorship.lock().expect("censorship lock").clone()
@@ -1012,6 +1033,19 @@ impl paychan_client::LedgerAccess for NodeLedger {
 
     fn balance(&self, key: &PublicKey) -> u64 {
         self.0.with_ledger(|l| l.balance(key))
+    }
+
+    fn height(&self) -> u64 {
+        self.0.with_ledger(|l| l.height())
+    }
+
+    fn witnessed_height(&self) -> u64 {
+        self.0.witnessed_height()
+    }
+
+    fn censored(&self, id: &paychan_protocol::ChannelId) -> bool {
+        let id = id.to_string();
+        self.0.censorship_reports().iter().any(|r| r.channel_id == id)
     }
 
     fn submit(&self, tx: Tx) -> paychan_client::ledger::BoxFuture<'_, Result<(), String>> {

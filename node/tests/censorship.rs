@@ -53,7 +53,16 @@ fn a_sequencer_that_drops_updates_cannot_get_a_stale_settlement_witnessed() {
 
     // The payer closes holding nothing from node-2: for its own 700 the close is stale. node-2's
     // watchtower answers with the payer's newest proof; the sequencer drops that update.
-    cli_ok(&["channel", "close", &channel, "--force", "--data-dir", d1]);
+    // The closer's node does not count the payout: the settlement is never witnessed.
+    let mut close = paychan();
+    close.args(["channel", "close", &channel, "--force", "--data-dir", d1]);
+    let out = run_bounded(close, CLI_TIMEOUT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a censored settlement is not reported as a payout"
+    );
+    assert!(stderr.contains("censorship"), "{stderr}");
 
     // The stale settlement is in a block: the payer got its whole deposit back.
     let after_payer = net.api(0).balance(&payer).unwrap();

@@ -38,6 +38,16 @@ pub trait LedgerAccess: Send + Sync + 'static {
     fn chain_id(&self) -> Hash32;
     /// Ledger time of the newest block the view holds (ms).
     fn time_ms(&self) -> u64;
+    /// Height of the newest block the view holds.
+    fn height(&self) -> u64;
+    /// Height of the newest checkpoint known to be witnessed (threshold of genesis witnesses)
+    /// and consistent with the view. Payouts count only once this covers them.
+    fn witnessed_height(&self) -> u64;
+    /// Whether this view has evidence that the settlement of channel `id` ignored a valid
+    /// update (the sequencer censored it): such a settlement will never be witnessed.
+    fn censored(&self, _id: &ChannelId) -> bool {
+        false
+    }
     /// The channel's status on the ledger, if the ledger knows it.
     fn channel(&self, id: &ChannelId) -> Option<LedgerChannel>;
     /// An account's balance.

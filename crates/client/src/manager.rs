@@ -270,7 +270,8 @@ impl ChannelManager {
         .await
     }
 
-    /// Closes cooperatively, or unilaterally with `force`; returns once the ledger paid out.
+    /// Closes cooperatively, or unilaterally with `force`; returns once the payout is covered by a
+    /// witnessed checkpoint (an error if the settlement was obtained by censorship).
     pub async fn close(&self, id: ChannelId, force: bool) -> Result<(), ManagerError> {
         self.ask(|reply| Input::Close { id, force, reply }).await
     }
@@ -321,6 +322,8 @@ struct Slot {
     settle_sent_ms: Option<u64>,
     /// Write the snapshot in the next round even if the channel reports nothing new.
     force_persist: bool,
+    /// Ledger height at which the payout was first seen.
+    closed_at: Option<u64>,
 }
 
 impl Slot {
@@ -334,6 +337,7 @@ impl Slot {
             answered: None,
             settle_sent_ms: None,
             force_persist: false,
+            closed_at: None,
         }
     }
 }
@@ -874,8 +878,20 @@ impl Actor {
                         slot.force_persist = true;
                         info!(channel = %id, "channel paid out");
                     }
-                    for w in slot.close_waiters.drain(..) {
-                        let _ = w.send(Ok(()));
+                    // A payout counts only once a witnessed checkpoint covers it.
+                    let closed_at = *slot.closed_at.get_or_insert(self.ledger.height());
+                    if self.ledger.witnessed_height() >= closed_at {
+                        for w in slot.close_waiters.drain(..) {
+                            let _ = w.send(Ok(()));
+                        }
+                    } else if self.ledger.censored(id) {
+                        warn!(channel = %id, "the payout will never be witnessed: an update was censored");
+                        for w in slot.close_waiters.drain(..) {
+                            let _ = w.send(Err(ManagerError::Ledger(
+                                "settled without a valid update (censorship): the settlement is not witnessed"
+                                    .into(),
+                            )));
+                        }
                     }
                     if let Some(job) = slot.pay.take() {
                         let _ = job

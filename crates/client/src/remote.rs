@@ -39,6 +39,8 @@ pub struct RemoteLedger {
     sequencer: Option<PeerId>,
     genesis: Genesis,
     state: RwLock<LedgerState>,
+    /// Height of the newest witnessed checkpoint consistent with the verified blocks.
+    witnessed: std::sync::atomic::AtomicU64,
     /// Ids of the verified transactions that concern each channel, in ledger order.
     channel_txs: RwLock<std::collections::HashMap<ChannelId, Vec<Hash32>>>,
 }
@@ -70,6 +72,7 @@ impl RemoteLedger {
             genesis,
             state: RwLock::new(state),
             channel_txs: RwLock::new(Default::default()),
+            witnessed: std::sync::atomic::AtomicU64::new(0),
         };
         me.sync().await?;
         Ok(me)
@@ -130,8 +133,28 @@ impl RemoteLedger {
                 }
             }
             if n < BLOCKS_PER_RESPONSE_MAX {
+                self.refresh_witnessed().await;
                 return Ok(applied);
             }
+        }
+    }
+
+    /// Fetches the node's newest checkpoint and, if it is witnessed and names a block of the
+    /// verified view, remembers its height.
+    async fn refresh_witnessed(&self) {
+        let Ok(LedgerResponse::Checkpoint(Some(cp))) =
+            self.net.request(self.node, LedgerRequest::GetCheckpoint).await
+        else {
+            return;
+        };
+        let witnessed = paychan_ledger::verify_checkpoint(&self.genesis, &cp).is_ok_and(|s| s.witnessed);
+        let c = cp.checkpoint;
+        let ours = self.with_state(|s| {
+            c.log_size <= s.log_size() && s.log().root_at(c.log_size).ok() == Some(c.log_root)
+        });
+        if witnessed && ours {
+            self.witnessed
+                .fetch_max(c.height, std::sync::atomic::Ordering::AcqRel);
         }
     }
 
@@ -253,6 +276,14 @@ impl LedgerAccess for RemoteLedger {
 
     fn balance(&self, key: &PublicKey) -> u64 {
         self.with_state(|s| s.balance(key))
+    }
+
+    fn height(&self) -> u64 {
+        RemoteLedger::height(self)
+    }
+
+    fn witnessed_height(&self) -> u64 {
+        self.witnessed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Submits through the node and, independently, to the sequencer: a node that drops the
