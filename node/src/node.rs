@@ -488,7 +488,7 @@ impl NodeHandle {
         let _ = self
             .shared
             .net
-            .report_validation(msg_id, source, acceptance.clone())
+            .report_validation(msg_id, source, acceptance)
             .await;
         if matches!(acceptance, MessageAcceptance::Reject) {
             let _ = self.shared.net.ban(source).await;

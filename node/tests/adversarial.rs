@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use paychan_net::limits::{LEDGER_REQUESTS_PER_PEER_PER_S, LEDGER_REQUEST_BURST_PER_PEER};
 use paychan_net::{NetEvent, PeerId, Topic, REFUSED_BUSY, REFUSED_MALFORMED, REFUSED_RATE_LIMITED};
 use paychan_protocol::ledger::Transfer;
 use paychan_protocol::wire::{parse_frame, GossipMsg, LedgerRequest, LedgerResponse, SubmitStatus};
@@ -162,6 +163,25 @@ fn rogue_blocks_are_rejected_and_the_rogue_cut_off(net: &Testnet, rt: &Runtime) 
     }
 }
 
+/// One honest request (`n` even: the genesis, odd: the first blocks), its answer checked.
+async fn honest_ask(
+    client: &paychan_net::NetHandle,
+    node: PeerId,
+    chain_id: Hash32,
+    n: u32,
+) -> Result<(), String> {
+    let request = if n.is_multiple_of(2) {
+        LedgerRequest::GetGenesis
+    } else {
+        LedgerRequest::GetBlocks { from: 1, limit: 4 }
+    };
+    match client.request(node, request.clone()).await {
+        Ok(LedgerResponse::Genesis(g)) if g.chain_id() == chain_id => Ok(()),
+        Ok(LedgerResponse::Blocks(b)) if !b.is_empty() && b[0].header.height == 1 => Ok(()),
+        other => Err(format!("request {n} ({request:?}): {other:?}")),
+    }
+}
+
 /// Asks `node` for the genesis and the first blocks every `every` until `stop`, checking every
 /// answer. Returns how many answers it got, or the first failure.
 async fn honest_client_loop(
@@ -173,16 +193,7 @@ async fn honest_client_loop(
 ) -> Result<u32, String> {
     let mut served = 0u32;
     while !stop.load(Ordering::Acquire) {
-        let request = if served % 2 == 0 {
-            LedgerRequest::GetGenesis
-        } else {
-            LedgerRequest::GetBlocks { from: 1, limit: 4 }
-        };
-        match client.request(node, request.clone()).await {
-            Ok(LedgerResponse::Genesis(g)) if g.chain_id() == chain_id => {}
-            Ok(LedgerResponse::Blocks(b)) if !b.is_empty() && b[0].header.height == 1 => {}
-            other => return Err(format!("request {served} ({request:?}): {other:?}")),
-        }
+        honest_ask(&client, node, chain_id, served).await?;
         served += 1;
         tokio::time::sleep(every).await;
     }
@@ -230,6 +241,9 @@ fn ledger_protocol_abuse_is_refused_while_an_honest_client_is_served(net: &Testn
             "the peer that sent a malformed frame is banned"
         );
         assert!(!api.peers().unwrap().contains(&raw_id.to_string()));
+        honest_ask(&honest.handle, node, chain_id, 0)
+            .await
+            .expect("honest, after the malformed frame");
 
         // 2. A length prefix far over the limit with junk after it: refused from the prefix.
         let mut raw = raw_peer();
@@ -253,15 +267,20 @@ fn ledger_protocol_abuse_is_refused_while_an_honest_client_is_served(net: &Testn
             raw_redial_refused(&mut raw, addr.clone(), node).await,
             "the peer that sent an oversized frame is banned"
         );
+        honest_ask(&honest.handle, node, chain_id, 1)
+            .await
+            .expect("honest, after the oversized frame");
     });
 
     // 3. A flood: batches of concurrent requests until the node refuses some.
     let flooder = rt.block_on(TestPeer::start());
+    let flood_started = Instant::now();
     assert_eq!(rt.block_on(flooder.handle.dial(addr.clone())), Ok(node));
     let (ok, limited, busy, sent) = rt.block_on(async {
         let (mut ok, mut limited, mut busy, mut sent) = (0u32, 0u32, 0u32, 0u32);
+        let mut honest_during_flood = 0u32;
         let deadline = Instant::now() + STEP;
-        while limited + busy == 0 {
+        while limited == 0 {
             assert!(
                 Instant::now() < deadline,
                 "{sent} requests and none refused ({ok} answered)"
@@ -272,6 +291,12 @@ fn ledger_protocol_abuse_is_refused_while_an_honest_client_is_served(net: &Testn
                     tokio::spawn(async move { h.request(node, LedgerRequest::GetGenesis).await })
                 })
                 .collect();
+            // The honest client asks in the middle of every batch.
+            let honest_blocks = honest_ask(&honest.handle, node, chain_id, 1);
+            let honest_genesis = honest_ask(&honest.handle, node, chain_id, 0);
+            let (b, g) = tokio::join!(honest_blocks, honest_genesis);
+            b.and(g).expect("the honest client is answered during the flood");
+            honest_during_flood += 2;
             for j in batch {
                 sent += 1;
                 match j.await.unwrap() {
@@ -282,10 +307,21 @@ fn ledger_protocol_abuse_is_refused_while_an_honest_client_is_served(net: &Testn
                 }
             }
         }
+        eprintln!("honest requests answered during the flood: {honest_during_flood}");
         (ok, limited, busy, sent)
     });
-    eprintln!("flood: {sent} sent, {ok} answered, {limited} rate limited, {busy} busy");
-    assert!(ok > 0);
+    eprintln!(
+        "flood: {sent} sent, {ok} answered, {limited} rate limited, {busy} busy in {:?}",
+        flood_started.elapsed()
+    );
+    // Answered: at most the burst plus the sustained rate over the flood's time.
+    let allowed = f64::from(LEDGER_REQUEST_BURST_PER_PEER)
+        + f64::from(LEDGER_REQUESTS_PER_PEER_PER_S) * flood_started.elapsed().as_secs_f64()
+        + 1.0;
+    assert!(
+        ok > 0 && f64::from(ok) <= allowed,
+        "{ok} answered, {allowed} allowed"
+    );
     let metrics = agent()
         .get(format!("{}/metrics", api.base))
         .call()
@@ -293,22 +329,18 @@ fn ledger_protocol_abuse_is_refused_while_an_honest_client_is_served(net: &Testn
         .body_mut()
         .read_to_string()
         .unwrap();
-    let refused_kind = if limited > 0 { "rate_limited" } else { "busy" };
-    let line = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with(&format!(
-                "paychan_net_ledger_inbound_requests_total{{kind=\"{refused_kind}\"}}"
-            ))
-        })
-        .unwrap_or_else(|| panic!("no {refused_kind} counter in:\n{metrics}"));
-    let counted: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(counted >= f64::from(limited.max(busy)), "{line}");
-    let malformed = metrics
-        .lines()
-        .find(|l| l.starts_with("paychan_net_ledger_inbound_requests_total{kind=\"malformed\"}"))
-        .expect("malformed counter");
-    assert!(malformed.ends_with(" 2"), "{malformed}");
+    // The node's own counters agree: these refusals came from its per-peer limits.
+    let counter = |kind: &str| -> u32 {
+        let prefix = format!("paychan_net_ledger_inbound_requests_total{{kind=\"{kind}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|v| v.trim().parse::<f64>().unwrap() as u32)
+            .unwrap_or(0)
+    };
+    assert!(counter("rate_limited") >= limited, "{metrics}");
+    assert!(counter("busy") >= busy, "{metrics}");
+    assert_eq!(counter("malformed"), 2, "the two bad frames: {metrics}");
 
     // The honest client was answered throughout, and still is.
     stop.store(true, Ordering::Release);
@@ -316,7 +348,7 @@ fn ledger_protocol_abuse_is_refused_while_an_honest_client_is_served(net: &Testn
         .block_on(bounded("the honest client stops", honest_task))
         .unwrap()
         .expect("every honest request answered");
-    assert!(served >= 5, "the honest client was served {served} times");
+    assert!(served >= 1, "the honest client was served {served} times");
     assert!(api.peers().unwrap().contains(&honest.peer.to_string()));
 }
 

@@ -115,6 +115,7 @@ fn check_api(net: &Testnet) {
         "/v1/tx".into(),
         "/v1/no/such/endpoint".into(),
         "/v1/".into(),
+        "/v1".into(),
         "/v1/channels".into(),
     ];
     let post_paths = [
@@ -123,6 +124,7 @@ fn check_api(net: &Testnet) {
         "/v1/info",
         "/v1/ledger/status",
         "/v1/no/such/endpoint",
+        "/v1/",
         "/v1/channels",
     ];
     let wrong = [

@@ -156,6 +156,10 @@ pub(crate) enum Input {
         epoch: u64,
     },
     DialFailed(PeerId),
+    OpenRefused {
+        id: ChannelId,
+        why: String,
+    },
     Inbound {
         peer: PeerId,
         epoch: u64,
@@ -363,12 +367,11 @@ impl Actor {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.on_ledger_changed();
+        let mut progress = false;
         loop {
-            let signing = self
-                .channels
-                .values()
-                .any(|s| s.pay.as_ref().is_some_and(|j| j.remaining > 0));
-            if signing {
+            // Keep signing without waiting only while the last round made progress; a job that
+            // cannot sign now (window full, link down, not reestablished) waits for an input.
+            if progress {
                 tokio::task::yield_now().await;
             } else {
                 tokio::select! {
@@ -386,8 +389,10 @@ impl Actor {
                     Err(mpsc::error::TryRecvError::Disconnected) => return,
                 }
             }
-            self.sign_round().await;
-            self.persist_round().await;
+            let signed_now = self.sign_round().await;
+            let persisted = self.persist_round().await;
+            // A persist may have unblocked signing (a seq reservation became durable).
+            progress = signed_now > 0 || (persisted && self.has_pay_work());
         }
     }
 
@@ -453,6 +458,7 @@ impl Actor {
             Input::DialFailed(peer) => {
                 self.dialing.remove(&peer);
             }
+            Input::OpenRefused { id, why } => self.fail_open(&id, ManagerError::Ledger(why)),
             Input::LinkUp { peer, link } => self.on_link_up(peer, link).await,
             Input::LinkDown { peer, epoch } => {
                 if self.links.get(&peer).is_some_and(|l| l.epoch == epoch) {
@@ -614,6 +620,37 @@ impl Actor {
         }
     }
 
+    /// Submits an open; if the ledger refuses it, the channel never opens: its waiters fail.
+    fn submit_open(&self, id: ChannelId, tx: Tx) {
+        let ledger = self.ledger.clone();
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            if let Err(why) = ledger.submit(tx).await {
+                warn!(channel = %id, %why, "the ledger refused the open");
+                let _ = inbox.send(Input::OpenRefused { id, why }).await;
+            }
+        });
+    }
+
+    /// A channel that will never open: fail its waiters and forget it.
+    fn fail_open(&mut self, id: &ChannelId, error: ManagerError) {
+        let pending = self
+            .channels
+            .get(id)
+            .is_some_and(|s| s.ch.status() == ChannelStatus::Pending);
+        if !pending || self.ledger.channel(id).is_some() {
+            return;
+        }
+        if let Some(mut slot) = self.channels.remove(id) {
+            for w in slot.open_waiters.drain(..) {
+                let _ = w.send(Err(error.clone()));
+            }
+            if let Err(e) = self.store.delete_channel(id) {
+                warn!(channel = %id, %e, "cannot delete a void channel");
+            }
+        }
+    }
+
     fn submit(&self, tx: Tx) {
         let ledger = self.ledger.clone();
         tokio::spawn(async move {
@@ -676,7 +713,7 @@ impl Actor {
                                 if let Some(slot) = self.channels.get_mut(&id) {
                                     slot.open_waiters.push(reply);
                                 }
-                                self.submit(tx);
+                                self.submit_open(id, tx);
                             }
                             Err(e) => {
                                 let _ = reply.send(Err(e));
@@ -713,8 +750,8 @@ impl Actor {
                 match acceptance.on_signed(channel_id, &sig_a) {
                     Ok(signed) => {
                         let tx = Tx::Open(signed.clone());
-                        if self.add_channel(signed, peer).is_ok() {
-                            self.submit(tx);
+                        if let Ok(id) = self.add_channel(signed, peer) {
+                            self.submit_open(id, tx);
                         }
                     }
                     Err(e) => {
@@ -837,8 +874,12 @@ impl Actor {
     fn on_ledger_changed(&mut self) {
         let now = self.ledger.time_ms();
         let mut to_submit = Vec::new();
+        let mut void = Vec::new();
         for (id, slot) in self.channels.iter_mut() {
             let Some(on_ledger) = self.ledger.channel(id) else {
+                if slot.ch.status() == ChannelStatus::Pending && now > slot.ch.signed_open().open.expiry_ms {
+                    void.push(*id);
+                }
                 continue;
             };
             match on_ledger {
@@ -904,10 +945,18 @@ impl Actor {
         for tx in to_submit {
             self.submit(tx);
         }
+        for id in void {
+            self.fail_open(
+                &id,
+                ManagerError::Ledger("the open expired before the ledger included it".into()),
+            );
+        }
     }
 
-    /// Signs the next chunk of every payment job and sends it as pay frames.
-    async fn sign_round(&mut self) {
+    /// Signs the next chunk of every payment job and sends it as pay frames. Returns how many
+    /// proofs it signed.
+    async fn sign_round(&mut self) -> usize {
+        let mut signed = 0;
         let mut frames = Vec::new();
         for (id, slot) in self.channels.iter_mut() {
             let Some(job) = slot.pay.as_mut() else { continue };
@@ -941,6 +990,7 @@ impl Actor {
                     let _ = job.reply.send(Err(e.into()));
                 }
             }
+            signed += items.len();
             for chunk in items.chunks(PAY_PROOFS_MAX) {
                 frames.push((
                     slot.peer,
@@ -954,11 +1004,18 @@ impl Actor {
         for (peer, msg) in frames {
             self.send(peer, msg).await;
         }
+        signed
+    }
+
+    fn has_pay_work(&self) -> bool {
+        self.channels
+            .values()
+            .any(|s| s.pay.as_ref().is_some_and(|j| j.remaining > 0))
     }
 
     /// Group commit: one snapshot per channel that needs it, one flush, then release what
-    /// waited for durability.
-    async fn persist_round(&mut self) {
+    /// waited for durability. Returns whether it wrote anything.
+    async fn persist_round(&mut self) -> bool {
         let mut written = Vec::new();
         for (id, slot) in self.channels.iter_mut() {
             let needs = slot.ch.persist_needs();
@@ -974,12 +1031,12 @@ impl Actor {
             written.push((*id, snap));
         }
         if written.is_empty() {
-            return;
+            return false;
         }
         if let Err(e) = self.store.flush() {
             // Nothing is acknowledged until it is durable: try again next round.
             warn!(%e, "flush failed");
-            return;
+            return false;
         }
         let mut out = Vec::new();
         for (id, snap) in written {
@@ -994,6 +1051,7 @@ impl Actor {
         for (peer, msg) in out {
             self.send(peer, msg).await;
         }
+        true
     }
 }
 

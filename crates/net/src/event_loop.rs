@@ -1,7 +1,7 @@
 //! The task that owns the swarm: it turns commands into swarm calls and swarm events into
 //! [`NetEvent`]s, and enforces the per-peer limits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,6 +105,7 @@ impl Net {
             inbound: HashMap::new(),
             disconnect_after_response: HashMap::new(),
             condemned: HashMap::new(),
+            ban_on_close: HashSet::new(),
         };
         for addr in &config.bootstrap {
             // Bootstrap dials complete in the background; their outcome is only logged.
@@ -227,6 +228,9 @@ struct EventLoop {
     /// Peers being cut off for a violation: their further requests are dropped unanswered, and
     /// the connection closes at the given time (`None`: once their error response is out).
     condemned: HashMap<PeerId, Option<Instant>>,
+    /// Condemned peers banned by the node: blocked once their connection has closed, so that
+    /// blocking does not cut off the error response that tells them why.
+    ban_on_close: HashSet<PeerId>,
 }
 
 impl EventLoop {
@@ -371,14 +375,22 @@ impl EventLoop {
             }
             Command::Ban(peer, reply) => {
                 tracing::info!(%peer, "banning peer");
+                let condemned = self.condemned.contains_key(&peer);
                 let b = self.swarm.behaviour_mut();
-                // Closes every connection with it and denies new ones, inbound and outbound.
-                b.blocked.block_peer(peer);
+                if condemned {
+                    // Its connection closes once its error response is out (one connection per
+                    // peer: it cannot open another meanwhile); block it then.
+                    self.ban_on_close.insert(peer);
+                } else {
+                    // Closes every connection with it and denies new ones, inbound and outbound.
+                    b.blocked.block_peer(peer);
+                }
                 b.gossipsub.blacklist_peer(&peer);
                 b.kad.remove_peer(&peer);
                 let _ = reply.send(Ok(()));
             }
             Command::Unban(peer, reply) => {
+                self.ban_on_close.remove(&peer);
                 let b = self.swarm.behaviour_mut();
                 b.blocked.unblock_peer(peer);
                 b.gossipsub.remove_blacklisted_peer(&peer);
@@ -519,6 +531,9 @@ impl EventLoop {
                 self.inbound.retain(|_, p| *p != peer_id);
                 self.disconnect_after_response.retain(|_, p| *p != peer_id);
                 self.condemned.remove(&peer_id);
+                if self.ban_on_close.remove(&peer_id) {
+                    self.swarm.behaviour_mut().blocked.block_peer(peer_id);
+                }
                 self.emit(NetEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError {

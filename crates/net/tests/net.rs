@@ -455,6 +455,58 @@ async fn malformed_and_oversized_frames_cut_off_only_their_sender() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_banned_for_a_bad_frame_still_reads_why_and_stays_out() {
+    init_tracing();
+    let b = node(66).await;
+    let (b_handle, b_peer, b_addr, mut b_events) = b.serve();
+    let mut raw = raw_peer();
+    let raw_id = *raw.local_peer_id();
+    raw_connect(&mut raw, b_addr.clone()).await;
+
+    // The node bans the peer as soon as it hears of the violation, as a paychan node does.
+    let banner = tokio::spawn(async move {
+        let what = wait_on(&mut b_events, "misbehaviour", |e| match e {
+            NetEvent::Misbehaviour { peer, what } if peer == raw_id => Some(what),
+            _ => None,
+        })
+        .await;
+        b_handle.ban(raw_id).await.unwrap();
+        (what, b_handle)
+    });
+    // The ban does not cut off the error response: the peer still learns why.
+    let reply = raw_request(&mut raw, b_peer, vec![0, 0, 0, 3, 0xff, 0xff, 0xff])
+        .await
+        .expect("an error response despite the ban");
+    let (_, body) = parse_frame(&reply, LedgerResponse::BYTES_MAX).unwrap().unwrap();
+    match LedgerResponse::from_bytes(body).unwrap() {
+        LedgerResponse::Error { text } => assert!(text.starts_with(REFUSED_MALFORMED), "{text}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let (what, b_handle) = bounded("ban", banner).await.unwrap();
+    assert!(
+        matches!(what, Misbehaviour::BadRequest(FrameViolation::Malformed(_))),
+        "{what:?}"
+    );
+
+    // The ban holds once the connection has closed: a redial is refused.
+    raw.dial(b_addr).unwrap();
+    let refused = bounded("redial", async {
+        let mut established = false;
+        loop {
+            match raw.select_next_some().await {
+                SwarmEvent::OutgoingConnectionError { .. } => return true,
+                SwarmEvent::ConnectionEstablished { .. } => established = true,
+                SwarmEvent::ConnectionClosed { .. } if established => return true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(refused);
+    assert!(!b_handle.connected_peers().await.unwrap().contains(&raw_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_beyond_the_rate_limit_is_refused_for_that_peer_only() {
     init_tracing();
     let limits = PeerLimits {
