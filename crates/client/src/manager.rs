@@ -222,6 +222,7 @@ impl ChannelManager {
             channels,
             links: HashMap::new(),
             dialing: HashSet::new(),
+            queued: HashMap::new(),
             proposals: HashMap::new(),
             acceptances: HashMap::new(),
         };
@@ -358,6 +359,8 @@ struct Actor {
     channels: HashMap<ChannelId, Slot>,
     links: HashMap<PeerId, Link>,
     dialing: HashSet<PeerId>,
+    /// Messages waiting for a stream to their peer (open proposals).
+    queued: HashMap<PeerId, Vec<ChannelMsg>>,
     proposals: HashMap<(PeerId, Hash32), (OpenProposal, Reply<ChannelId>)>,
     acceptances: HashMap<ChannelId, (PeerId, OpenAcceptance)>,
 }
@@ -457,6 +460,16 @@ impl Actor {
             }
             Input::DialFailed(peer) => {
                 self.dialing.remove(&peer);
+                // Proposals that were waiting for this stream will not go out.
+                for msg in self.queued.remove(&peer).unwrap_or_default() {
+                    if let ChannelMsg::OpenPropose { open } = msg {
+                        if let Some((_, reply)) = self.proposals.remove(&(peer, open.salt_a)) {
+                            let _ = reply.send(Err(ManagerError::Unreachable(
+                                "cannot open a channel stream".into(),
+                            )));
+                        }
+                    }
+                }
             }
             Input::OpenRefused { id, why } => self.fail_open(&id, ManagerError::Ledger(why)),
             Input::LinkUp { peer, link } => self.on_link_up(peer, link).await,
@@ -538,6 +551,9 @@ impl Actor {
         for msg in greetings {
             self.send(peer, msg).await;
         }
+        for msg in self.queued.remove(&peer).unwrap_or_default() {
+            self.send(peer, msg).await;
+        }
     }
 
     async fn cmd_open(
@@ -568,21 +584,15 @@ impl Actor {
                 return;
             }
         };
-        if !self.links.contains_key(&peer) {
-            // Open the stream first; the proposal goes out once it is up.
-            match self.net.open_channel_stream(peer).await {
-                Ok(stream) => {
-                    let link = link::start_dialed(self.me, peer, stream, self.chain_id, self.inbox.clone());
-                    self.on_link_up(peer, link).await;
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(ManagerError::Unreachable(e.to_string())));
-                    return;
-                }
-            }
-        }
-        self.send(peer, proposal.message()).await;
+        let msg = proposal.message();
         self.proposals.insert((peer, salt), (proposal, reply));
+        if self.links.contains_key(&peer) {
+            self.send(peer, msg).await;
+        } else {
+            // The proposal goes out once the stream is up; the actor does not wait for it.
+            self.queued.entry(peer).or_default().push(msg);
+            self.dial(peer);
+        }
     }
 
     async fn cmd_close(&mut self, id: ChannelId, force: bool, reply: Reply<()>) {
