@@ -32,6 +32,8 @@ const INBOX_MAX: usize = 4096;
 const ROUND_INPUTS_MAX: usize = 1024;
 /// Proofs signed per channel per round, so that acks and other channels are served between.
 const ROUND_SIGNATURES_MAX: usize = 256;
+/// How long an open proposal waits for a stream to its peer before it fails.
+const OPEN_STREAM_WAIT: Duration = Duration::from_secs(10);
 /// Largest encoded persisted channel accepted back from the store.
 const PERSISTED_BYTES_MAX: usize = 16 * 1024;
 
@@ -359,8 +361,8 @@ struct Actor {
     channels: HashMap<ChannelId, Slot>,
     links: HashMap<PeerId, Link>,
     dialing: HashSet<PeerId>,
-    /// Messages waiting for a stream to their peer (open proposals).
-    queued: HashMap<PeerId, Vec<ChannelMsg>>,
+    /// Messages waiting for a stream to their peer (open proposals), with when they were queued.
+    queued: HashMap<PeerId, Vec<(Instant, ChannelMsg)>>,
     proposals: HashMap<(PeerId, Hash32), (OpenProposal, Reply<ChannelId>)>,
     acceptances: HashMap<ChannelId, (PeerId, OpenAcceptance)>,
 }
@@ -460,8 +462,19 @@ impl Actor {
             }
             Input::DialFailed(peer) => {
                 self.dialing.remove(&peer);
-                // Proposals that were waiting for this stream will not go out.
-                for msg in self.queued.remove(&peer).unwrap_or_default() {
+                // Proposals waiting for this stream are retried on the next ticks, and fail
+                // once they have waited longer than OPEN_STREAM_WAIT.
+                let expired: Vec<ChannelMsg> = match self.queued.get_mut(&peer) {
+                    Some(q) => {
+                        let (old, keep): (Vec<_>, Vec<_>) = q
+                            .drain(..)
+                            .partition(|(since, _)| since.elapsed() > OPEN_STREAM_WAIT);
+                        *q = keep;
+                        old.into_iter().map(|(_, m)| m).collect()
+                    }
+                    None => Vec::new(),
+                };
+                for msg in expired {
                     if let ChannelMsg::OpenPropose { open } = msg {
                         if let Some((_, reply)) = self.proposals.remove(&(peer, open.salt_a)) {
                             let _ = reply.send(Err(ManagerError::Unreachable(
@@ -496,6 +509,7 @@ impl Actor {
             .values()
             .filter(|s| !matches!(s.ch.status(), ChannelStatus::Closed))
             .map(|s| s.peer)
+            .chain(self.queued.iter().filter(|(_, q)| !q.is_empty()).map(|(p, _)| *p))
             .collect();
         for peer in peers {
             if !self.links.contains_key(&peer) {
@@ -519,7 +533,7 @@ impl Actor {
                     let _ = inbox.send(Input::LinkUp { peer, link }).await;
                 }
                 Err(e) => {
-                    debug!(%peer, %e, "cannot open a channel stream");
+                    warn!(%peer, %e, "cannot open a channel stream");
                     let _ = inbox.send(Input::DialFailed(peer)).await;
                 }
             }
@@ -551,7 +565,7 @@ impl Actor {
         for msg in greetings {
             self.send(peer, msg).await;
         }
-        for msg in self.queued.remove(&peer).unwrap_or_default() {
+        for (_, msg) in self.queued.remove(&peer).unwrap_or_default() {
             self.send(peer, msg).await;
         }
     }
@@ -590,7 +604,7 @@ impl Actor {
             self.send(peer, msg).await;
         } else {
             // The proposal goes out once the stream is up; the actor does not wait for it.
-            self.queued.entry(peer).or_default().push(msg);
+            self.queued.entry(peer).or_default().push((Instant::now(), msg));
             self.dial(peer);
         }
     }
