@@ -13,6 +13,7 @@ mod config;
 mod demo;
 mod http;
 mod node;
+mod offline;
 mod testnet;
 
 use std::path::PathBuf;
@@ -385,11 +386,45 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Where ledger reads come from: the running node's API, or a stopped node's data dir.
+enum Reader {
+    Api(ApiClient),
+    Offline(offline::Offline),
+}
+
+impl Reader {
+    fn open(dir: &DataDir) -> Result<Reader> {
+        if let Ok(api) = ApiClient::from_data_dir(dir) {
+            if api.get("info").is_ok() {
+                return Ok(Reader::Api(api));
+            }
+        }
+        Ok(Reader::Offline(offline::Offline::open(dir)?))
+    }
+
+    fn get(&self, path: &str) -> Result<Value> {
+        match self {
+            Reader::Api(api) => api.get(path),
+            Reader::Offline(o) => o.get(path),
+        }
+    }
+}
+
 fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
-    let api = ApiClient::from_data_dir(dir)?;
+    // Reads work from a running node's API or, when it is stopped, from its data dir.
+    let reader = || Reader::open(dir);
     match command {
+        LedgerCommand::Transfer { to, amount } => {
+            if PublicKey::from_hex(&to).is_err() {
+                bail!("--to is an account: 64 hex characters");
+            }
+            let v = ApiClient::from_data_dir(dir)?.post("transfer", &json!({"to": to, "amount": amount}))?;
+            output(json_out, v, |v| {
+                format!("submitted {} ({})", s(&v["tx_id"]), s(&v["status"]))
+            });
+        }
         LedgerCommand::Status => {
-            let v = api.get("ledger/status")?;
+            let v = reader()?.get("ledger/status")?;
             output(json_out, v, |v| {
                 format!(
                     "chain id:   {}\nheight:     {}\ntime:       {} ms\nblock hash: {}\nstate root: {}\nlog:        {} txs, root {}\npending:    {}\nsupply:     {}",
@@ -403,7 +438,7 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
                 Some(f) => format!("ledger/blocks?from={f}&limit={limit}"),
                 None => format!("ledger/blocks?limit={limit}"),
             };
-            let v = api.get(&path)?;
+            let v = reader()?.get(&path)?;
             output(json_out, v, |v| {
                 let mut out = vec![format!(
                     "{:>7}  {:<64}  {:>14}  {:>4}",
@@ -426,7 +461,7 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
                 Some(a) => PublicKey::from_hex(&a).context("an account is 64 hex characters")?,
                 None => dir.keypair()?.public(),
             };
-            let v = api.get(&format!("accounts/{}", key.to_hex()))?;
+            let v = reader()?.get(&format!("accounts/{}", key.to_hex()))?;
             output(json_out, v, |v| {
                 format!(
                     "{}  balance {}  nonce {}",
@@ -434,15 +469,6 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
                     v["balance"],
                     v["nonce"]
                 )
-            });
-        }
-        LedgerCommand::Transfer { to, amount } => {
-            if PublicKey::from_hex(&to).is_err() {
-                bail!("--to is an account: 64 hex characters");
-            }
-            let v = api.post("transfer", &json!({"to": to, "amount": amount}))?;
-            output(json_out, v, |v| {
-                format!("submitted {} ({})", s(&v["tx_id"]), s(&v["status"]))
             });
         }
     }
@@ -552,11 +578,14 @@ fn s(v: &Value) -> &str {
 }
 
 fn output(json_out: bool, v: Value, human: impl FnOnce(&Value) -> String) {
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    use std::io::Write;
+    let text = if json_out {
+        serde_json::to_string_pretty(&v).unwrap_or_default()
     } else {
-        println!("{}", human(&v));
-    }
+        human(&v)
+    };
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 fn init_tracing(format: LogFormat) {

@@ -130,6 +130,24 @@ pub struct LedgerStatus {
 /// newest may still be on their way.
 const WITNESS_LOOKBACK: u64 = 8;
 
+impl LedgerStatus {
+    /// The status of a replica, with `pending` transactions waiting.
+    pub fn of(l: &LedgerState, pending: usize) -> LedgerStatus {
+        LedgerStatus {
+            chain_id: l.chain_id().to_hex(),
+            height: l.height(),
+            time_ms: l.time_ms(),
+            block_hash: l.last_block_hash().to_hex(),
+            state_root: l.state_root().to_hex(),
+            log_size: l.log_size(),
+            log_root: l.log_root().to_hex(),
+            pending,
+            supply: l.genesis_supply(),
+            total_value: l.total_value(),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -248,7 +266,7 @@ async fn start_net(
 }
 
 /// Rebuilds the replica from the stored blocks, verifying each one again.
-fn replay(genesis: &Genesis, store: &dyn Store) -> Result<LedgerState> {
+pub fn replay(genesis: &Genesis, store: &dyn Store) -> Result<LedgerState> {
     let mut state = LedgerState::from_genesis(genesis).map_err(|e| anyhow!("invalid genesis: {e}"))?;
     let tip = store.tip()?;
     let mut h = 1;
@@ -309,21 +327,8 @@ impl NodeHandle {
 
     /// The replica's position.
     pub fn ledger_status(&self) -> LedgerStatus {
-        let s = &self.shared;
-        let pending = s.mempool.lock().expect("mempool lock").len();
-        let l = s.ledger.read().expect("ledger lock");
-        LedgerStatus {
-            chain_id: s.chain_id.to_hex(),
-            height: l.height(),
-            time_ms: l.time_ms(),
-            block_hash: l.last_block_hash().to_hex(),
-            state_root: l.state_root().to_hex(),
-            log_size: l.log_size(),
-            log_root: l.log_root().to_hex(),
-            pending,
-            supply: l.genesis_supply(),
-            total_value: l.total_value(),
-        }
+        let pending = self.shared.mempool.lock().expect("mempool lock").len();
+        LedgerStatus::of(&self.shared.ledger.read().expect("ledger lock"), pending)
     }
 
     /// The channel manager.
