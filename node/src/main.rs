@@ -389,7 +389,7 @@ fn main() -> Result<()> {
 /// Where ledger reads come from: the running node's API, or a stopped node's data dir.
 enum Reader {
     Api(ApiClient),
-    Offline(offline::Offline),
+    Offline(Box<offline::Offline>),
 }
 
 impl Reader {
@@ -399,7 +399,7 @@ impl Reader {
                 return Ok(Reader::Api(api));
             }
         }
-        Ok(Reader::Offline(offline::Offline::open(dir)?))
+        Ok(Reader::Offline(Box::new(offline::Offline::open(dir)?)))
     }
 
     fn get(&self, path: &str) -> Result<Value> {

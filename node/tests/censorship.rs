@@ -17,8 +17,8 @@ fn a_sequencer_that_drops_updates_cannot_get_a_stale_settlement_witnessed() {
     let net = Testnet::up_with(4, &["--test-drop-updates"]);
     let genesis = net.genesis();
     assert_eq!(genesis.witness_threshold, 2, "3 witnesses, threshold 2");
-    let (d1, d2) = (net.dir(1), net.dir(2));
-    let (d1, d2) = (d1.to_str().unwrap(), d2.to_str().unwrap());
+    let d1 = net.dir(1);
+    let d1 = d1.to_str().unwrap();
     let payer = net.node_key(1).public();
     let honest = net.node_key(2).public();
     let before_payer = net.api(0).balance(&payer).unwrap();

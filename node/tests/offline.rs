@@ -10,12 +10,9 @@ fn ledger_reads_work_from_a_stopped_nodes_data_dir() {
     let net = Testnet::up(2);
     let to = net.client_key(0).public();
     net.api(1).transfer(&to, 42).expect("transfer");
-    let landed = |_: ()| -> Result<u64, String> {
+    wait_until("the transfer lands", std::time::Duration::from_secs(10), || {
         let b = net.api(1).balance(&to)?;
         (b == 1_000_000_042).then_some(b).ok_or(format!("balance {b}"))
-    };
-    wait_until("the transfer lands", std::time::Duration::from_secs(10), || {
-        landed(())
     });
     let live: Value = serde_json::from_str(&cli_ok(&[
         "ledger",
