@@ -880,7 +880,9 @@ impl NodeHandle {
     /// Answers one `/paychan/ledger/1` request.
     pub async fn answer(&self, request: LedgerRequest) -> LedgerResponse {
         let s = &self.shared;
-        let err = |text: String| LedgerResponse::Error { text: truncate(text) };
+        let err = |text: String| LedgerResponse::Error {
+            text: paychan_protocol::wire::error_text(text),
+        };
         match request {
             LedgerRequest::Submit(tx) => match self.submit(*tx).await {
                 Ok((tx_id, status)) => LedgerResponse::Submitted { tx_id, status },
@@ -1012,28 +1014,7 @@ impl paychan_client::LedgerAccess for NodeLedger {
     }
 
     fn channel(&self, id: &paychan_protocol::ChannelId) -> Option<paychan_client::LedgerChannel> {
-        use paychan_client::LedgerChannel;
-        use paychan_ledger::ChannelStatus;
-        let period = self.0.shared.genesis.challenge_period_ms;
-        self.0.with_ledger(|l| {
-            let entry = l.channel(id)?;
-            Some(match &entry.status {
-                ChannelStatus::Open => LedgerChannel::Open,
-                ChannelStatus::Closing { .. } => LedgerChannel::Closing {
-                    window_end_ms: entry.window_end_ms(period).unwrap_or(u64::MAX),
-                    best_ab: entry
-                        .best(paychan_protocol::Direction::AToB)
-                        .map_or(0, |p| p.proof.transferred),
-                    best_ba: entry
-                        .best(paychan_protocol::Direction::BToA)
-                        .map_or(0, |p| p.proof.transferred),
-                },
-                ChannelStatus::Closed { payout_a, payout_b } => LedgerChannel::Closed {
-                    payout_a: *payout_a,
-                    payout_b: *payout_b,
-                },
-            })
-        })
+        self.0.with_ledger(|l| paychan_client::LedgerChannel::of(l, id))
     }
 
     fn balance(&self, key: &PublicKey) -> u64 {
@@ -1063,18 +1044,6 @@ impl paychan_client::LedgerAccess for NodeLedger {
             self.0.submit(tx).await.map(|_| ()).map_err(|e| e.to_string())
         })
     }
-}
-
-fn truncate(mut s: String) -> String {
-    let max = paychan_protocol::limits::ERROR_TEXT_BYTES_MAX;
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
 }
 
 /// A valid dispute update held as evidence, best proof per direction.

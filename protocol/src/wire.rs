@@ -400,6 +400,20 @@ impl Wire for GossipMsg {
     }
 }
 
+/// An error text cut to `ERROR_TEXT_BYTES_MAX` bytes at a character boundary, so that an error
+/// frame or response always passes its own limit.
+pub fn error_text(text: impl Into<String>) -> String {
+    let mut s = text.into();
+    if s.len() > ERROR_TEXT_BYTES_MAX {
+        let mut cut = ERROR_TEXT_BYTES_MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
 /// Framing errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
@@ -437,5 +451,28 @@ pub fn parse_frame(buf: &[u8], max: usize) -> Result<Option<(usize, &[u8])>, Fra
     match buf.get(4..4 + len) {
         Some(payload) => Ok(Some((4 + len, payload))),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_is_cut_at_a_character_boundary_within_the_limit() {
+        let long = "é".repeat(ERROR_TEXT_BYTES_MAX);
+        let cut = error_text(long);
+        assert!(cut.len() <= ERROR_TEXT_BYTES_MAX && cut.len() >= ERROR_TEXT_BYTES_MAX - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(error_text("short"), "short");
+        let env = Envelope {
+            epoch: 1,
+            msg: ChannelMsg::Error {
+                channel_id: None,
+                code: ErrorCode::Other,
+                text: cut,
+            },
+        };
+        assert!(Envelope::from_bytes(&env.to_bytes()).is_ok());
     }
 }

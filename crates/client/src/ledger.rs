@@ -28,6 +28,28 @@ pub enum LedgerChannel {
     },
 }
 
+impl LedgerChannel {
+    /// The status of channel `id` in a ledger state, if it knows the channel.
+    pub fn of(state: &paychan_ledger::LedgerState, id: &ChannelId) -> Option<LedgerChannel> {
+        use paychan_ledger::ChannelStatus;
+        use paychan_protocol::Direction;
+        let entry = state.channel(id)?;
+        let period = state.genesis().challenge_period_ms;
+        Some(match &entry.status {
+            ChannelStatus::Open => LedgerChannel::Open,
+            ChannelStatus::Closing { .. } => LedgerChannel::Closing {
+                window_end_ms: entry.window_end_ms(period).unwrap_or(u64::MAX),
+                best_ab: entry.best(Direction::AToB).map_or(0, |p| p.proof.transferred),
+                best_ba: entry.best(Direction::BToA).map_or(0, |p| p.proof.transferred),
+            },
+            ChannelStatus::Closed { payout_a, payout_b } => LedgerChannel::Closed {
+                payout_a: *payout_a,
+                payout_b: *payout_b,
+            },
+        })
+    }
+}
+
 /// A boxed future, so that the trait stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -9,7 +9,7 @@
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use paychan_net::{PeerId, Stream};
 use paychan_protocol::limits::FRAME_BYTES_MAX;
-use paychan_protocol::wire::{write_frame, ChannelMsg, Envelope, ErrorCode};
+use paychan_protocol::wire::{error_text, write_frame, ChannelMsg, Envelope, ErrorCode};
 use paychan_protocol::{Hash32, Wire};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -159,7 +159,7 @@ async fn reader(
                     .send(ChannelMsg::Error {
                         channel_id: None,
                         code: ErrorCode::Malformed,
-                        text: truncate(text),
+                        text: error_text(text),
                     })
                     .await;
                 break;
@@ -167,18 +167,6 @@ async fn reader(
         }
     }
     let _ = inbox.send(Input::LinkDown { peer, epoch }).await;
-}
-
-fn truncate(mut s: String) -> String {
-    let max = paychan_protocol::limits::ERROR_TEXT_BYTES_MAX;
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
 }
 
 async fn writer(

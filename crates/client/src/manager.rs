@@ -854,11 +854,9 @@ impl Actor {
         }
     }
 
-    async fn reject(&self, peer: PeerId, channel_id: Option<ChannelId>, code: ErrorCode, mut text: String) {
-        text.truncate(paychan_protocol::limits::ERROR_TEXT_BYTES_MAX.min(text.len()));
-        while !text.is_char_boundary(text.len()) {
-            text.pop();
-        }
+    async fn reject(&self, peer: PeerId, channel_id: Option<ChannelId>, code: ErrorCode, text: String) {
+        // Cut at a character boundary: a peer's bytes can end up in the text.
+        let text = paychan_protocol::wire::error_text(text);
         self.send(
             peer,
             ChannelMsg::Error {

@@ -9,11 +9,11 @@
 
 use std::sync::RwLock;
 
-use paychan_ledger::{ChannelStatus, LedgerState};
+use paychan_ledger::LedgerState;
 use paychan_net::{peer_id_from_public_key, Multiaddr, NetHandle, PeerId};
 use paychan_protocol::merkle::verify_inclusion;
 use paychan_protocol::wire::{LedgerRequest, LedgerResponse, BLOCKS_PER_RESPONSE_MAX};
-use paychan_protocol::{ChannelId, Direction, Genesis, Hash32, PublicKey, Tx};
+use paychan_protocol::{ChannelId, Genesis, Hash32, PublicKey, Tx};
 
 use crate::ledger::{BoxFuture, LedgerAccess, LedgerChannel};
 
@@ -256,22 +256,7 @@ impl LedgerAccess for RemoteLedger {
     }
 
     fn channel(&self, id: &ChannelId) -> Option<LedgerChannel> {
-        let period = self.genesis.challenge_period_ms;
-        self.with_state(|s| {
-            let entry = s.channel(id)?;
-            Some(match &entry.status {
-                ChannelStatus::Open => LedgerChannel::Open,
-                ChannelStatus::Closing { .. } => LedgerChannel::Closing {
-                    window_end_ms: entry.window_end_ms(period).unwrap_or(u64::MAX),
-                    best_ab: entry.best(Direction::AToB).map_or(0, |p| p.proof.transferred),
-                    best_ba: entry.best(Direction::BToA).map_or(0, |p| p.proof.transferred),
-                },
-                ChannelStatus::Closed { payout_a, payout_b } => LedgerChannel::Closed {
-                    payout_a: *payout_a,
-                    payout_b: *payout_b,
-                },
-            })
-        })
+        self.with_state(|s| LedgerChannel::of(s, id))
     }
 
     fn balance(&self, key: &PublicKey) -> u64 {
