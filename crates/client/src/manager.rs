@@ -32,6 +32,8 @@ const INBOX_MAX: usize = 4096;
 const ROUND_INPUTS_MAX: usize = 1024;
 /// Proofs signed per channel per round, so that acks and other channels are served between.
 const ROUND_SIGNATURES_MAX: usize = 256;
+const _: () = assert!(ROUND_SIGNATURES_MAX <= PAY_PROOFS_MAX);
+
 /// How long an open proposal waits for a stream to its peer before it fails.
 const OPEN_STREAM_WAIT: Duration = Duration::from_secs(10);
 /// Largest encoded persisted channel accepted back from the store.
@@ -1013,12 +1015,13 @@ impl Actor {
                 }
             }
             signed += items.len();
-            for chunk in items.chunks(PAY_PROOFS_MAX) {
+            if !items.is_empty() {
+                // One round's proofs always fit one frame (asserted below): move, don't copy.
                 frames.push((
                     slot.peer,
                     ChannelMsg::Pay {
                         channel_id: *id,
-                        items: chunk.to_vec(),
+                        items,
                     },
                 ));
             }
