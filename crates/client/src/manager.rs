@@ -34,8 +34,9 @@ const ROUND_INPUTS_MAX: usize = 1024;
 const ROUND_SIGNATURES_MAX: usize = 256;
 const _: () = assert!(ROUND_SIGNATURES_MAX <= PAY_PROOFS_MAX);
 
-/// How long an open proposal waits for a stream to its peer before it fails.
-const OPEN_STREAM_WAIT: Duration = Duration::from_secs(10);
+/// How long an open proposal waits for a stream to its peer before it fails (the stream is
+/// retried every tick meanwhile).
+const OPEN_STREAM_WAIT: Duration = Duration::from_secs(8);
 /// Largest encoded persisted channel accepted back from the store.
 const PERSISTED_BYTES_MAX: usize = 16 * 1024;
 
@@ -535,7 +536,7 @@ impl Actor {
                     let _ = inbox.send(Input::LinkUp { peer, link }).await;
                 }
                 Err(e) => {
-                    warn!(%peer, %e, "cannot open a channel stream");
+                    warn!(%peer, %e, "cannot open a channel stream; will retry");
                     let _ = inbox.send(Input::DialFailed(peer)).await;
                 }
             }

@@ -48,8 +48,9 @@ pub const LEDGER_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// sent, so that it can read why (closing at once can drop the response in flight).
 pub const DISCONNECT_LINGER_MS: u64 = 250;
 
-/// Time to open a `/paychan/channel/1` stream (dial if needed, negotiate).
-pub const CHANNEL_STREAM_OPEN_TIMEOUT_MS: u64 = 10_000;
+/// Time to open a `/paychan/channel/1` stream (dial if needed, negotiate). Short: the channel
+/// manager retries, and a retry on a fresh attempt beats waiting on a stalled one.
+pub const CHANNEL_STREAM_OPEN_TIMEOUT_MS: u64 = 3_000;
 
 /// Gossipsub envelope around the data (author, seqno, topic, signature, key), upper bound.
 pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 16 * 1024;
