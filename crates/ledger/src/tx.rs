@@ -343,26 +343,40 @@ impl Books {
         })
     }
 
+    /// A channel in its challenge window (or past it): update and settle both start here.
+    fn closing(&self, rules: &Rules, id: &ChannelId) -> Result<Closing<'_>, TxError> {
+        let channel = self.channel(id)?;
+        match &channel.status {
+            ChannelStatus::Open => Err(TxError::ChannelNotClosing(*id)),
+            ChannelStatus::Closed { .. } => Err(TxError::ChannelClosed(*id)),
+            ChannelStatus::Closing { close_time_ms, best } => Ok(Closing {
+                channel,
+                close_time_ms: *close_time_ms,
+                best,
+                ends_ms: close_time_ms.saturating_add(rules.challenge_period_ms),
+            }),
+        }
+    }
+
     fn check_update(&self, rules: &Rules, update: &Update, time_ms: u64) -> Result<Plan, TxError> {
         let proofs = [update.proof_ab, update.proof_ba];
         if proofs.iter().all(Option::is_none) {
             return Err(TxError::EmptyUpdate);
         }
         let id = update.channel_id;
-        let channel = self.channel(&id)?;
-        let (close_time_ms, best) = match &channel.status {
-            ChannelStatus::Open => return Err(TxError::ChannelNotClosing(id)),
-            ChannelStatus::Closed { .. } => return Err(TxError::ChannelClosed(id)),
-            ChannelStatus::Closing { close_time_ms, best } => (*close_time_ms, best),
-        };
-        let ends_ms = close_time_ms.saturating_add(rules.challenge_period_ms);
+        let Closing {
+            channel,
+            close_time_ms,
+            best,
+            ends_ms,
+        } = self.closing(rules, &id)?;
         if time_ms >= ends_ms {
             return Err(TxError::WindowClosed { ends_ms });
         }
         check_proofs(rules, &id, channel, &proofs)?;
         // Highest transferred wins, never the highest seq: only a direction's payer can sign its
         // proofs, so a submitted proof can only raise what its own signer agreed to pay.
-        let mut new_best = **best;
+        let mut new_best = *best;
         let mut raised = [false; 2];
         for i in 0..2 {
             if let Some(p) = proofs[i] {
@@ -392,13 +406,12 @@ impl Books {
 
     fn check_settle(&self, rules: &Rules, settle: &Settle, time_ms: u64) -> Result<Plan, TxError> {
         let id = settle.channel_id;
-        let channel = self.channel(&id)?;
-        let (close_time_ms, best) = match &channel.status {
-            ChannelStatus::Open => return Err(TxError::ChannelNotClosing(id)),
-            ChannelStatus::Closed { .. } => return Err(TxError::ChannelClosed(id)),
-            ChannelStatus::Closing { close_time_ms, best } => (*close_time_ms, best),
-        };
-        let ends_ms = close_time_ms.saturating_add(rules.challenge_period_ms);
+        let Closing {
+            channel,
+            best,
+            ends_ms,
+            ..
+        } = self.closing(rules, &id)?;
         if time_ms < ends_ms {
             return Err(TxError::WindowOpen { ends_ms });
         }
@@ -526,6 +539,15 @@ impl LedgerState {
         let previous = self.tx_index.insert(id, index);
         assert!(previous.is_none(), "a transaction id enters the log once");
     }
+}
+
+/// A closing channel, as [`Books::closing`] finds it.
+struct Closing<'a> {
+    channel: &'a ChannelEntry,
+    close_time_ms: u64,
+    best: &'a [Option<SignedProof>; 2],
+    /// End of the challenge window: `[close_time_ms, ends_ms)`.
+    ends_ms: u64,
 }
 
 #[cfg(test)]
