@@ -34,6 +34,10 @@ const ROUND_INPUTS_MAX: usize = 1024;
 const ROUND_SIGNATURES_MAX: usize = 256;
 const _: () = assert!(ROUND_SIGNATURES_MAX <= PAY_PROOFS_MAX);
 
+/// Ledger time after which an answer to a close or a settle that the ledger has not applied is
+/// submitted again.
+const RESUBMIT_MS: u64 = 2_000;
+
 /// How long an open proposal waits for a stream to its peer before it fails (the stream is
 /// retried every tick meanwhile).
 const OPEN_STREAM_WAIT: Duration = Duration::from_secs(8);
@@ -326,8 +330,8 @@ struct Slot {
     pay: Option<PayJob>,
     open_waiters: Vec<Reply<ChannelId>>,
     close_waiters: Vec<Reply<()>>,
-    /// Ledger best amounts last answered, so that one close is answered once.
-    answered: Option<(u64, u64)>,
+    /// Ledger best amounts last answered, and the ledger time of that answer.
+    answered: Option<(u64, u64, u64)>,
     /// Ledger time at which a settle was last submitted.
     settle_sent_ms: Option<u64>,
     /// Write the snapshot in the next round even if the channel reports nothing new.
@@ -922,14 +926,22 @@ impl Actor {
                     best_ba,
                 } => {
                     slot.ch.on_close_seen();
-                    if slot.answered != Some((best_ab, best_ba)) {
-                        slot.answered = Some((best_ab, best_ba));
+                    // Answer each ledger state of the close, and again every RESUBMIT_MS of ledger
+                    // time while the window is open and the ledger still lacks the answer (a
+                    // submission can be lost; resubmitting is harmless).
+                    let stale = slot.answered.is_none_or(|(ab, ba, at)| {
+                        (ab, ba) != (best_ab, best_ba) || now >= at.saturating_add(RESUBMIT_MS)
+                    });
+                    if stale && now < window_end_ms {
+                        slot.answered = Some((best_ab, best_ba, now));
                         if let Some(update) = slot.ch.answer_close(best_ab, best_ba) {
                             info!(channel = %id, "answering a close with a newer proof");
                             to_submit.push(update);
                         }
                     }
-                    let resend = slot.settle_sent_ms.is_none_or(|t| now >= t.saturating_add(2_000));
+                    let resend = slot
+                        .settle_sent_ms
+                        .is_none_or(|t| now >= t.saturating_add(RESUBMIT_MS));
                     if now >= window_end_ms && resend {
                         slot.settle_sent_ms = Some(now);
                         to_submit.push(Tx::Settle(Settle {
