@@ -272,7 +272,7 @@ fn main() -> Result<()> {
         }
         Command::Run { log_format } => {
             init_tracing(log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = runtime()?;
             rt.block_on(async move {
                 let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
@@ -322,7 +322,7 @@ fn main() -> Result<()> {
                 .map(|s| s.parse())
                 .transpose()
                 .context("--sequencer is a multiaddr")?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = runtime()?;
             let report = rt.block_on(client::run(
                 keypair,
                 node,
@@ -370,7 +370,7 @@ fn main() -> Result<()> {
             }
             TestnetCommand::Demo { dir } => {
                 init_quiet_tracing();
-                let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+                let rt = runtime()?;
                 rt.block_on(demo::run(&dir))?;
             }
             TestnetCommand::Down { dir } => {
@@ -598,6 +598,10 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// Warnings only: commands that print their own report.

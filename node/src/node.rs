@@ -800,7 +800,7 @@ impl NodeHandle {
         let c = cp.checkpoint;
         let block = match s.store.block(c.height) {
             Ok(Some(b)) => b,
-            Ok(None) if c.height == 0 => return Ok(None),
+            // Not applied yet (or height 0): nothing to compare with.
             Ok(None) => return Ok(None),
             Err(e) => return Err(format!("store: {e}")),
         };

@@ -139,30 +139,9 @@ impl RemoteLedger {
         }
     }
 
-    /// Fetches the node's newest checkpoint and, if it is witnessed and names a block of the
-    /// verified view, remembers its height.
-    async fn refresh_witnessed(&self) {
-        let Ok(LedgerResponse::Checkpoint(Some(cp))) =
-            self.net.request(self.node, LedgerRequest::GetCheckpoint).await
-        else {
-            return;
-        };
-        let witnessed = paychan_ledger::verify_checkpoint(&self.genesis, &cp).is_ok_and(|s| s.witnessed);
-        let c = cp.checkpoint;
-        let ours = self.with_state(|s| {
-            c.log_size <= s.log_size() && s.log().root_at(c.log_size).ok() == Some(c.log_root)
-        });
-        if witnessed && ours {
-            self.witnessed
-                .fetch_max(c.height, std::sync::atomic::Ordering::AcqRel);
-        }
-    }
-
-    /// Checks, without taking the node's word, that transaction `tx_id` is in the ledger: the
-    /// node's newest checkpoint must be witnessed (threshold of genesis witnesses), name a block
-    /// this view verified, and the node's inclusion proof must verify against its log root.
-    pub async fn verify_included(&self, tx_id: Hash32) -> Result<u64, RemoteError> {
-        self.sync().await?;
+    /// The node's newest checkpoint, if it is witnessed (threshold of distinct genesis
+    /// witnesses) and its log root is the one this verified view computes at its size.
+    async fn witnessed_checkpoint(&self) -> Result<paychan_protocol::Checkpoint, RemoteError> {
         let cp = match self.net.request(self.node, LedgerRequest::GetCheckpoint).await {
             Ok(LedgerResponse::Checkpoint(Some(cp))) => cp,
             Ok(LedgerResponse::Checkpoint(None)) => return Err(RemoteError::NotYet("no checkpoint".into())),
@@ -177,30 +156,39 @@ impl RemoteLedger {
             )));
         }
         let c = cp.checkpoint;
-        let (leaf, ours) = {
-            let state = self.state.read().expect("ledger lock");
-            let index = state.tx_log_index(&tx_id);
-            let leaf = index.and_then(|i| state.log().leaf(i).copied());
-            let ours = (c.log_size <= state.log_size())
-                .then(|| state.log().root_at(c.log_size).ok())
-                .flatten();
-            (leaf, ours)
-        };
+        let ours = self.with_state(|s| {
+            (c.log_size <= s.log_size())
+                .then(|| s.log().root_at(c.log_size).ok())
+                .flatten()
+        });
+        match ours {
+            Some(root) if root == c.log_root => Ok(c),
+            Some(_) => Err(RemoteError::Invalid(
+                "witnessed checkpoint disagrees with the verified blocks".into(),
+            )),
+            None => Err(RemoteError::NotYet(
+                "checkpoint ahead of the verified view".into(),
+            )),
+        }
+    }
+
+    /// Remembers the height of the node's newest witnessed checkpoint, when there is one.
+    async fn refresh_witnessed(&self) {
+        if let Ok(c) = self.witnessed_checkpoint().await {
+            self.witnessed
+                .fetch_max(c.height, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// Checks, without taking the node's word, that transaction `tx_id` is in the ledger: the
+    /// node's newest checkpoint must be witnessed (threshold of genesis witnesses), name a block
+    /// this view verified, and the node's inclusion proof must verify against its log root.
+    pub async fn verify_included(&self, tx_id: Hash32) -> Result<u64, RemoteError> {
+        self.sync().await?;
+        let c = self.witnessed_checkpoint().await?;
+        let leaf = self.with_state(|s| s.tx_log_index(&tx_id).and_then(|i| s.log().leaf(i).copied()));
         let leaf =
             leaf.ok_or_else(|| RemoteError::NotYet("transaction not in a verified block yet".into()))?;
-        match ours {
-            Some(root) if root == c.log_root => {}
-            Some(_) => {
-                return Err(RemoteError::Invalid(
-                    "witnessed checkpoint disagrees with the verified blocks".into(),
-                ))
-            }
-            None => {
-                return Err(RemoteError::NotYet(
-                    "checkpoint ahead of the verified view".into(),
-                ))
-            }
-        }
         let (index, size, path) = match self
             .net
             .request(

@@ -14,7 +14,6 @@ use libp2p::request_response::{self, InboundRequestId, OutboundFailure, Outbound
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
-use paychan_protocol::limits::ERROR_TEXT_BYTES_MAX;
 use paychan_protocol::wire::{GossipMsg, LedgerResponse};
 use paychan_protocol::Wire;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -728,14 +727,7 @@ impl EventLoop {
     }
 
     fn refuse(&mut self, channel: ResponseChannel<LedgerResponse>, text: &str) {
-        let mut text = text.to_string();
-        if text.len() > ERROR_TEXT_BYTES_MAX {
-            let mut cut = ERROR_TEXT_BYTES_MAX;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
+        let text = paychan_protocol::wire::error_text(text);
         // Err only if the stream already closed; then there is no one to tell.
         let _ = self
             .swarm
