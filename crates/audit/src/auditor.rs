@@ -110,10 +110,11 @@ impl Auditor {
     /// rewritten since, however well the new history is signed.
     pub fn with_accepted(mut self, accepted: &SignedCheckpoint) -> Result<Auditor, AuditError> {
         let cp = accepted.checkpoint;
-        self.verify_signatures(accepted).map_err(|check| AuditError::Accepted {
-            height: cp.height,
-            check,
-        })?;
+        self.verify_signatures(accepted)
+            .map_err(|check| AuditError::Accepted {
+                height: cp.height,
+                check,
+            })?;
         self.accepted = Some((cp, false));
         self.check_accepted_here()?;
         Ok(self)
@@ -145,7 +146,11 @@ impl Auditor {
             Err(error) => return Err(self.explain_block(height, block, error)),
         };
         let supply = self.state.genesis_supply();
-        let found: u128 = self.state.accounts().map(|(_, a)| a.balance as u128).sum::<u128>()
+        let found: u128 = self
+            .state
+            .accounts()
+            .map(|(_, a)| a.balance as u128)
+            .sum::<u128>()
             + self
                 .state
                 .channels()
@@ -190,8 +195,12 @@ impl Auditor {
             match e {
                 TxEffect::Opened { .. } => c.opened += 1,
                 TxEffect::CloseStarted { .. } => c.close_started += 1,
-                TxEffect::PaidOut { cooperative: true, .. } => c.closed += 1,
-                TxEffect::PaidOut { cooperative: false, .. } => c.settled += 1,
+                TxEffect::PaidOut {
+                    cooperative: true, ..
+                } => c.closed += 1,
+                TxEffect::PaidOut {
+                    cooperative: false, ..
+                } => c.settled += 1,
                 TxEffect::Transferred { .. } | TxEffect::Deposited { .. } | TxEffect::Updated { .. } => {}
             }
         }
@@ -212,8 +221,12 @@ impl Auditor {
         match error {
             BlockError::Tx { index, error } => AuditError::Tx { height, index, error },
             BlockError::WrongChain { expected, got } => mismatch("chain_id", expected.to_hex(), got.to_hex()),
-            BlockError::WrongHeight { expected, got } => mismatch("height", expected.to_string(), got.to_string()),
-            BlockError::WrongPrevHash { expected, got } => mismatch("prev_hash", expected.to_hex(), got.to_hex()),
+            BlockError::WrongHeight { expected, got } => {
+                mismatch("height", expected.to_string(), got.to_string())
+            }
+            BlockError::WrongPrevHash { expected, got } => {
+                mismatch("prev_hash", expected.to_hex(), got.to_hex())
+            }
             BlockError::BadSignature => AuditError::Block {
                 height,
                 check: Check::SequencerSignature,
@@ -294,7 +307,12 @@ impl Auditor {
         if self.newest.as_ref().is_none_or(|n| cp.height > n.height) {
             self.newest = Some(summary.clone());
         }
-        if status.witnessed && self.newest_witnessed.as_ref().is_none_or(|n| cp.height > n.height) {
+        if status.witnessed
+            && self
+                .newest_witnessed
+                .as_ref()
+                .is_none_or(|n| cp.height > n.height)
+        {
             self.newest_witnessed = Some(summary);
         }
         Ok(status)
@@ -459,7 +477,11 @@ impl Auditor {
             behind_newest_witnessed: behind,
             accepted_checked: self.accepted.map(|(_, checked)| checked),
             verify_ms: secs * 1e3,
-            txs_per_s: if secs > 0.0 { transactions as f64 / secs } else { 0.0 },
+            txs_per_s: if secs > 0.0 {
+                transactions as f64 / secs
+            } else {
+                0.0
+            },
         }
     }
 }

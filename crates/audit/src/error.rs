@@ -38,7 +38,9 @@ pub enum AuditError {
     },
     /// Balances plus live channel deposits differ from the genesis supply after a block. The
     /// ledger rules make this impossible; it is checked anyway, since an auditor trusts nothing.
-    #[error("block {height}: conservation: total value expected {expected} (the genesis supply) found {found}")]
+    #[error(
+        "block {height}: conservation: total value expected {expected} (the genesis supply) found {found}"
+    )]
     Conservation {
         /// Height of the block.
         height: u64,

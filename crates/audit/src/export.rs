@@ -117,7 +117,11 @@ impl<W: Write> ExportWriter<W> {
         if payload.len() > max {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} record of {} bytes exceeds {max}", kind_name(kind), payload.len()),
+                format!(
+                    "{} record of {} bytes exceeds {max}",
+                    kind_name(kind),
+                    payload.len()
+                ),
             ));
         }
         self.inner.write_all(&[kind])?;
@@ -294,7 +298,9 @@ impl<R: Read> ExportReader<R> {
         let record = match kind {
             KIND_GENESIS => Genesis::from_bytes(&payload).map(|g| Record::Genesis(Box::new(g))),
             KIND_BLOCK => Block::from_bytes(&payload).map(|b| Record::Block(Box::new(b))),
-            KIND_CHECKPOINT => SignedCheckpoint::from_bytes(&payload).map(|c| Record::Checkpoint(Box::new(c))),
+            KIND_CHECKPOINT => {
+                SignedCheckpoint::from_bytes(&payload).map(|c| Record::Checkpoint(Box::new(c)))
+            }
             _ => decode::<ExportEnd>(&payload, END_BYTES_MAX).map(Record::End),
         };
         let record = match record {
@@ -430,7 +436,10 @@ pub fn audit_records<R: Read>(
             Err(e) => Err((e, None)),
             Ok((offset, record)) => match record {
                 Record::Block(b) => auditor.push_block(&b).map_err(|e| (e, Some(offset))),
-                Record::Checkpoint(c) => auditor.push_checkpoint(&c).map(|_| ()).map_err(|e| (e, Some(offset))),
+                Record::Checkpoint(c) => auditor
+                    .push_checkpoint(&c)
+                    .map(|_| ())
+                    .map_err(|e| (e, Some(offset))),
                 Record::End(_) => Ok(()),
                 // The reader refuses a second genesis; kept total all the same.
                 Record::Genesis(_) => Err((

@@ -29,5 +29,7 @@ pub mod report;
 
 pub use auditor::{Auditor, Pin, HELD_CHECKPOINTS_MAX};
 pub use error::{AuditError, Check, ExportError};
-pub use export::{audit_export, audit_records, AuditFailure, ExportEnd, ExportReader, ExportWriter, ReaderPosition, Record};
+pub use export::{
+    audit_export, audit_records, AuditFailure, ExportEnd, ExportReader, ExportWriter, ReaderPosition, Record,
+};
 pub use report::{AccountRow, Balances, ChannelCounts, ChannelRow, CheckpointSummary, Report, TxCounts};

@@ -27,7 +27,13 @@ pub struct TxCounts {
 impl TxCounts {
     /// All kinds together.
     pub fn total(&self) -> u64 {
-        self.transfer + self.open + self.deposit + self.coop_close + self.unilateral_close + self.update + self.settle
+        self.transfer
+            + self.open
+            + self.deposit
+            + self.coop_close
+            + self.unilateral_close
+            + self.update
+            + self.settle
     }
 }
 
