@@ -51,8 +51,9 @@ struct Stats {
 ///
 /// Feed it blocks in order with [`Auditor::push_block`] and signed checkpoints with
 /// [`Auditor::push_checkpoint`] (each before or right after its block); every call either
-/// verifies the object completely or names the first failure, and a failed call changes
-/// nothing. [`Auditor::report`] says what was verified. It keeps the ledger state and nothing
+/// verifies the object completely or names the first failure. A block the rules refuse
+/// changes nothing; a block they accept is replayed even if a checkpoint at its height then
+/// disagrees with it (the error names that checkpoint, and [`Auditor::report`] the height). [`Auditor::report`] says what was verified. It keeps the ledger state and nothing
 /// per block (a bounded number of checkpoints ahead of the blocks aside).
 #[derive(Clone, Debug)]
 pub struct Auditor {
