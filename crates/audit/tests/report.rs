@@ -16,7 +16,11 @@ fn the_report_counts_a_known_history() {
     let r = auditor.report();
 
     let blocks = chain.blocks.len() as u64;
-    assert_eq!(blocks, 6 + 3, "4 blocks, 2 heartbeats, the closes, then 3 blocks of transfers");
+    assert_eq!(
+        blocks,
+        6 + 3,
+        "4 blocks, 2 heartbeats, the closes, then 3 blocks of transfers"
+    );
     assert_eq!(r.chain_id, chain.net.chain_id.to_hex());
     assert_eq!(r.network, "paychan-test");
     assert_eq!((r.height, r.blocks), (blocks, blocks));
@@ -52,7 +56,10 @@ fn the_report_counts_a_known_history() {
     let newest = r.newest_checkpoint.as_ref().expect("newest");
     let witnessed = r.newest_witnessed.as_ref().expect("witnessed");
     assert_eq!(newest, witnessed);
-    assert_eq!((witnessed.height, witnessed.cosigners, witnessed.witnessed), (9, 2, true));
+    assert_eq!(
+        (witnessed.height, witnessed.cosigners, witnessed.witnessed),
+        (9, 2, true)
+    );
     assert_eq!(witnessed.log_size, 29);
     assert_eq!(witnessed.log_root, chain.state.log_root().to_hex());
     assert!(witnessed.matched && r.reaches_newest_witnessed);
@@ -63,7 +70,9 @@ fn the_report_counts_a_known_history() {
     let json = serde_json::to_value(&r).expect("json");
     assert_eq!(json["by_kind"]["transfer"], 21);
     assert_eq!(json["newest_witnessed"]["height"], 9);
-    assert!(r.summary().contains("reaches the newest witnessed checkpoint (height 9, size 29, 2 cosigners)"));
+    assert!(r
+        .summary()
+        .contains("reaches the newest witnessed checkpoint (height 9, size 29, 2 cosigners)"));
 
     // Balances: every account and channel; balances plus live deposits are the supply.
     let b = auditor.balances();
@@ -71,13 +80,21 @@ fn the_report_counts_a_known_history() {
     let balances: u64 = b.accounts.iter().map(|a| a.balance).sum();
     assert_eq!(balances + r.channels.locked, r.supply);
     for a in &b.accounts {
-        assert_eq!(a.balance, chain.state.balance(&paychan_protocol::PublicKey::from_hex(&a.key).expect("hex")));
+        assert_eq!(
+            a.balance,
+            chain
+                .state
+                .balance(&paychan_protocol::PublicKey::from_hex(&a.key).expect("hex"))
+        );
     }
     let mut statuses: Vec<_> = b.channels.iter().map(|c| c.status).collect();
     statuses.sort();
     assert_eq!(statuses, ["closed", "closed", "open"]);
     let settled = b.channels.iter().filter_map(|c| c.payouts).collect::<Vec<_>>();
-    assert!(settled.contains(&(4_000, 2_700)), "the cooperative close pays what it says");
+    assert!(
+        settled.contains(&(4_000, 2_700)),
+        "the cooperative close pays what it says"
+    );
     // Channel 2: deposits 3000/3000, best proofs 1500 (A to B) and 400 (B to A).
     assert!(settled.contains(&(3_000 - 1_500 + 400, 3_000 + 1_500 - 400)));
 }
@@ -87,9 +104,12 @@ fn a_checkpoint_ahead_of_the_blocks_is_held_then_matched() {
     let chain = common::ledger(20);
     let cps = common::checkpoints(&chain.net, &chain.blocks);
     let newest = cps.last().expect("checkpoints").clone();
-    let mut a = Auditor::new(&chain.net.genesis, Pin::Genesis(Box::new(chain.net.genesis.clone())))
-        .expect("genesis")
-        .with_signatures(Signatures::EachAlone);
+    let mut a = Auditor::new(
+        &chain.net.genesis,
+        Pin::Genesis(Box::new(chain.net.genesis.clone())),
+    )
+    .expect("genesis")
+    .with_signatures(Signatures::EachAlone);
     a.push_checkpoint(&newest).expect("signatures verify");
     for b in &chain.blocks[..5] {
         a.push_block(b).expect("valid");

@@ -83,9 +83,8 @@ fn the_export_vector_matches_and_audits() {
         let text = serde_json::to_string_pretty(&fresh).expect("json") + "\n";
         std::fs::write(path(), text).expect("write the vector file");
     }
-    let text = std::fs::read_to_string(path()).expect(
-        "protocol/vectors/export.json cannot be read: regenerate it with scripts/regen-vectors.sh",
-    );
+    let text = std::fs::read_to_string(path())
+        .expect("protocol/vectors/export.json cannot be read: regenerate it with scripts/regen-vectors.sh");
     let file: Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(
         file, fresh,
