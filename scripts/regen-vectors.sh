@@ -10,3 +10,5 @@ PAYCHAN_REGENERATE_VECTORS=1 cargo test -p paychan-protocol --test vectors
 # The state root and ledger history vectors (protocol/vectors/ledger.json and the ```vector
 # ledger-* blocks of PROTOCOL.md) come from the ledger crate.
 PAYCHAN_REGENERATE_VECTORS=1 cargo test -p paychan-ledger --test vectors
+# The ledger export vector (protocol/vectors/export.json) comes from the audit crate.
+PAYCHAN_REGENERATE_VECTORS=1 cargo test -p paychan-audit --test vectors

@@ -7,7 +7,22 @@ use paychan_protocol::{Block, BlockHeader, Genesis, Keypair, Tx};
 
 use crate::error::{BlockError, ChainError, Error, TxError};
 use crate::state::LedgerState;
-use crate::tx::{tx_hashes, TxEffect};
+use crate::tx::{tx_hashes, Sigs, TxEffect};
+
+/// How [`LedgerState::apply_block_with`] checks a block's signatures. Both accept and refuse
+/// exactly the same blocks with exactly the same errors; they differ only in cost.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Signatures {
+    /// Each signature verified on its own when the rules meet it (the reference path).
+    #[default]
+    EachAlone,
+    /// Every signature of the block (header, transactions, embedded balance proofs) queued
+    /// into one [`paychan_protocol::crypto::BatchVerifier`] batch, verified once before the
+    /// block is committed. If anything fails (the batch or any other check), the block is
+    /// checked again on the reference path, which names the first failure exactly as
+    /// [`Signatures::EachAlone`] would.
+    Batch,
+}
 
 /// The time the sequencer gives its next block: its clock `now_ms`, clamped to
 /// `[prev_ms, prev_ms + max_step_ms]` so that ledger time never goes backwards and catches up
@@ -113,6 +128,30 @@ impl LedgerState {
     /// block's time; and the header's tx root, log size, log root and state root equal what
     /// applying gives. Returns what each transaction did.
     pub fn apply_block(&mut self, block: &Block) -> Result<Vec<TxEffect>, BlockError> {
+        self.apply_block_inner(block, &mut Sigs::Now)
+    }
+
+    /// [`LedgerState::apply_block`] with the signatures checked as `signatures` says. The
+    /// answer, and the state after it, are the same for both.
+    pub fn apply_block_with(
+        &mut self,
+        block: &Block,
+        signatures: Signatures,
+    ) -> Result<Vec<TxEffect>, BlockError> {
+        match signatures {
+            Signatures::EachAlone => self.apply_block(block),
+            Signatures::Batch => {
+                // `apply_block_inner` commits nothing unless it succeeds, so the reference path
+                // starts from the same state.
+                match self.apply_block_inner(block, &mut Sigs::Defer(Default::default())) {
+                    Ok(effects) => Ok(effects),
+                    Err(_) => self.apply_block(block),
+                }
+            }
+        }
+    }
+
+    fn apply_block_inner(&mut self, block: &Block, sigs: &mut Sigs) -> Result<Vec<TxEffect>, BlockError> {
         let h = &block.header;
         if h.chain_id != self.chain_id {
             return Err(BlockError::WrongChain {
@@ -133,7 +172,7 @@ impl LedgerState {
                 got: h.prev_hash,
             });
         }
-        h.verify(&self.genesis.sequencer, &block.signature)
+        sigs.header(h, &self.genesis.sequencer, &block.signature)
             .map_err(|_| BlockError::BadSignature)?;
         let max_step = self.genesis.max_time_step_ms;
         if h.time_ms < self.time_ms {
@@ -189,7 +228,7 @@ impl LedgerState {
                     index: self.log.size().saturating_add(earlier),
                 }));
             }
-            effects.push(books.apply(&rules, tx, h.time_ms).map_err(fail)?);
+            effects.push(books.apply_with(&rules, tx, h.time_ms, sigs).map_err(fail)?);
             frontier.push(leaf);
             ids.push(id);
             leaves.push(leaf);
@@ -208,6 +247,9 @@ impl LedgerState {
         }
         if h.state_root != books.state_root() {
             return Err(BlockError::StateRootMismatch);
+        }
+        if let Sigs::Defer(batch) = std::mem::replace(sigs, Sigs::Now) {
+            batch.verify().map_err(|_| BlockError::BadSignature)?;
         }
 
         self.books = books;

@@ -37,7 +37,7 @@ pub mod state;
 pub mod testkit;
 pub mod tx;
 
-pub use block::{next_block_time, verify_chain, BuiltBlock};
+pub use block::{next_block_time, verify_chain, BuiltBlock, Signatures};
 pub use checkpoint::{add_cosignature, verify_checkpoint, verify_checkpoint_consistency, CheckpointStatus};
 pub use error::{
     BlockError, ChainError, CheckpointError, Error, ErrorClass, GenesisError, ProofError, TxError,

@@ -346,3 +346,58 @@ impl TestChain {
         }
     }
 }
+
+/// A small history that uses every transaction kind, for tests of replay, audit and export:
+/// four users; block 1 opens channels 1 (users 0, 1) and 2 (users 2, 3) and transfers; block 2
+/// tops up channel 1 and starts a unilateral close of channel 2 with a proof; block 3 answers
+/// it with a higher proof (an update) and opens channel 3 (users 0, 2), which stays open;
+/// heartbeats reach the end of the window; then channel 2 settles and channel 1 closes
+/// cooperatively. Then `transfers` more transfers, at most `per_block` per block, round robin
+/// between the users. Every candidate is accepted (the function checks it).
+pub fn sample_history(transfers: usize, per_block: usize) -> TestChain {
+    let net = TestNet::new(4, 1_000_000);
+    let u: Vec<Keypair> = net.users.clone();
+    let mut c = TestChain::new(net);
+    let mut nonces = [0u64; 4];
+    let mut next_nonce = |i: usize| {
+        let n = nonces[i];
+        nonces[i] += 1;
+        n
+    };
+    let (open1, ch1) = c.net.open(&u[0], &u[1], (5_000, 1_000), 1, u64::MAX);
+    let (open2, ch2) = c.net.open(&u[2], &u[3], (3_000, 3_000), 2, u64::MAX);
+    let t = c.net.transfer(&u[0], u[3].public(), 250, next_nonce(0));
+    let must = |dropped: Vec<(Tx, TxError)>| assert!(dropped.is_empty(), "{dropped:?}");
+    must(c.next_block(vec![open1, open2, t]));
+    let dep = c.net.deposit(&u[1], ch1, 700, next_nonce(1));
+    let p_cd = c.net.proof(&u[2], ch2, Direction::AToB, 3, 1_200);
+    let close = c.net.unilateral_close(&u[2], ch2, Some(p_cd), None);
+    must(c.next_block(vec![dep, close]));
+    let p_dc = c.net.proof(&u[3], ch2, Direction::BToA, 5, 400);
+    let p_cd2 = c.net.proof(&u[2], ch2, Direction::AToB, 4, 1_500);
+    let update = c.net.update(ch2, Some(p_cd2), Some(p_dc));
+    let (open3, _ch3) = c.net.open(&u[0], &u[2], (2_000, 500), 3, u64::MAX);
+    must(c.next_block(vec![update, open3]));
+    let end = c.state.window_end_ms(&ch2).expect("channel 2 is closing");
+    c.advance_to(end);
+    let settle = c.net.settle(ch2);
+    let coop = c.net.coop_close(&u[0], &u[1], ch1, (4_000, 2_700));
+    must(c.next_block(vec![settle, coop]));
+    let per_block = per_block.max(1);
+    let mut left = transfers;
+    let mut k = 0usize;
+    while left > 0 {
+        let n = left.min(per_block);
+        let txs = (0..n)
+            .map(|_| {
+                let (from, to) = (k % 4, (k + 1) % 4);
+                k += 1;
+                c.net
+                    .transfer(&u[from], u[to].public(), 1 + (k as u64 % 7), next_nonce(from))
+            })
+            .collect();
+        must(c.next_block(txs));
+        left -= n;
+    }
+    c
+}

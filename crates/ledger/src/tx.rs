@@ -6,9 +6,12 @@
 //! [`LedgerState::check_tx`] is the same code as [`LedgerState::apply_tx`] minus the write.
 
 use paychan_protocol::channel::{settle_payouts, SignedCoopClose, SignedOpen};
-use paychan_protocol::hash::{tagged_hash, tags};
+use paychan_protocol::codec::encode;
+use paychan_protocol::crypto::{self, BatchVerifier, SignatureError};
+use paychan_protocol::hash::{tagged_hash, tags, Tag};
 use paychan_protocol::ledger::{Deposit, Settle, Transfer, UnilateralClose, Update};
 use paychan_protocol::merkle;
+use paychan_protocol::{BlockHeader, Signature};
 use paychan_protocol::{ChannelId, Direction, Hash32, PublicKey, SignedProof, Tx};
 
 use crate::error::TxError;
@@ -89,6 +92,106 @@ pub(crate) struct Plan {
     effect: TxEffect,
 }
 
+/// How the signatures met while checking transactions are checked: each at once (the rule's
+/// reference path), or queued into one batch that the caller verifies before it commits.
+///
+/// Both paths meet exactly the same signatures, in the same order, under the same conditions
+/// (the same code asks for them), and the batch accepts exactly what single checks accept
+/// (PROTOCOL.md §4.3), so a caller that commits only after the batch passed accepts exactly
+/// what the single path accepts.
+#[derive(Debug)]
+pub(crate) enum Sigs {
+    /// Verify each signature when it is met.
+    Now,
+    /// Queue each signature; the caller verifies the batch.
+    Defer(BatchVerifier),
+}
+
+impl Sigs {
+    /// A signature on `tag || 0x00 || body`.
+    fn check(&mut self, key: &PublicKey, tag: Tag, body: &[u8], sig: &Signature) -> Result<(), TxError> {
+        match self {
+            Sigs::Now => crypto::verify(key, tag, body, sig).map_err(|_| TxError::BadSignature),
+            Sigs::Defer(batch) => {
+                batch.queue(key, tag, body, sig);
+                Ok(())
+            }
+        }
+    }
+
+    /// A balance proof's signature by `payer`.
+    fn proof(&mut self, p: &SignedProof, payer: &PublicKey) -> Result<(), TxError> {
+        match self {
+            Sigs::Now => p.verify(payer).map_err(|_| TxError::BadSignature),
+            Sigs::Defer(batch) => {
+                p.queue(payer, batch);
+                Ok(())
+            }
+        }
+    }
+
+    /// The signatures a transaction carries on its own ([`Tx::verify_own_signature`]).
+    fn own(&mut self, tx: &Tx) -> Result<(), TxError> {
+        match self {
+            Sigs::Now => tx.verify_own_signature().map_err(|_| TxError::BadSignature),
+            Sigs::Defer(_) => match tx {
+                Tx::Transfer { body, sig } => self.check(&body.from, tags::TRANSFER_SIG, &encode(body), sig),
+                Tx::Deposit { body, sig } => self.check(&body.from, tags::DEPOSIT_SIG, &encode(body), sig),
+                Tx::UnilateralClose { body, sig } => {
+                    self.check(&body.closer, tags::UNILATERAL_CLOSE_SIG, &encode(body), sig)
+                }
+                Tx::Open(o) => self.open(o),
+                Tx::CoopClose(_) | Tx::Update(_) | Tx::Settle(_) => Ok(()),
+            },
+        }
+    }
+
+    /// Both signatures of an open ([`SignedOpen::verify`]).
+    fn open(&mut self, o: &SignedOpen) -> Result<(), TxError> {
+        match self {
+            Sigs::Now => o.verify().map_err(|_| TxError::BadSignature),
+            Sigs::Defer(_) => {
+                let body = o.open.body();
+                self.check(&o.open.party_a, tags::OPEN_SIG, &body, &o.sig_a)?;
+                self.check(&o.open.party_b, tags::OPEN_SIG, &body, &o.sig_b)
+            }
+        }
+    }
+
+    /// Both signatures of a cooperative close ([`SignedCoopClose::verify`]).
+    fn coop_close(
+        &mut self,
+        c: &SignedCoopClose,
+        party_a: &PublicKey,
+        party_b: &PublicKey,
+    ) -> Result<(), TxError> {
+        match self {
+            Sigs::Now => c.verify(party_a, party_b).map_err(|_| TxError::BadSignature),
+            Sigs::Defer(_) => {
+                let body = encode(&c.close);
+                self.check(party_a, tags::COOP_CLOSE_SIG, &body, &c.sig_a)?;
+                self.check(party_b, tags::COOP_CLOSE_SIG, &body, &c.sig_b)
+            }
+        }
+    }
+
+    /// A block header's signature by the sequencer ([`BlockHeader::verify`]).
+    pub(crate) fn header(
+        &mut self,
+        h: &BlockHeader,
+        sequencer: &PublicKey,
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        match self {
+            Sigs::Now => h.verify(sequencer, sig),
+            Sigs::Defer(batch) => {
+                batch.queue(sequencer, tags::BLOCK_SIG, &encode(h), sig);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The id and the log leaf hash of a transaction, from one encoding.
 pub(crate) fn tx_hashes(tx: &Tx) -> (Hash32, Hash32) {
     let bytes = tx.bytes();
@@ -98,7 +201,18 @@ pub(crate) fn tx_hashes(tx: &Tx) -> (Hash32, Hash32) {
 impl Books {
     /// Checks a transaction at ledger time `time_ms` and applies it. Atomic.
     pub(crate) fn apply(&mut self, rules: &Rules, tx: &Tx, time_ms: u64) -> Result<TxEffect, TxError> {
-        let plan = self.check(rules, tx, time_ms)?;
+        self.apply_with(rules, tx, time_ms, &mut Sigs::Now)
+    }
+
+    /// [`Books::apply`] with the signatures checked as `sigs` says.
+    pub(crate) fn apply_with(
+        &mut self,
+        rules: &Rules,
+        tx: &Tx,
+        time_ms: u64,
+        sigs: &mut Sigs,
+    ) -> Result<TxEffect, TxError> {
+        let plan = self.check_with(rules, tx, time_ms, sigs)?;
         Ok(self.commit(plan))
     }
 
@@ -120,6 +234,10 @@ impl Books {
 
     /// Checks a transaction without changing anything.
     pub(crate) fn check(&self, rules: &Rules, tx: &Tx, time_ms: u64) -> Result<Plan, TxError> {
+        self.check_with(rules, tx, time_ms, &mut Sigs::Now)
+    }
+
+    fn check_with(&self, rules: &Rules, tx: &Tx, time_ms: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
         if tx.chain_id() != rules.chain_id {
             return Err(TxError::WrongChain {
                 expected: rules.chain_id,
@@ -127,12 +245,12 @@ impl Books {
             });
         }
         match tx {
-            Tx::Transfer { body, .. } => self.check_transfer(tx, body),
-            Tx::Open(open) => self.check_open(open, time_ms),
-            Tx::Deposit { body, .. } => self.check_deposit(tx, body),
-            Tx::CoopClose(close) => self.check_coop_close(close),
-            Tx::UnilateralClose { body, .. } => self.check_unilateral_close(rules, tx, body, time_ms),
-            Tx::Update(update) => self.check_update(rules, update, time_ms),
+            Tx::Transfer { body, .. } => self.check_transfer(tx, body, sigs),
+            Tx::Open(open) => self.check_open(open, time_ms, sigs),
+            Tx::Deposit { body, .. } => self.check_deposit(tx, body, sigs),
+            Tx::CoopClose(close) => self.check_coop_close(close, sigs),
+            Tx::UnilateralClose { body, .. } => self.check_unilateral_close(rules, tx, body, time_ms, sigs),
+            Tx::Update(update) => self.check_update(rules, update, time_ms, sigs),
             Tx::Settle(settle) => self.check_settle(rules, settle, time_ms),
         }
     }
@@ -186,14 +304,14 @@ impl Books {
         Ok((*key, after))
     }
 
-    fn check_transfer(&self, tx: &Tx, body: &Transfer) -> Result<Plan, TxError> {
+    fn check_transfer(&self, tx: &Tx, body: &Transfer, sigs: &mut Sigs) -> Result<Plan, TxError> {
         if body.amount == 0 {
             return Err(TxError::ZeroAmount);
         }
         if body.from == body.to {
             return Err(TxError::SelfTransfer);
         }
-        tx.verify_own_signature().map_err(|_| TxError::BadSignature)?;
+        sigs.own(tx)?;
         let from = self.spend(&body.from, body.amount, body.nonce)?;
         let to = self.credit(&body.to, body.amount)?;
         Ok(Plan {
@@ -207,7 +325,7 @@ impl Books {
         })
     }
 
-    fn check_open(&self, signed: &SignedOpen, time_ms: u64) -> Result<Plan, TxError> {
+    fn check_open(&self, signed: &SignedOpen, time_ms: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
         let open = &signed.open;
         if open.party_a == open.party_b {
             return Err(TxError::SameParties);
@@ -222,7 +340,7 @@ impl Books {
                 time_ms,
             });
         }
-        signed.verify().map_err(|_| TxError::BadSignature)?;
+        sigs.open(signed)?;
         let id = open.channel_id();
         if self.channels.contains_key(&id) {
             return Err(TxError::DuplicateChannel(id));
@@ -249,11 +367,11 @@ impl Books {
         })
     }
 
-    fn check_deposit(&self, tx: &Tx, body: &Deposit) -> Result<Plan, TxError> {
+    fn check_deposit(&self, tx: &Tx, body: &Deposit, sigs: &mut Sigs) -> Result<Plan, TxError> {
         if body.amount == 0 {
             return Err(TxError::ZeroAmount);
         }
-        tx.verify_own_signature().map_err(|_| TxError::BadSignature)?;
+        sigs.own(tx)?;
         let id = body.channel_id;
         let channel = self.channel(&id)?;
         match channel.status {
@@ -286,16 +404,14 @@ impl Books {
         })
     }
 
-    fn check_coop_close(&self, signed: &SignedCoopClose) -> Result<Plan, TxError> {
+    fn check_coop_close(&self, signed: &SignedCoopClose, sigs: &mut Sigs) -> Result<Plan, TxError> {
         let close = &signed.close;
         let id = close.channel_id;
         let channel = self.channel(&id)?;
         if !channel.is_live() {
             return Err(TxError::ChannelClosed(id));
         }
-        signed
-            .verify(&channel.party_a, &channel.party_b)
-            .map_err(|_| TxError::BadSignature)?;
+        sigs.coop_close(signed, &channel.party_a, &channel.party_b)?;
         let total = channel.total();
         let sum = close.balance_a.checked_add(close.balance_b);
         if sum != Some(total) {
@@ -313,8 +429,9 @@ impl Books {
         tx: &Tx,
         body: &UnilateralClose,
         time_ms: u64,
+        sigs: &mut Sigs,
     ) -> Result<Plan, TxError> {
-        tx.verify_own_signature().map_err(|_| TxError::BadSignature)?;
+        sigs.own(tx)?;
         let id = body.channel_id;
         let channel = self.channel(&id)?;
         if !channel.is_party(&body.closer) {
@@ -326,7 +443,7 @@ impl Books {
             ChannelStatus::Closed { .. } => return Err(TxError::ChannelClosed(id)),
         }
         let proofs = [body.proof_ab, body.proof_ba];
-        check_proofs(rules, &id, channel, &proofs)?;
+        check_proofs(rules, &id, channel, &proofs, sigs)?;
         let mut entry = channel.clone();
         entry.status = ChannelStatus::Closing {
             close_time_ms: time_ms,
@@ -358,7 +475,13 @@ impl Books {
         }
     }
 
-    fn check_update(&self, rules: &Rules, update: &Update, time_ms: u64) -> Result<Plan, TxError> {
+    fn check_update(
+        &self,
+        rules: &Rules,
+        update: &Update,
+        time_ms: u64,
+        sigs: &mut Sigs,
+    ) -> Result<Plan, TxError> {
         let proofs = [update.proof_ab, update.proof_ba];
         if proofs.iter().all(Option::is_none) {
             return Err(TxError::EmptyUpdate);
@@ -373,7 +496,7 @@ impl Books {
         if time_ms >= ends_ms {
             return Err(TxError::WindowClosed { ends_ms });
         }
-        check_proofs(rules, &id, channel, &proofs)?;
+        check_proofs(rules, &id, channel, &proofs, sigs)?;
         // Highest transferred wins, never the highest seq: only a direction's payer can sign its
         // proofs, so a submitted proof can only raise what its own signer agreed to pay.
         let mut new_best = *best;
@@ -467,6 +590,7 @@ fn check_proofs(
     id: &ChannelId,
     channel: &ChannelEntry,
     proofs: &[Option<SignedProof>; 2],
+    sigs: &mut Sigs,
 ) -> Result<(), TxError> {
     for (dir, slot) in [Direction::AToB, Direction::BToA].into_iter().zip(proofs) {
         let Some(p) = slot else { continue };
@@ -485,7 +609,7 @@ fn check_proofs(
         if p.proof.direction != dir {
             return Err(TxError::WrongDirection);
         }
-        p.verify(&channel.payer(dir)).map_err(|_| TxError::BadSignature)?;
+        sigs.proof(p, &channel.payer(dir))?;
     }
     Ok(())
 }
