@@ -115,10 +115,6 @@ pub mod tags {
     pub const BLOCK_SIG: Tag = Tag::new("paychan/v1/sig/block-header");
     /// State root leaves.
     pub const STATE: Tag = Tag::new("paychan/v1/state");
-    /// Sequencer signature over a checkpoint.
-    pub const CHECKPOINT_SIG: Tag = Tag::new("paychan/v1/sig/checkpoint");
-    /// Witness cosignature over a checkpoint.
-    pub const COSIGN_SIG: Tag = Tag::new("paychan/v1/sig/cosign");
     /// Seed of the deterministic batch-verification coefficients.
     pub const BATCH_SEED: Tag = Tag::new("paychan/v1/batch-seed");
     /// Reference of a payment whose memo is a free text.
@@ -140,8 +136,6 @@ pub mod tags {
         BLOCK_HASH,
         BLOCK_SIG,
         STATE,
-        CHECKPOINT_SIG,
-        COSIGN_SIG,
         BATCH_SEED,
         MEMO_TEXT,
     ];

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::channel::{ChannelId, SignedCoopClose, SignedOpen, SignedProof};
 use crate::codec::encode;
 use crate::crypto::{self, Keypair, PublicKey, Signature, SignatureError};
-use crate::hash::{tagged_hash, tags, Hash32, Tag};
+use crate::hash::{tagged_hash, tags, Hash32};
 use crate::merkle;
+use crate::note;
 
 /// The parameters a ledger is born with. The chain id is its hash.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -296,40 +297,57 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn sign_with(&self, tag: Tag, kp: &Keypair) -> Signature {
-        kp.sign(tag, &encode(self))
+    /// The log's origin: `paychan/` + the 64 lower-case hex digits of the chain id.
+    pub fn origin(&self) -> String {
+        note::origin(&self.chain_id)
     }
 
-    /// The sequencer's signature.
+    /// The checkpoint body, the exact text the sequencer signs (PROTOCOL.md §8.7).
+    pub fn body(&self) -> String {
+        note::checkpoint_body(self)
+    }
+
+    /// The sequencer's signature: plain Ed25519 over the body bytes (a C2SP signed-note
+    /// signature by the log key).
     pub fn sign_sequencer(&self, kp: &Keypair) -> Signature {
-        self.sign_with(tags::CHECKPOINT_SIG, kp)
+        kp.sign_raw(self.body().as_bytes())
     }
 
-    /// A witness's cosignature.
-    pub fn cosign(&self, kp: &Keypair) -> Cosignature {
+    /// A witness's C2SP cosignature (v1) at `timestamp_s` (seconds since the Unix epoch).
+    pub fn cosign(&self, kp: &Keypair, timestamp_s: u64) -> Cosignature {
         Cosignature {
             witness: kp.public(),
-            signature: self.sign_with(tags::COSIGN_SIG, kp),
+            timestamp_s,
+            signature: kp.sign_raw(&note::cosignature_message(timestamp_s, &self.body())),
         }
     }
 
     /// Checks the sequencer's signature.
     pub fn verify_sequencer(&self, key: &PublicKey, sig: &Signature) -> Result<(), SignatureError> {
-        crypto::verify(key, tags::CHECKPOINT_SIG, &encode(self), sig)
+        crypto::verify_raw(key, self.body().as_bytes(), sig)
     }
 
-    /// Checks one cosignature.
+    /// Checks one cosignature (a timestamp above 2^63 - 1 is invalid).
     pub fn verify_cosignature(&self, c: &Cosignature) -> Result<(), SignatureError> {
-        crypto::verify(&c.witness, tags::COSIGN_SIG, &encode(self), &c.signature)
+        if c.timestamp_s > note::TIMESTAMP_MAX {
+            return Err(SignatureError::Invalid);
+        }
+        crypto::verify_raw(
+            &c.witness,
+            &note::cosignature_message(c.timestamp_s, &self.body()),
+            &c.signature,
+        )
     }
 }
 
-/// A witness's signature over a checkpoint.
+/// A witness's C2SP cosignature (v1) of a checkpoint.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Cosignature {
     /// The witness key.
     pub witness: PublicKey,
-    /// Its signature under `paychan/v1/sig/cosign`.
+    /// When the witness cosigned, in seconds since the Unix epoch (at most 2^63 - 1).
+    pub timestamp_s: u64,
+    /// Its Ed25519 signature over `cosignature/v1\ntime <timestamp_s>\n` + the checkpoint body.
     pub signature: Signature,
 }
 

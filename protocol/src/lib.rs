@@ -11,6 +11,7 @@
 //! - [`merkle`]: the RFC 6962 / RFC 9162 Merkle tree, proofs and their verification.
 //! - [`channel`]: channel open, balance proofs, memos, cooperative close, payout rule.
 //! - [`ledger`]: genesis, transactions, block headers, checkpoints, cosignatures.
+//! - [`note`]: checkpoints as C2SP signed notes, cosignatures (v1), verifier keys, tlog-proof.
 //! - [`wire`]: protocol ids, messages, framing, and the `Wire` decoding trait.
 //! - [`limits`]: every limit as a named constant.
 //!
@@ -24,11 +25,13 @@ pub mod hash;
 pub mod ledger;
 pub mod limits;
 pub mod merkle;
+pub mod note;
 pub mod wire;
 
 pub use channel::{BalanceProof, ChannelId, ChannelOpen, Direction, Payment, SignedProof};
 pub use codec::DecodeError;
 pub use crypto::{Keypair, PublicKey, Signature, SignatureError};
 pub use hash::Hash32;
+pub use note::{parse_checkpoint_note, NoteError, TlogProof, VerifierKey};
 pub use ledger::{Block, BlockHeader, Checkpoint, Cosignature, Genesis, SignedCheckpoint, Tx};
 pub use wire::Wire;

@@ -405,7 +405,11 @@ fn block() -> impl Strategy<Value = Block> {
 }
 
 fn cosignature() -> impl Strategy<Value = Cosignature> {
-    (key(), sig()).prop_map(|(witness, signature)| Cosignature { witness, signature })
+    (key(), any::<u64>(), sig()).prop_map(|(witness, timestamp_s, signature)| Cosignature {
+        witness,
+        timestamp_s,
+        signature,
+    })
 }
 
 fn signed_checkpoint() -> impl Strategy<Value = SignedCheckpoint> {
@@ -870,6 +874,7 @@ fn limits_at_their_boundaries() {
         cosignatures: vec![
             Cosignature {
                 witness: PublicKey([0; 32]),
+                timestamp_s: 0,
                 signature: Signature([0; 64]),
             };
             n

@@ -29,6 +29,7 @@ use paychan_protocol::ledger::{
     UnilateralClose, Update,
 };
 use paychan_protocol::merkle;
+use paychan_protocol::note;
 use paychan_protocol::wire::{self, ChannelMsg, Envelope, Wire};
 use serde_json::{json, Value};
 
@@ -65,8 +66,6 @@ mod tag {
     pub const BLOCK_HASH: &str = "paychan/v1/block-header";
     pub const BLOCK_SIG: &str = "paychan/v1/sig/block-header";
     pub const STATE: &str = "paychan/v1/state";
-    pub const CHECKPOINT_SIG: &str = "paychan/v1/sig/checkpoint";
-    pub const COSIGN_SIG: &str = "paychan/v1/sig/cosign";
     pub const BATCH_SEED: &str = "paychan/v1/batch-seed";
     pub const MEMO_TEXT: &str = "paychan/v1/memo-text";
 }
@@ -277,11 +276,17 @@ type PlannedPayment = (u64, Hash32, Option<&'static str>);
 struct Golden {
     files: BTreeMap<&'static str, Value>,
     doc: BTreeMap<String, String>,
+    /// The ```` ```note NAME ```` blocks of PROTOCOL.md: texts, verbatim.
+    notes: BTreeMap<String, String>,
 }
+
+/// The cosignature timestamp of the first vector witness (the others count up from it).
+const COSIGN_TIME_S: u64 = 1_700_000_000;
 
 fn compute() -> Golden {
     let mut files = BTreeMap::new();
     let mut doc: BTreeMap<String, String> = BTreeMap::new();
+    let mut notes: BTreeMap<String, String> = BTreeMap::new();
     let mut put = |name: &str, bytes: &[u8]| {
         assert!(
             doc.insert(name.to_string(), hx(bytes)).is_none(),
@@ -620,20 +625,25 @@ fn compute() -> Golden {
         block_hash: last.hash(),
     };
     let cp_sig = checkpoint.sign_sequencer(&sequencer);
-    let cosignatures: Vec<_> = witnesses.iter().map(|w| checkpoint.cosign(w)).collect();
-    let cosign_signed = crypto::signed_bytes(tags::COSIGN_SIG, &encode(&checkpoint));
+    let cosignatures: Vec<_> = witnesses
+        .iter()
+        .enumerate()
+        .map(|(i, w)| checkpoint.cosign(w, COSIGN_TIME_S + i as u64))
+        .collect();
+    let body = checkpoint.body();
     let signed_cp = SignedCheckpoint {
         checkpoint,
         signature: cp_sig,
         cosignatures: cosignatures.clone(),
     };
+    let note_text = signed_cp.to_note(&sequencer.public());
     files.insert(
         "checkpoint.json",
         json!({
             "secret_key": hx(sequencer.seed()),
             "public_key": sequencer.public().to_hex(),
             "fields": checkpoint_fields(&checkpoint),
-            "signed_bytes": hx(crypto::signed_bytes(tags::CHECKPOINT_SIG, &encode(&checkpoint))),
+            "signed_bytes": hx(body.as_bytes()),
             "signature": cp_sig.to_hex(),
             "cosignatures": witnesses
                 .iter()
@@ -641,17 +651,25 @@ fn compute() -> Golden {
                 .map(|(w, c)| json!({
                     "secret_key": hx(w.seed()),
                     "public_key": c.witness.to_hex(),
+                    "timestamp_s": c.timestamp_s,
                     "fields": checkpoint_fields(&checkpoint),
-                    "signed_bytes": hx(&cosign_signed),
+                    "signed_bytes": hx(note::cosignature_message(c.timestamp_s, &body)),
                     "signature": c.signature.to_hex(),
                 }))
                 .collect::<Vec<_>>(),
             "encoded": hx(signed_cp.to_bytes()),
+            "note": note_text,
+            "log_verifier_key": note::VerifierKey::new(&checkpoint.origin(), note::KEY_TYPE_ED25519, sequencer.public()).to_text(),
         }),
     );
-    put("checkpoint-body", &encode(&checkpoint));
+    put("checkpoint-body", body.as_bytes());
     put("checkpoint-signature", &cp_sig.0);
+    put(
+        "cosignature-1-signed",
+        &note::cosignature_message(cosignatures[0].timestamp_s, &body),
+    );
     put("cosignature-1-signature", &cosignatures[0].signature.0);
+    notes.insert("checkpoint-note".to_string(), note_text.clone());
 
     // A framed channel message: the ack of the second proof.
     let envelope = Envelope {
@@ -717,7 +735,7 @@ fn compute() -> Golden {
         &concat(merkle::consistency_proof(&lh[..8], 6).expect("in range")),
     );
 
-    Golden { files, doc }
+    Golden { files, doc, notes }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1066,6 +1084,52 @@ fn spec_checkpoint(f: &Value) -> Vec<u8> {
         .done()
 }
 
+/// Standard padded base64 (RFC 4648 §4), written from the RFC.
+fn spec_base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk.len();
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= n {
+                out.push(A[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The checkpoint note body of PROTOCOL.md §8.7: origin, size, root, `block` extension line.
+fn spec_checkpoint_body(f: &Value) -> Vec<u8> {
+    format!(
+        "paychan/{}\n{}\n{}\nblock {} {}\n",
+        hex::encode(b32(f, "chain_id")),
+        n(f, "log_size"),
+        spec_base64(&b32(f, "log_root")),
+        n(f, "height"),
+        spec_base64(&b32(f, "block_hash")),
+    )
+    .into_bytes()
+}
+
+/// A signed-note key id: `SHA-256(name || 0x0A || type || key)[..4]`.
+fn spec_key_id(name: &str, key_type: u8, key: &[u8; 32]) -> [u8; 4] {
+    let h = sha256(&[name.as_bytes(), &[0x0a, key_type], key]);
+    [h.0[0], h.0[1], h.0[2], h.0[3]]
+}
+
+/// A signed-note signature line: `— name base64(key id || payload)` and a newline.
+fn spec_signature_line(name: &str, key_type: u8, key: &[u8; 32], payload: &[u8]) -> String {
+    let mut raw = spec_key_id(name, key_type, key).to_vec();
+    raw.extend_from_slice(payload);
+    format!("\u{2014} {name} {}\n", spec_base64(&raw))
+}
+
 /// RFC 6962 `MTH` over leaf hashes, written as the RFC defines it.
 fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
     match leaves.len() {
@@ -1366,10 +1430,25 @@ fn check_from_json(files: &BTreeMap<&'static str, Value>) {
     );
     assert_eq!(n(cf, "height"), n(&last_fields, "height"), "checkpoint: height");
     assert_eq!(b32(cf, "block_hash"), last_hash, "checkpoint: block hash");
-    let cp_body = spec_checkpoint(cf);
-    check_signed(&mut sigs, "checkpoint", c, tag::CHECKPOINT_SIG, &cp_body);
+    let cp_body = spec_checkpoint_body(cf);
+    assert_eq!(
+        pk_of_seed(c, "secret_key"),
+        sequencer,
+        "checkpoint: key from seed"
+    );
+    assert_eq!(bytes(c, "signed_bytes"), cp_body, "checkpoint: signed_bytes is the note body");
+    sigs.check("checkpoint", sequencer, &cp_body, b64(c, "signature"));
     let mut encoded = W::default();
-    encoded.raw(&cp_body).sig(c, "signature");
+    encoded.raw(&spec_checkpoint(cf)).sig(c, "signature");
+    let origin = std::str::from_utf8(&cp_body).expect("UTF-8").lines().next().expect("origin line");
+    let mut want_note = String::from_utf8(cp_body.clone()).expect("UTF-8");
+    want_note.push('\n');
+    want_note.push_str(&spec_signature_line(
+        origin,
+        0x01,
+        &sequencer,
+        &bytes(c, "signature"),
+    ));
     let cos = arr(c, "cosignatures");
     assert_eq!(
         cos.len(),
@@ -1388,15 +1467,38 @@ fn check_from_json(files: &BTreeMap<&'static str, Value>) {
         assert!(witness_keys.contains(&pk), "{what}: a genesis witness");
         assert!(seen.insert(pk), "{what}: distinct witnesses");
         assert_eq!(&w["fields"], cf, "{what}: cosigns the checkpoint");
-        check_signed(
-            &mut sigs,
-            &what,
-            w,
-            tag::COSIGN_SIG,
-            &spec_checkpoint(&w["fields"]),
-        );
-        encoded.raw(&pk).sig(w, "signature");
+        assert_eq!(pk_of_seed(w, "secret_key"), pk, "{what}: key from seed");
+        let ts = n(w, "timestamp_s");
+        let mut signed = format!("cosignature/v1\ntime {ts}\n").into_bytes();
+        signed.extend_from_slice(&spec_checkpoint_body(&w["fields"]));
+        assert_eq!(bytes(w, "signed_bytes"), signed, "{what}: signed_bytes");
+        sigs.check(&what, pk, &signed, b64(w, "signature"));
+        encoded.raw(&pk).varint(ts).sig(w, "signature");
+        let mut payload = ts.to_be_bytes().to_vec();
+        payload.extend_from_slice(&bytes(w, "signature"));
+        want_note.push_str(&spec_signature_line(
+            &format!("paychan/witness/{}", hex::encode(pk)),
+            0x04,
+            &pk,
+            &payload,
+        ));
     }
+    assert_eq!(
+        c["note"].as_str().expect("note text"),
+        want_note,
+        "checkpoint: the signed note"
+    );
+    let mut key = vec![0x01];
+    key.extend_from_slice(&sequencer);
+    assert_eq!(
+        c["log_verifier_key"].as_str().expect("verifier key"),
+        format!(
+            "{origin}+{}+{}",
+            hex::encode(spec_key_id(origin, 0x01, &sequencer)),
+            spec_base64(&key)
+        ),
+        "checkpoint: log verifier key"
+    );
     let cp_bytes = bytes(c, "encoded");
     assert_eq!(encoded.done(), cp_bytes, "checkpoint: encoding");
     let _: SignedCheckpoint = strict_roundtrip("checkpoint", &cp_bytes);
@@ -1625,6 +1727,62 @@ fn protocol_md_vectors_match() {
     }
 }
 
+/// The ```` ```note NAME ```` blocks of PROTOCOL.md: name, line range of the content, text.
+fn note_blocks(text: &str) -> Vec<(String, usize, usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if let Some(name) = lines[i].strip_prefix("```note ") {
+            let first = i + 1;
+            let mut end = first;
+            while end < lines.len() && lines[end] != "```" {
+                end += 1;
+            }
+            assert!(end < lines.len(), "PROTOCOL.md: note block {name} is not closed");
+            let mut body: String = lines[first..end].iter().map(|l| format!("{l}\n")).collect();
+            if body.is_empty() {
+                body.push('\n');
+            }
+            out.push((name.trim().to_string(), first, end, body));
+            i = end;
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn protocol_md_notes_match() {
+    let golden = compute();
+    let path = protocol_md_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let blocks = note_blocks(&text);
+    let names: BTreeSet<&str> = blocks.iter().map(|b| b.0.as_str()).collect();
+    let expected: BTreeSet<&str> = golden.notes.keys().map(String::as_str).collect();
+    assert_eq!(names, expected, "PROTOCOL.md's note blocks\n{REGEN_HINT}");
+    if regenerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out: Vec<String> = Vec::new();
+        let mut next = 0;
+        for (name, first, end, _) in &blocks {
+            out.extend(lines[next..*first].iter().map(|l| l.to_string()));
+            out.extend(golden.notes[name].lines().map(str::to_string));
+            next = *end;
+        }
+        out.extend(lines[next..].iter().map(|l| l.to_string()));
+        let mut new = out.join("\n");
+        new.push('\n');
+        if new != text {
+            std::fs::write(&path, new).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        }
+        return;
+    }
+    for (name, _, _, body) in &blocks {
+        assert_eq!(*body, golden.notes[name], "PROTOCOL.md note block {name}\n{REGEN_HINT}");
+    }
+}
+
 #[test]
 fn protocol_md_lists_every_tag() {
     let literal = [
@@ -1642,8 +1800,6 @@ fn protocol_md_lists_every_tag() {
         tag::BLOCK_HASH,
         tag::BLOCK_SIG,
         tag::STATE,
-        tag::CHECKPOINT_SIG,
-        tag::COSIGN_SIG,
         tag::BATCH_SEED,
         tag::MEMO_TEXT,
     ];

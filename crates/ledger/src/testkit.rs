@@ -23,6 +23,9 @@ use paychan_protocol::{
 };
 
 use crate::error::TxError;
+
+/// The cosignature timestamp (seconds since the Unix epoch) of the test kit's witnesses.
+pub const COSIGN_TIME_S: u64 = 1_700_000_000;
 use crate::state::LedgerState;
 
 /// The keypair number `n`: `seed = SHA-256("paychan-ledger/testkit/key" || n as u64 LE)`.
@@ -290,7 +293,7 @@ impl TestNet {
             signature: checkpoint.sign_sequencer(&self.sequencer),
             cosignatures: cosigners
                 .iter()
-                .map(|&i| checkpoint.cosign(&self.witnesses[i]))
+                .map(|&i| checkpoint.cosign(&self.witnesses[i], COSIGN_TIME_S))
                 .collect(),
             checkpoint,
         }

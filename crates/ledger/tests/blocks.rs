@@ -1,6 +1,6 @@
 //! Blocks, ledger time, chain replay, the mempool, checkpoints and genesis rules.
 
-use paychan_ledger::testkit::{keypair, TestChain, TestNet, TestParams};
+use paychan_ledger::testkit::{keypair, TestChain, TestNet, TestParams, COSIGN_TIME_S};
 use paychan_ledger::{
     add_cosignature, next_block_time, verify_chain, verify_checkpoint, verify_checkpoint_consistency,
     BlockError, ChannelStatus, CheckpointError, CheckpointStatus, Error, ErrorClass, GenesisError,
@@ -716,7 +716,7 @@ fn checkpoints_are_witnessed_only_with_threshold_distinct_witnesses() {
     );
     let stranger = keypair(31337);
     let mut sc = c.net.signed_checkpoint(cp, &[0, 1]);
-    sc.cosignatures.push(cp.cosign(&stranger));
+    sc.cosignatures.push(cp.cosign(&stranger, COSIGN_TIME_S));
     assert_eq!(
         verify_checkpoint(g, &sc),
         Err(CheckpointError::NotAWitness(stranger.public()))
@@ -725,7 +725,7 @@ fn checkpoints_are_witnessed_only_with_threshold_distinct_witnesses() {
     let mut other = cp;
     other.log_size += 1;
     let mut sc = c.net.signed_checkpoint(cp, &[0]);
-    sc.cosignatures.push(other.cosign(&c.net.witnesses[1]));
+    sc.cosignatures.push(other.cosign(&c.net.witnesses[1], COSIGN_TIME_S));
     assert!(matches!(
         verify_checkpoint(g, &sc),
         Err(CheckpointError::BadCosignature(_))
@@ -746,17 +746,17 @@ fn checkpoints_are_witnessed_only_with_threshold_distinct_witnesses() {
     // Gathering: duplicates are ignored, bad ones refused.
     let mut sc = c.net.signed_checkpoint(cp, &[]);
     assert_eq!(
-        add_cosignature(g, &mut sc, cp.cosign(&c.net.witnesses[1])),
+        add_cosignature(g, &mut sc, cp.cosign(&c.net.witnesses[1], COSIGN_TIME_S)),
         Ok(true)
     );
     assert_eq!(
-        add_cosignature(g, &mut sc, cp.cosign(&c.net.witnesses[1])),
+        add_cosignature(g, &mut sc, cp.cosign(&c.net.witnesses[1], COSIGN_TIME_S)),
         Ok(false)
     );
-    assert!(add_cosignature(g, &mut sc, cp.cosign(&stranger)).is_err());
-    assert!(add_cosignature(g, &mut sc, other.cosign(&c.net.witnesses[2])).is_err());
+    assert!(add_cosignature(g, &mut sc, cp.cosign(&stranger, COSIGN_TIME_S)).is_err());
+    assert!(add_cosignature(g, &mut sc, other.cosign(&c.net.witnesses[2], COSIGN_TIME_S)).is_err());
     assert_eq!(
-        add_cosignature(g, &mut sc, cp.cosign(&c.net.witnesses[2])),
+        add_cosignature(g, &mut sc, cp.cosign(&c.net.witnesses[2], COSIGN_TIME_S)),
         Ok(true)
     );
     assert_eq!(verify_checkpoint(g, &sc).map(|s| s.witnessed), Ok(true));

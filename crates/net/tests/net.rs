@@ -23,6 +23,7 @@ fn cosig(n: u8) -> GossipMsg {
         block_hash: Hash32([n; 32]),
         cosignature: Cosignature {
             witness: PublicKey([n; 32]),
+            timestamp_s: u64::from(n),
             signature: Signature([n; 64]),
         },
     }

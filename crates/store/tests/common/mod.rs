@@ -52,6 +52,7 @@ pub fn block(height: u64, salt: u8) -> Block {
 pub fn cosig(witness: u8) -> Cosignature {
     Cosignature {
         witness: PublicKey([witness; 32]),
+        timestamp_s: u64::from(witness),
         signature: Signature([witness; 64]),
     }
 }
