@@ -2,7 +2,8 @@
 //!
 //! Every `/v1/` request needs `Authorization: Bearer <token>`, the token being the contents of
 //! `api.token` in the data dir (mode 0600); without it the answer is 401 whatever the path.
-//! `/metrics` (Prometheus text format) is open: it carries no secret and the API binds to
+//! `/v1/ledger/raw/...` serves the raw ledger bytes of the public read listener's `/ledger/...`
+//! (the same handlers, see `public.rs`). `/metrics` (Prometheus text format) is open: it carries no secret and the API binds to
 //! loopback by default.
 
 use std::net::SocketAddr;
@@ -26,6 +27,14 @@ use crate::node::{NodeHandle, SubmitError};
 struct AppState {
     node: NodeHandle,
     token: std::sync::Arc<str>,
+    /// `http://ADDR` of the public read listener, if the node runs one.
+    public_url: Option<std::sync::Arc<str>>,
+}
+
+impl axum::extract::FromRef<AppState> for NodeHandle {
+    fn from_ref(s: &AppState) -> NodeHandle {
+        s.node.clone()
+    }
 }
 
 /// Binds the API, writes its address into the data dir, and serves until shutdown.
@@ -33,6 +42,7 @@ pub async fn serve(
     dir: &DataDir,
     config: &Config,
     node: NodeHandle,
+    public_url: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let addr: SocketAddr = config
@@ -48,6 +58,7 @@ pub async fn serve(
     let state = AppState {
         node,
         token: dir.token()?.into(),
+        public_url: public_url.map(Into::into),
     };
     let app = router(state);
     Ok(tokio::spawn(async move {
@@ -68,6 +79,7 @@ fn router(state: AppState) -> Router {
         .route("/ledger/status", get(ledger_status))
         .route("/ledger/blocks", get(blocks))
         .route("/ledger/checkpoint", get(checkpoint))
+        .nest("/ledger/raw", crate::public::raw_routes())
         .route("/accounts/{key}", get(account))
         .route("/transfer", post(transfer))
         .route("/tx", post(submit_tx))
@@ -126,8 +138,11 @@ async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such endpoint".into())
 }
 
-async fn info(State(s): State<AppState>) -> impl IntoResponse {
-    Json(s.node.info())
+async fn info(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut info = serde_json::to_value(s.node.info())
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    info["public_url"] = json!(s.public_url.as_deref());
+    Ok(Json(info))
 }
 
 async fn peers(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

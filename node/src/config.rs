@@ -6,6 +6,7 @@
 //!   and the ledger account;
 //! - `api.token`: the control API's bearer token, mode 0600;
 //! - `genesis.bin`: the canonical genesis bytes (its hash is the chain id);
+//! - `api.addr`, `public.addr`, `p2p.addr`, `node.pid`: written by a running node;
 //! - `db/`: the sled database.
 
 use std::fs;
@@ -32,6 +33,9 @@ pub struct Config {
     /// Whether this node is a witness (cosigns checkpoints) when genesis names it.
     #[serde(default = "yes")]
     pub witness: bool,
+    /// The public read listener (tlog tiles and raw ledger bytes, no token); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<PublicConfig>,
     /// TEST ONLY: a sequencer with this set silently drops dispute updates, to show that such
     /// censorship is caught by the witnesses. Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -55,7 +59,54 @@ impl Default for Config {
             bootstrap: vec![],
             api_listen: default_api(),
             witness: true,
+            public: None,
             test_drop_updates: false,
+        }
+    }
+}
+
+/// The `[public]` section: the public read listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    /// Listen address. Loopback unless deliberately changed.
+    #[serde(default = "default_api")]
+    pub listen: String,
+    /// Requests per second one client IP may make on average.
+    #[serde(default = "default_public_rate")]
+    pub requests_per_s: u32,
+    /// Requests one client IP may make in a burst (at least 1).
+    #[serde(default = "default_public_burst")]
+    pub burst: u32,
+    /// Most connections open at once, all clients together.
+    #[serde(default = "default_public_connections")]
+    pub connections_max: u32,
+    /// Most requests being answered at once, all clients together.
+    #[serde(default = "default_public_in_flight")]
+    pub requests_in_flight_max: u32,
+}
+
+fn default_public_rate() -> u32 {
+    50
+}
+fn default_public_burst() -> u32 {
+    100
+}
+fn default_public_connections() -> u32 {
+    256
+}
+fn default_public_in_flight() -> u32 {
+    32
+}
+
+impl Default for PublicConfig {
+    fn default() -> Self {
+        PublicConfig {
+            listen: default_api(),
+            requests_per_s: default_public_rate(),
+            burst: default_public_burst(),
+            connections_max: default_public_connections(),
+            requests_in_flight_max: default_public_in_flight(),
         }
     }
 }
@@ -98,6 +149,10 @@ impl DataDir {
     /// `api.addr`: written by a running node so that the CLI finds its API.
     pub fn api_addr_path(&self) -> PathBuf {
         self.root.join("api.addr")
+    }
+    /// `public.addr`: written by a running node with a public listener: its address.
+    pub fn public_addr_path(&self) -> PathBuf {
+        self.root.join("public.addr")
     }
     /// `p2p.addr`: written by a running node: its listen multiaddr with `/p2p/<id>`.
     pub fn p2p_addr_path(&self) -> PathBuf {

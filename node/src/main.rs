@@ -14,6 +14,7 @@ mod demo;
 mod http;
 mod node;
 mod offline;
+mod public;
 mod testnet;
 
 use std::path::PathBuf;

@@ -230,7 +230,10 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         paychan_client::ManagerConfig::default(),
     )?;
     let _ = shared.channels.set(manager);
-    let api = crate::api::serve(&dir, &config, handle.clone(), shutdown.clone()).await?;
+    let public = crate::public::bind(&dir, &config).await?;
+    let public_url = public.as_ref().map(crate::public::Bound::url);
+    let api = crate::api::serve(&dir, &config, handle.clone(), public_url, shutdown.clone()).await?;
+    let public = public.map(|p| p.serve(handle.clone(), shutdown.clone()));
     std::fs::write(dir.pid_path(), std::process::id().to_string())?;
 
     let result = event_loop(handle.clone(), events, shutdown).await;
@@ -238,6 +241,10 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     let _ = handle.shared.net.shutdown().await;
     let _ = net_task.await;
     let _ = api.await;
+    if let Some(public) = public {
+        let _ = public.await;
+        let _ = std::fs::remove_file(dir.public_addr_path());
+    }
     handle.shared.store.flush().context("final flush")?;
     let _ = std::fs::remove_file(dir.pid_path());
     let _ = std::fs::remove_file(dir.api_addr_path());

@@ -14,7 +14,7 @@ use paychan_protocol::{Genesis, Keypair, PublicKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Config, DataDir};
+use crate::config::{Config, DataDir, PublicConfig};
 use crate::http::ApiClient;
 use crate::node::now_ms;
 
@@ -87,6 +87,8 @@ pub struct NodeStatus {
     pub p2p_addr: Option<String>,
     /// Control API URL, when running.
     pub api_url: Option<String>,
+    /// Public read listener URL, when running with one.
+    pub public_url: Option<String>,
     /// Data dir.
     pub data_dir: String,
     /// Role in the ledger.
@@ -138,6 +140,7 @@ pub fn up(root: &Path, nodes: usize, test_drop_updates: bool) -> Result<Vec<Node
         dir.write_config(&Config {
             bootstrap: started.clone(),
             test_drop_updates: test_drop_updates && i == 0,
+            public: Some(PublicConfig::default()),
             ..Config::default()
         })?;
         start_process(&exe, &dir)?;
@@ -148,6 +151,7 @@ pub fn up(root: &Path, nodes: usize, test_drop_updates: bool) -> Result<Vec<Node
             )
         })?;
         wait_for_file(&dir.api_addr_path(), deadline)?;
+        wait_for_file(&dir.public_addr_path(), deadline)?;
         started.push(addr);
     }
     // Ready: every node serves its API, sees every other node and has applied the genesis.
@@ -177,6 +181,7 @@ fn start_process(exe: &Path, dir: &DataDir) -> Result<()> {
     let log = std::fs::File::create(dir.root().join("node.log"))?;
     let _ = std::fs::remove_file(dir.p2p_addr_path());
     let _ = std::fs::remove_file(dir.api_addr_path());
+    let _ = std::fs::remove_file(dir.public_addr_path());
     Command::new(exe)
         .arg("run")
         .arg("--data-dir")
@@ -240,6 +245,7 @@ pub fn status(root: &Path) -> Result<Vec<NodeStatus>> {
         let pid = pid_of(dir);
         let read = |p: PathBuf| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
         let api_url = read(dir.api_addr_path()).map(|a| format!("http://{a}"));
+        let public_url = read(dir.public_addr_path()).map(|a| format!("http://{a}"));
         let height = match (pid, &api_url) {
             (Some(_), Some(_)) => ApiClient::from_data_dir(dir)
                 .and_then(|c| c.get("info"))
@@ -259,6 +265,7 @@ pub fn status(root: &Path) -> Result<Vec<NodeStatus>> {
             peer_id,
             p2p_addr: pid.and_then(|_| read(dir.p2p_addr_path())),
             api_url: pid.and(api_url),
+            public_url: pid.and(public_url),
             data_dir: dir.root().display().to_string(),
             role,
             pid,
@@ -289,6 +296,7 @@ pub fn down(root: &Path) -> Result<usize> {
         }
         let _ = std::fs::remove_file(dir.pid_path());
         let _ = std::fs::remove_file(dir.api_addr_path());
+        let _ = std::fs::remove_file(dir.public_addr_path());
         let _ = std::fs::remove_file(dir.p2p_addr_path());
     }
     Ok(pids.len())
@@ -297,16 +305,17 @@ pub fn down(root: &Path) -> Result<usize> {
 /// Prints the status table.
 pub fn print_table(rows: &[NodeStatus]) {
     println!(
-        "{:<8} {:<10} {:<54} {:<24} {:>7} {:<60}",
-        "NAME", "ROLE", "PEER ID", "API", "HEIGHT", "P2P ADDRESS"
+        "{:<8} {:<10} {:<54} {:<24} {:<24} {:>7} {:<60}",
+        "NAME", "ROLE", "PEER ID", "API", "PUBLIC", "HEIGHT", "P2P ADDRESS"
     );
     for r in rows {
         println!(
-            "{:<8} {:<10} {:<54} {:<24} {:>7} {:<60}",
+            "{:<8} {:<10} {:<54} {:<24} {:<24} {:>7} {:<60}",
             r.name,
             r.role,
             r.peer_id,
             r.api_url.as_deref().unwrap_or("(down)"),
+            r.public_url.as_deref().unwrap_or("-"),
             r.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
             r.p2p_addr.as_deref().unwrap_or("-"),
         );

@@ -31,7 +31,7 @@ mod event_loop;
 pub mod handle;
 pub mod identity;
 pub mod limits;
-mod rate;
+pub mod rate;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
