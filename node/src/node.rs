@@ -834,7 +834,7 @@ impl NodeHandle {
             );
         }
         let mine = if s.role == Role::Witness && !refused {
-            let cosig = c.cosign(&s.keypair);
+            let cosig = c.cosign(&s.keypair, now_ms() / 1000);
             let _ = paychan_ledger::add_cosignature(&s.genesis, &mut stored, cosig);
             Some((c.block_hash, cosig))
         } else {
