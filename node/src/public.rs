@@ -7,6 +7,7 @@
 //! `Retry-After` when empty), then a slot among the requests in flight (503 when none is free);
 //! the number of open connections is capped as well (further connections wait in the backlog).
 //!
+//! - `/tlog/checkpoint`: the latest checkpoint as a C2SP signed note;
 //! - `/tlog/tile/<L>/<N>[.p/<W>]`: hash tiles of height 8 over the RFC 6962 transaction log
 //!   (leaf = SHA-256(0x00 ‖ tx bytes)), computed from the replica's leaf hashes;
 //! - `/tlog/tile/entries/<N>[.p/<W>]`: entry bundles, each entry a transaction's canonical bytes
@@ -680,6 +681,7 @@ impl Bound {
 
 fn router(state: PublicState) -> Router {
     Router::new()
+        .route("/tlog/checkpoint", get(tlog_checkpoint))
         .route("/tlog/tile/{*path}", get(tile))
         .nest("/ledger", raw_routes())
         .fallback(not_found)
@@ -721,6 +723,21 @@ fn octets(cache: &'static str, bytes: Vec<u8>) -> Response {
         bytes,
     )
         .into_response()
+}
+
+/// The latest stored checkpoint as a C2SP signed note (with the cosignatures this node holds).
+async fn tlog_checkpoint(State(s): State<PublicState>) -> Result<Response, PublicError> {
+    let cp = s.node.store().latest_checkpoint().map_err(store_error)?;
+    let cp = cp.ok_or(PublicError::NotFound)?;
+    let note = cp.to_note(&s.node.genesis().sequencer);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE_SHORT),
+        ],
+        note,
+    )
+        .into_response())
 }
 
 async fn tile(State(s): State<PublicState>, Path(path): Path<String>) -> Result<Response, PublicError> {
