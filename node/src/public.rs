@@ -16,7 +16,6 @@
 //!   `/v1/ledger/raw/`.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -494,7 +493,8 @@ impl IpLimiter {
         if bucket.try_take(now) {
             Ok(())
         } else {
-            Err(1u64.max(1u64.div_ceil(u64::from(self.rate_per_s.max(1)))))
+            // At one request per second or more, the next token is at most a second away.
+            Err(1)
         }
     }
 
@@ -583,24 +583,22 @@ impl Listener for CappedListener {
     type Io = CappedStream;
     type Addr = SocketAddr;
 
-    fn accept(&mut self) -> impl Future<Output = (Self::Io, Self::Addr)> + Send {
-        async move {
-            let permit = loop {
-                // The semaphore is never closed; a closed one would mean no further connection.
-                match self.permits.clone().acquire_owned().await {
-                    Ok(p) => break p,
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            let (inner, addr) = Listener::accept(&mut self.inner).await;
-            (
-                CappedStream {
-                    inner,
-                    _permit: permit,
-                },
-                addr,
-            )
-        }
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let permit = loop {
+            // The semaphore is never closed; a closed one would mean no further connection.
+            match self.permits.clone().acquire_owned().await {
+                Ok(p) => break p,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        let (inner, addr) = Listener::accept(&mut self.inner).await;
+        (
+            CappedStream {
+                inner,
+                _permit: permit,
+            },
+            addr,
+        )
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
@@ -635,6 +633,15 @@ pub async fn bind(dir: &DataDir, config: &Config) -> Result<Option<Bound>> {
         let _ = std::fs::remove_file(dir.public_addr_path());
         return Ok(None);
     };
+    if public.requests_per_s == 0
+        || public.burst == 0
+        || public.connections_max == 0
+        || public.requests_in_flight_max == 0
+    {
+        anyhow::bail!(
+            "[public] requests_per_s, burst, connections_max and requests_in_flight_max must be at least 1"
+        );
+    }
     let addr: SocketAddr = public
         .listen
         .parse()
@@ -699,7 +706,7 @@ async fn guard(State(s): State<PublicState>, req: Request, next: Next) -> Result
         .extensions()
         .get::<ConnectInfo<ClientAddr>>()
         .map(|c| c.0 .0.ip())
-        .ok_or(PublicError::Busy)?;
+        .ok_or_else(|| PublicError::Unavailable("no client address".into()))?;
     s.limiter
         .check(ip)
         .map_err(|retry_after_s| PublicError::RateLimited { retry_after_s })?;
