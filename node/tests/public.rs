@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use paychan_protocol::merkle::{leaf_hash, verify_inclusion};
+use paychan_protocol::merkle::{leaf_hash, root_from_leaf_hashes, verify_inclusion};
 use paychan_protocol::{Block, Genesis, Hash32, SignedCheckpoint, Tx, Wire};
 
 /// A GET or POST without a token: status, headers of interest and the body bytes.
@@ -80,6 +80,9 @@ fn bundle(mut b: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// Transactions the test makes: one full tile and a partial one.
+const TXS: u64 = 300;
+
 #[test]
 fn public_listener_serves_tiles_and_raw_ledger_without_token_and_limits_rate() {
     let net = Testnet::up(2);
@@ -99,15 +102,16 @@ fn public_listener_serves_tiles_and_raw_ledger_without_token_and_limits_rate() {
     );
     assert_eq!(api.get("/v1/info").expect("info")["public_url"], public.as_str());
 
-    // Some transactions, then a checkpoint that covers them.
+    // More than one full tile of transactions (a refused one, if the mempool is full, is
+    // submitted again).
     let to = net.client_key(0).public();
-    for amount in 1..=5 {
-        api.transfer(&to, amount).expect("transfer");
+    for _ in 0..TXS {
+        wait_until("a transfer accepted", STEP, || api.transfer(&to, 1));
     }
-    let height = wait_until("5 transactions in the log", STEP, || {
+    let height = wait_until("the transactions in the log", STEP, || {
         let s = api.status()?;
         match (s["log_size"].as_u64(), s["height"].as_u64()) {
-            (Some(n), Some(h)) if n >= 5 => Ok(h),
+            (Some(n), Some(h)) if n >= TXS => Ok(h),
             _ => Err(format!("status {s}")),
         }
     });
@@ -163,10 +167,10 @@ fn public_listener_serves_tiles_and_raw_ledger_without_token_and_limits_rate() {
     loop {
         let a = get_ok(
             &agent,
-            &format!("{public}/ledger/blocks?from={}&limit=3", blocks.len() + 1),
+            &format!("{public}/ledger/blocks?from={}&limit=8", blocks.len() + 1),
         );
         let page = records(&a.body);
-        assert!(page.len() <= 3);
+        assert!(page.len() <= 8);
         if page.is_empty() {
             break;
         }
@@ -175,40 +179,71 @@ fn public_listener_serves_tiles_and_raw_ledger_without_token_and_limits_rate() {
     let state = paychan_ledger::verify_chain(&genesis, &blocks).expect("the public blocks replay");
     assert!(state.height() >= height, "replayed {} < {height}", state.height());
     let size = state.log_size();
-    assert!((5..256).contains(&size), "log size {size}");
+    assert!((TXS..512).contains(&size), "log size {size}");
     let txs: Vec<&Tx> = blocks.iter().flat_map(|b| &b.txs).collect();
     assert_eq!(txs.len() as u64, size);
 
-    // The level-0 tile over the replayed log size and its entry bundle agree with the blocks.
-    let tile = get_ok(&agent, &format!("{public}/tlog/tile/0/000.p/{size}"));
-    assert_eq!(tile.content_type, "application/octet-stream");
-    assert!(
-        !tile.cache_control.contains("immutable"),
-        "{}",
-        tile.cache_control
-    );
-    let entries = get_ok(&agent, &format!("{public}/tlog/tile/entries/000.p/{size}"));
-    let entries = bundle(&entries.body);
-    assert_eq!(entries.len() as u64, size);
-    assert_eq!(tile.body.len() as u64, 32 * size);
-    for (i, (e, tx)) in entries.iter().zip(&txs).enumerate() {
-        assert_eq!(*e, tx.bytes().as_slice(), "entry {i} is the transaction's bytes");
-        assert_eq!(
-            &tile.body[32 * i..32 * (i + 1)],
-            leaf_hash(e).as_bytes(),
-            "leaf {i}"
-        );
-        assert_eq!(leaf_hash(e), tx.leaf_hash());
+    // Level-0 tiles and their entry bundles agree with the blocks: the full tile 0 (immutable)
+    // and the partial tile 1 over the replayed log size.
+    let rest = size - 256;
+    for (index, width, path) in [
+        (0u64, 256u64, "000".to_owned()),
+        (1, rest, format!("001.p/{rest}")),
+    ] {
+        let tile = get_ok(&agent, &format!("{public}/tlog/tile/0/{path}"));
+        assert_eq!(tile.content_type, "application/octet-stream");
+        assert_eq!(tile.body.len() as u64, 32 * width);
+        let entries = get_ok(&agent, &format!("{public}/tlog/tile/entries/{path}"));
+        assert_eq!(entries.content_type, "application/octet-stream");
+        if width == 256 {
+            assert_eq!(tile.cache_control, "public, max-age=31536000, immutable");
+            assert_eq!(entries.cache_control, "public, max-age=31536000, immutable");
+        } else {
+            assert!(
+                !tile.cache_control.contains("immutable"),
+                "{}",
+                tile.cache_control
+            );
+            assert!(
+                !entries.cache_control.contains("immutable"),
+                "{}",
+                entries.cache_control
+            );
+        }
+        let entries = bundle(&entries.body);
+        assert_eq!(entries.len() as u64, width);
+        let start = (index * 256) as usize;
+        for (i, e) in entries.iter().enumerate() {
+            let tx = txs[start + i];
+            assert_eq!(
+                *e,
+                tx.bytes().as_slice(),
+                "entry {} is the transaction's bytes",
+                start + i
+            );
+            assert_eq!(
+                &tile.body[32 * i..32 * (i + 1)],
+                leaf_hash(e).as_bytes(),
+                "leaf {}",
+                start + i
+            );
+            assert_eq!(leaf_hash(e), tx.leaf_hash());
+        }
     }
-    // No full tile, no tile beyond the log, no malformed path.
+    // Level 1: one hash so far, the root of the first 256 leaves.
+    let level1 = get_ok(&agent, &format!("{public}/tlog/tile/1/000.p/1"));
+    let first: Vec<Hash32> = txs[..256].iter().map(|t| t.leaf_hash()).collect();
+    assert_eq!(level1.body, root_from_leaf_hashes(&first).as_bytes().to_vec());
+    // No full tile where only a partial one exists, no tile beyond the log, no bad path.
     for path in [
-        "0/000",
-        "entries/000",
-        "0/001.p/1",
+        "0/001",
+        "entries/001",
+        "0/002.p/1",
         "1/000",
-        "0/000.p/255",
+        "1/000.p/2",
+        "2/000.p/1",
         "0/0",
-        "0/x000/000.p/1",
+        "0/x000/000",
     ] {
         assert_eq!(
             call(&agent, "GET", &format!("{public}/tlog/tile/{path}")).status,
@@ -224,7 +259,7 @@ fn public_listener_serves_tiles_and_raw_ledger_without_token_and_limits_rate() {
             return Err(format!("status {}", a.status));
         }
         let cp = SignedCheckpoint::from_bytes(&a.body).map_err(|e| e.to_string())?;
-        if cp.checkpoint.log_size < 5 {
+        if cp.checkpoint.log_size < TXS {
             return Err("checkpoint below the transactions".into());
         }
         Ok(cp)
