@@ -16,6 +16,7 @@
 //!   `/v1/ledger/raw/`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -537,42 +538,89 @@ struct CappedListener {
     permits: Arc<Semaphore>,
 }
 
-/// A connection holding its permit until it is dropped.
+/// A connection holding its permit until it is dropped, and closed when neither reading nor
+/// writing progresses for [`CONNECTION_IDLE`] (an idle keep-alive connection, a client that
+/// sends its request or reads its answer too slowly).
 struct CappedStream {
     inner: tokio::net::TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// How long a public connection may make no progress.
+const CONNECTION_IDLE: Duration = Duration::from_secs(30);
+
+impl CappedStream {
+    fn new(inner: tokio::net::TcpStream, permit: OwnedSemaphorePermit) -> CappedStream {
+        CappedStream {
+            inner,
+            _permit: permit,
+            idle: Box::pin(tokio::time::sleep(CONNECTION_IDLE)),
+        }
+    }
+
+    /// Restarts the idle clock after progress; on no progress, fails once the clock ran out.
+    fn progress<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.idle
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + CONNECTION_IDLE);
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "idle public connection",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }
 
 impl AsyncRead for CappedStream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.progress(cx, poll)
     }
 }
 
 impl AsyncWrite for CappedStream {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progress(cx, poll)
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progress(cx, poll)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.progress(cx, poll)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -592,13 +640,7 @@ impl Listener for CappedListener {
             }
         };
         let (inner, addr) = Listener::accept(&mut self.inner).await;
-        (
-            CappedStream {
-                inner,
-                _permit: permit,
-            },
-            addr,
-        )
+        (CappedStream::new(inner, permit), addr)
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
