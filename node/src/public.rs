@@ -1330,6 +1330,42 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn idle_connection_is_closed_and_frees_its_slot() {
+        let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = inner.local_addr().expect("addr");
+        let permits = Arc::new(Semaphore::new(1));
+        let mut listener = CappedListener {
+            inner,
+            permits: permits.clone(),
+        };
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut conn, _) = Listener::accept(&mut listener).await;
+        assert_eq!(
+            permits.available_permits(),
+            0,
+            "the connection holds the only slot"
+        );
+        let started = tokio::time::Instant::now();
+        let mut byte = [0u8; 1];
+        let read = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut byte);
+            Pin::new(&mut conn).poll_read(cx, &mut buf)
+        })
+        .await;
+        assert_eq!(
+            read.expect_err("an idle read fails").kind(),
+            std::io::ErrorKind::TimedOut
+        );
+        assert!(started.elapsed() >= CONNECTION_IDLE);
+        drop(conn);
+        assert_eq!(
+            permits.available_permits(),
+            1,
+            "a closed connection frees its slot"
+        );
+    }
+
     #[test]
     fn limiter_per_ip_bounded() {
         let a: IpAddr = "127.0.0.1".parse().expect("ip");
