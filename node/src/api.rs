@@ -3,8 +3,8 @@
 //! Every `/v1/` request needs `Authorization: Bearer <token>`, the token being the contents of
 //! `api.token` in the data dir (mode 0600); without it the answer is 401 whatever the path.
 //! `/v1/ledger/raw/...` serves the raw ledger bytes of the public read listener's `/ledger/...`
-//! (the same handlers, see `public.rs`). `/metrics` (Prometheus text format) is open: it carries no secret and the API binds to
-//! loopback by default.
+//! (the same handlers, see `public.rs`). `/metrics` (Prometheus text format) is open: it
+//! carries no secret and the API binds to loopback by default.
 
 use std::net::SocketAddr;
 

@@ -7,6 +7,7 @@
 //! `Retry-After` when empty), then a slot among the requests in flight (503 when none is free);
 //! the number of open connections is capped as well (further connections wait in the backlog).
 //!
+//! - `/tlog/checkpoint`: the latest checkpoint as a C2SP signed note;
 //! - `/tlog/tile/<L>/<N>[.p/<W>]`: hash tiles of height 8 over the RFC 6962 transaction log
 //!   (leaf = SHA-256(0x00 ‖ tx bytes)), computed from the replica's leaf hashes;
 //! - `/tlog/tile/entries/<N>[.p/<W>]`: entry bundles, each entry a transaction's canonical bytes
@@ -493,7 +494,8 @@ impl IpLimiter {
         if bucket.try_take(now) {
             Ok(())
         } else {
-            Err(1u64.max(1u64.div_ceil(u64::from(self.rate_per_s.max(1)))))
+            // At one request per second or more, the next token is at most a second away.
+            Err(1)
         }
     }
 
@@ -536,42 +538,89 @@ struct CappedListener {
     permits: Arc<Semaphore>,
 }
 
-/// A connection holding its permit until it is dropped.
+/// A connection holding its permit until it is dropped, and closed when neither reading nor
+/// writing progresses for [`CONNECTION_IDLE`] (an idle keep-alive connection, a client that
+/// sends its request or reads its answer too slowly).
 struct CappedStream {
     inner: tokio::net::TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// How long a public connection may make no progress.
+const CONNECTION_IDLE: Duration = Duration::from_secs(30);
+
+impl CappedStream {
+    fn new(inner: tokio::net::TcpStream, permit: OwnedSemaphorePermit) -> CappedStream {
+        CappedStream {
+            inner,
+            _permit: permit,
+            idle: Box::pin(tokio::time::sleep(CONNECTION_IDLE)),
+        }
+    }
+
+    /// Restarts the idle clock after progress; on no progress, fails once the clock ran out.
+    fn progress<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.idle
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + CONNECTION_IDLE);
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "idle public connection",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }
 
 impl AsyncRead for CappedStream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.progress(cx, poll)
     }
 }
 
 impl AsyncWrite for CappedStream {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progress(cx, poll)
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progress(cx, poll)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.progress(cx, poll)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -582,24 +631,16 @@ impl Listener for CappedListener {
     type Io = CappedStream;
     type Addr = SocketAddr;
 
-    fn accept(&mut self) -> impl Future<Output = (Self::Io, Self::Addr)> + Send {
-        async move {
-            let permit = loop {
-                // The semaphore is never closed; a closed one would mean no further connection.
-                match self.permits.clone().acquire_owned().await {
-                    Ok(p) => break p,
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            let (inner, addr) = Listener::accept(&mut self.inner).await;
-            (
-                CappedStream {
-                    inner,
-                    _permit: permit,
-                },
-                addr,
-            )
-        }
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let permit = loop {
+            // The semaphore is never closed; a closed one would mean no further connection.
+            match self.permits.clone().acquire_owned().await {
+                Ok(p) => break p,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        let (inner, addr) = Listener::accept(&mut self.inner).await;
+        (CappedStream::new(inner, permit), addr)
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
@@ -634,6 +675,15 @@ pub async fn bind(dir: &DataDir, config: &Config) -> Result<Option<Bound>> {
         let _ = std::fs::remove_file(dir.public_addr_path());
         return Ok(None);
     };
+    if public.requests_per_s == 0
+        || public.burst == 0
+        || public.connections_max == 0
+        || public.requests_in_flight_max == 0
+    {
+        anyhow::bail!(
+            "[public] requests_per_s, burst, connections_max and requests_in_flight_max must be at least 1"
+        );
+    }
     let addr: SocketAddr = public
         .listen
         .parse()
@@ -680,6 +730,7 @@ impl Bound {
 
 fn router(state: PublicState) -> Router {
     Router::new()
+        .route("/tlog/checkpoint", get(tlog_checkpoint))
         .route("/tlog/tile/{*path}", get(tile))
         .nest("/ledger", raw_routes())
         .fallback(not_found)
@@ -697,7 +748,7 @@ async fn guard(State(s): State<PublicState>, req: Request, next: Next) -> Result
         .extensions()
         .get::<ConnectInfo<ClientAddr>>()
         .map(|c| c.0 .0.ip())
-        .ok_or(PublicError::Busy)?;
+        .ok_or_else(|| PublicError::Unavailable("no client address".into()))?;
     s.limiter
         .check(ip)
         .map_err(|retry_after_s| PublicError::RateLimited { retry_after_s })?;
@@ -721,6 +772,21 @@ fn octets(cache: &'static str, bytes: Vec<u8>) -> Response {
         bytes,
     )
         .into_response()
+}
+
+/// The latest stored checkpoint as a C2SP signed note (with the cosignatures this node holds).
+async fn tlog_checkpoint(State(s): State<PublicState>) -> Result<Response, PublicError> {
+    let cp = s.node.store().latest_checkpoint().map_err(store_error)?;
+    let cp = cp.ok_or(PublicError::NotFound)?;
+    let note = cp.to_note(&s.node.genesis().sequencer);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE_SHORT),
+        ],
+        note,
+    )
+        .into_response())
 }
 
 async fn tile(State(s): State<PublicState>, Path(path): Path<String>) -> Result<Response, PublicError> {
@@ -1261,6 +1327,42 @@ mod tests {
                 }
             ),
             Err(TileError::BeyondLog)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connection_is_closed_and_frees_its_slot() {
+        let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = inner.local_addr().expect("addr");
+        let permits = Arc::new(Semaphore::new(1));
+        let mut listener = CappedListener {
+            inner,
+            permits: permits.clone(),
+        };
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut conn, _) = Listener::accept(&mut listener).await;
+        assert_eq!(
+            permits.available_permits(),
+            0,
+            "the connection holds the only slot"
+        );
+        let started = tokio::time::Instant::now();
+        let mut byte = [0u8; 1];
+        let read = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut byte);
+            Pin::new(&mut conn).poll_read(cx, &mut buf)
+        })
+        .await;
+        assert_eq!(
+            read.expect_err("an idle read fails").kind(),
+            std::io::ErrorKind::TimedOut
+        );
+        assert!(started.elapsed() >= CONNECTION_IDLE);
+        drop(conn);
+        assert_eq!(
+            permits.available_permits(),
+            1,
+            "a closed connection frees its slot"
         );
     }
 
