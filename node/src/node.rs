@@ -83,10 +83,13 @@ struct Shared {
     /// A witness's newest cosigned checkpoint (persisted under [`COSIGNED_META_KEY`]).
     cosigned: Mutex<Option<SignedCheckpoint>>,
     /// Split views seen, with what makes each one (persisted under [`SPLIT_VIEW_META_PREFIX`]).
-    split_views: Mutex<Vec<(SplitView, String)>>,
+    split_views: Mutex<SplitViews>,
     /// Split views recorded since start (Prometheus `paychan_split_views_total`).
     split_view_counter: prometheus_client::metrics::counter::Counter,
 }
+
+/// Split views on record, each with what makes it one.
+type SplitViews = Vec<(SplitView, String)>;
 
 /// Store meta key of a witness's newest cosigned checkpoint (postcard `SignedCheckpoint`).
 pub const COSIGNED_META_KEY: &str = "witness/cosigned-checkpoint";
@@ -215,14 +218,11 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     let mempool = Mempool::new(&genesis);
     let (cosigned, split_views) = load_witness_records(store.as_ref(), &genesis, &ledger)?;
     let split_view_counter = prometheus_client::metrics::counter::Counter::default();
-    net.metrics_registry()
-        .lock()
-        .expect("metrics lock")
-        .register(
-            "paychan_split_views",
-            "Split views of the sequencer (two inconsistent signed checkpoints) recorded since start",
-            split_view_counter.clone(),
-        );
+    net.metrics_registry().lock().expect("metrics lock").register(
+        "paychan_split_views",
+        "Split views of the sequencer (two inconsistent signed checkpoints) recorded since start",
+        split_view_counter.clone(),
+    );
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id(),
         sequencer_peer: sequencer_peer(&genesis),
@@ -332,9 +332,11 @@ fn load_witness_records(
     store: &dyn Store,
     genesis: &Genesis,
     ledger: &LedgerState,
-) -> Result<(Option<SignedCheckpoint>, Vec<(SplitView, String)>)> {
+) -> Result<(Option<SignedCheckpoint>, SplitViews)> {
     let cosigned = match store.meta(COSIGNED_META_KEY)? {
-        Some(b) => Some(SignedCheckpoint::from_bytes(&b).map_err(|e| anyhow!("stored cosigned checkpoint: {e}"))?),
+        Some(b) => {
+            Some(SignedCheckpoint::from_bytes(&b).map_err(|e| anyhow!("stored cosigned checkpoint: {e}"))?)
+        }
         None => None,
     };
     let mut views = Vec::new();
@@ -941,7 +943,7 @@ impl NodeHandle {
             }
             Ok(None) => Verdict::Accept,
             Err(CosignRefusal::SplitView(view, why)) => {
-                self.record_split_view(view, why).await;
+                self.record_split_view(*view, why).await;
                 Verdict::Ignore
             }
             // Signed by the sequencer, so not the sender's fault: not spread, not punished.
@@ -993,7 +995,11 @@ impl NodeHandle {
                 return false;
             }
             let key = format!("{SPLIT_VIEW_META_PREFIX}{:04}", views.len());
-            if let Err(e) = s.store.put_meta(&key, &view.to_bytes()).and_then(|_| s.store.flush()) {
+            if let Err(e) = s
+                .store
+                .put_meta(&key, &view.to_bytes())
+                .and_then(|_| s.store.flush())
+            {
                 tracing::error!(%e, "cannot persist split-view evidence");
             }
             tracing::error!(
@@ -1081,7 +1087,7 @@ impl NodeHandle {
                 Err(CosignRefusal::SplitView(view, why)) => {
                     let node = self.clone();
                     tokio::spawn(async move {
-                        node.record_split_view(view, why).await;
+                        node.record_split_view(*view, why).await;
                     });
                 }
                 Ok(None) | Err(CosignRefusal::Other(_)) => {}
@@ -1114,10 +1120,10 @@ impl NodeHandle {
             let stored = s.store.checkpoint(c.height).ok().flatten();
             return Err(match stored {
                 Some(ours) if ours.checkpoint != c => CosignRefusal::SplitView(
-                    SplitView {
+                    Box::new(SplitView {
                         first: strip(&ours),
                         second: strip(&cp),
-                    },
+                    }),
                     format!("two different checkpoints at height {}", c.height),
                 ),
                 _ => CosignRefusal::Other("checkpoint disagrees with the verified replica".into()),
@@ -1170,18 +1176,16 @@ impl NodeHandle {
             } else {
                 ledger.consistency_proof(p.log_size, c.log_size)
             };
-            let consistent = path
-                .map_err(|e| e.to_string())
-                .and_then(|path| {
-                    paychan_ledger::verify_checkpoint_consistency(&p, &c, &path).map_err(|e| e.to_string())
-                });
+            let consistent = path.map_err(|e| e.to_string()).and_then(|path| {
+                paychan_ledger::verify_checkpoint_consistency(&p, &c, &path).map_err(|e| e.to_string())
+            });
             if let Err(why) = consistent {
                 warn!(height = c.height, %why, "checkpoint does not extend the newest one cosigned");
                 return Err(CosignRefusal::SplitView(
-                    SplitView {
+                    Box::new(SplitView {
                         first: strip(prev),
                         second: strip(cp),
-                    },
+                    }),
                     format!("no consistency proof from the cosigned checkpoint: {why}"),
                 ));
             }
@@ -1446,7 +1450,7 @@ fn strip(c: &SignedCheckpoint) -> SignedCheckpoint {
 /// Why a witness did not cosign.
 enum CosignRefusal {
     /// The checkpoint and another signed one make a split view.
-    SplitView(SplitView, String),
+    SplitView(Box<SplitView>, String),
     /// Anything else.
     Other(String),
 }

@@ -101,7 +101,12 @@ pub struct NodeStatus {
 /// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
 /// updates (for the censorship test); `test_equivocate` the one that signs two checkpoints for
 /// one log size (for the split-view test).
-pub fn up(root: &Path, nodes: usize, test_drop_updates: bool, test_equivocate: bool) -> Result<Vec<NodeStatus>> {
+pub fn up(
+    root: &Path,
+    nodes: usize,
+    test_drop_updates: bool,
+    test_equivocate: bool,
+) -> Result<Vec<NodeStatus>> {
     if nodes == 0 {
         bail!("a testnet needs at least one node");
     }

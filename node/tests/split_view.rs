@@ -56,7 +56,11 @@ fn an_equivocating_sequencer_is_caught_by_every_node() {
                 fakes.push(c["log_root"].clone());
             }
         }
-        assert_eq!(fakes.len(), 1, "node-{i}: exactly one of the two is the fake: {v}");
+        assert_eq!(
+            fakes.len(),
+            1,
+            "node-{i}: exactly one of the two is the fake: {v}"
+        );
         match &fake_root {
             None => fake_root = Some(fakes[0].clone()),
             Some(r) => assert_eq!(*r, fakes[0], "node-{i} saw the same fake"),
@@ -68,7 +72,10 @@ fn an_equivocating_sequencer_is_caught_by_every_node() {
     // No witness cosigned the fake, and none cosigns anything after the split view.
     let cosigned_height = |i: usize| {
         let a = net.api(i).get("/v1/alarms").expect("alarms");
-        assert_ne!(a["cosigned"]["log_root"], fake_root, "node-{i} cosigned the fake: {a}");
+        assert_ne!(
+            a["cosigned"]["log_root"], fake_root,
+            "node-{i} cosigned the fake: {a}"
+        );
         a["cosigned"]["height"].as_u64().unwrap_or(0)
     };
     let before: Vec<u64> = (1..4).map(cosigned_height).collect();

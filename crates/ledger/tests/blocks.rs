@@ -725,7 +725,8 @@ fn checkpoints_are_witnessed_only_with_threshold_distinct_witnesses() {
     let mut other = cp;
     other.log_size += 1;
     let mut sc = c.net.signed_checkpoint(cp, &[0]);
-    sc.cosignatures.push(other.cosign(&c.net.witnesses[1], COSIGN_TIME_S));
+    sc.cosignatures
+        .push(other.cosign(&c.net.witnesses[1], COSIGN_TIME_S));
     assert!(matches!(
         verify_checkpoint(g, &sc),
         Err(CheckpointError::BadCosignature(_))
