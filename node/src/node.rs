@@ -1164,13 +1164,14 @@ impl NodeHandle {
     fn cosign_extending(&self, cp: &SignedCheckpoint) -> Result<Option<Cosignature>, CosignRefusal> {
         let s = &self.shared;
         let c = cp.checkpoint;
+        // Lock order: the ledger, then the record (as in `check_recent`).
+        let ledger = s.ledger.read().expect("ledger lock");
         let mut cosigned = s.cosigned.lock().expect("cosigned lock");
         if let Some(prev) = cosigned.as_ref() {
             let p = prev.checkpoint;
             if c.height < p.height {
                 return Ok(None);
             }
-            let ledger = s.ledger.read().expect("ledger lock");
             let path = if p.log_size == 0 {
                 Ok(vec![])
             } else {
@@ -1516,4 +1517,103 @@ pub enum SubmitError {
     /// The sequencer could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use paychan_ledger::testkit::{TestChain, TestNet};
+
+    use super::*;
+
+    /// A chain of four blocks: transfers in blocks 1 and 3, blocks 2 and 4 empty.
+    fn chain() -> TestChain {
+        let net = TestNet::new(2, 1_000);
+        let (a, b) = (net.users[0].clone(), net.users[1].public());
+        let mut c = TestChain::new(net);
+        let t0 = c.net.transfer(&a, b, 1, 0);
+        c.next_block(vec![t0]);
+        c.next_block(vec![]);
+        let t1 = c.net.transfer(&a, b, 1, 1);
+        c.next_block(vec![t1]);
+        c.next_block(vec![]);
+        c
+    }
+
+    fn checkpoint_at(c: &TestChain, height: u64) -> Checkpoint {
+        let h = &c.blocks[height as usize - 1].header;
+        Checkpoint {
+            chain_id: c.net.chain_id,
+            log_size: h.log_size,
+            log_root: h.log_root,
+            height,
+            block_hash: h.hash(),
+        }
+    }
+
+    #[test]
+    fn split_view_rules() {
+        let c = chain();
+        let l = &c.state;
+        let (one, two, four) = (checkpoint_at(&c, 1), checkpoint_at(&c, 2), checkpoint_at(&c, 4));
+        // Honest checkpoints are consistent, whatever the order.
+        assert_eq!(inconsistency(&one, &one, l), Inconsistency::Consistent);
+        assert_eq!(inconsistency(&one, &four, l), Inconsistency::Consistent);
+        assert_eq!(inconsistency(&four, &two, l), Inconsistency::Consistent);
+        // Same height, another block hash.
+        let mut fork = two;
+        fork.block_hash.0[0] ^= 1;
+        assert!(matches!(inconsistency(&two, &fork, l), Inconsistency::Proven(_)));
+        // Same log size (an empty block keeps it), another root.
+        let mut other_root = two;
+        other_root.log_root.0[0] ^= 1;
+        other_root.height = 7;
+        assert!(matches!(
+            inconsistency(&one, &other_root, l),
+            Inconsistency::Proven(_)
+        ));
+        // A log that shrinks.
+        let mut shrunk = four;
+        shrunk.height = 9;
+        shrunk.log_size = 0;
+        shrunk.log_root = paychan_protocol::merkle::empty_root();
+        assert!(matches!(
+            inconsistency(&two, &shrunk, l),
+            Inconsistency::Proven(_)
+        ));
+        // No consistency proof from the honest block 1 to a forged later root.
+        let mut forged = four;
+        forged.log_root.0[0] ^= 1;
+        assert!(matches!(
+            inconsistency(&one, &forged, l),
+            Inconsistency::Proven(_)
+        ));
+        // Beyond the replica: this node cannot tell.
+        let mut ahead = four;
+        ahead.height = 10;
+        ahead.log_size += 5;
+        assert_eq!(inconsistency(&one, &ahead, l), Inconsistency::Unknown);
+    }
+
+    #[test]
+    fn gossiped_evidence_needs_two_sequencer_signatures() {
+        let c = chain();
+        let l = &c.state;
+        let g = &c.net.genesis;
+        let two = checkpoint_at(&c, 2);
+        let mut fork = two;
+        fork.log_root.0[0] ^= 1;
+        let view = SplitView {
+            first: c.net.signed_checkpoint(two, &[]),
+            second: c.net.signed_checkpoint(fork, &[]),
+        };
+        assert!(matches!(split_view_of(g, &view, l), Inconsistency::Proven(_)));
+        let mut forged = view.clone();
+        forged.second.signature.0[0] ^= 1;
+        assert_eq!(split_view_of(g, &forged, l), Inconsistency::Consistent);
+        let honest = SplitView {
+            first: c.net.signed_checkpoint(checkpoint_at(&c, 1), &[]),
+            second: c.net.signed_checkpoint(checkpoint_at(&c, 3), &[]),
+        };
+        assert_eq!(split_view_of(g, &honest, l), Inconsistency::Consistent);
+    }
 }
