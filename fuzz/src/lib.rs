@@ -153,6 +153,10 @@ pub fn use_gossip(g: &GossipMsg) {
         GossipMsg::Block(b) => use_block(b),
         GossipMsg::Checkpoint(c) => use_checkpoint(c),
         GossipMsg::Cosignature { .. } => {}
+        GossipMsg::SplitView(e) => {
+            use_checkpoint(&e.first);
+            use_checkpoint(&e.second);
+        }
         GossipMsg::Dispute(tx) => use_tx(tx),
     }
 }

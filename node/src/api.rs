@@ -76,6 +76,7 @@ fn router(state: AppState) -> Router {
         .route("/info", get(info))
         .route("/peers", get(peers))
         .route("/censorship", get(censorship))
+        .route("/alarms", get(alarms))
         .route("/ledger/status", get(ledger_status))
         .route("/ledger/blocks", get(blocks))
         .route("/ledger/checkpoint", get(checkpoint))
@@ -272,6 +273,7 @@ async fn checkpoint(State(s): State<AppState>) -> Result<Json<serde_json::Value>
         "cosigners": cp.cosignatures.iter().map(|c| c.witness.to_hex()).collect::<Vec<_>>(),
         "witnessed": status.as_ref().map(|s| s.witnessed).unwrap_or(false),
         "valid": status.is_ok(),
+        "note": cp.to_note(&s.node.genesis().sequencer),
     })))
 }
 
@@ -471,4 +473,14 @@ async fn close_channel(
 
 async fn censorship(State(s): State<AppState>) -> impl IntoResponse {
     Json(json!(s.node.censorship_reports()))
+}
+
+/// Alarms this node raised: split views of the sequencer (two inconsistent signed checkpoints),
+/// each with the reason and both signed notes; and, on a witness, the newest checkpoint it
+/// cosigned (`null` if none).
+async fn alarms(State(s): State<AppState>) -> impl IntoResponse {
+    Json(json!({
+        "split_views": s.node.split_views(),
+        "cosigned": s.node.cosigned(),
+    }))
 }

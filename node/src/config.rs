@@ -40,6 +40,11 @@ pub struct Config {
     /// censorship is caught by the witnesses. Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test_drop_updates: bool,
+    /// TEST ONLY: a sequencer with this set signs and gossips, once, a second checkpoint for a
+    /// log size it already signed (another root), to show that every node catches the split
+    /// view. Never set it on a real network.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_equivocate: bool,
 }
 
 fn default_listen() -> String {
@@ -61,6 +66,7 @@ impl Default for Config {
             witness: true,
             public: None,
             test_drop_updates: false,
+            test_equivocate: false,
         }
     }
 }

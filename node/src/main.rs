@@ -195,6 +195,10 @@ enum TestnetCommand {
         /// TEST ONLY: the sequencer drops dispute updates (to show that witnesses catch it).
         #[arg(long, hide = true)]
         test_drop_updates: bool,
+        /// TEST ONLY: the sequencer signs two checkpoints for one log size, once (to show that
+        /// every node catches the split view).
+        #[arg(long, hide = true)]
+        test_equivocate: bool,
     },
     /// Show the nodes of a testnet.
     Status {
@@ -348,8 +352,9 @@ fn main() -> Result<()> {
                 nodes,
                 dir,
                 test_drop_updates,
+                test_equivocate,
             } => {
-                let rows = testnet::up(&dir, nodes, test_drop_updates)?;
+                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate)?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {

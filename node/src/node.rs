@@ -18,7 +18,7 @@ use paychan_net::{
 };
 use paychan_protocol::ledger::Checkpoint;
 use paychan_protocol::wire::{
-    GossipMsg, LedgerRequest, LedgerResponse, SubmitStatus, BLOCKS_PER_RESPONSE_MAX,
+    GossipMsg, LedgerRequest, LedgerResponse, SplitView, SubmitStatus, BLOCKS_PER_RESPONSE_MAX,
     LEDGER_RESPONSE_BYTES_MAX,
 };
 use paychan_protocol::{Block, Cosignature, Genesis, Hash32, Keypair, PublicKey, SignedCheckpoint, Tx, Wire};
@@ -74,7 +74,31 @@ struct Shared {
     /// The last account nonce this node used for its own transactions, so that a burst of them
     /// gets consecutive nonces even where no mempool counts them (off the sequencer).
     last_nonce: Mutex<Option<u64>>,
+    /// TEST ONLY switch: the sequencer signs and gossips a second, different checkpoint for one
+    /// log size, once (cleared when done).
+    equivocate: AtomicBool,
+    /// Recent checkpoints validly signed by the sequencer, by height: what a new one is checked
+    /// against for a split view.
+    recent_checkpoints: Mutex<BTreeMap<u64, SignedCheckpoint>>,
+    /// A witness's newest cosigned checkpoint (persisted under [`COSIGNED_META_KEY`]).
+    cosigned: Mutex<Option<SignedCheckpoint>>,
+    /// Split views seen, with what makes each one (persisted under [`SPLIT_VIEW_META_PREFIX`]).
+    split_views: Mutex<SplitViews>,
+    /// Split views recorded since start (Prometheus `paychan_split_views_total`).
+    split_view_counter: prometheus_client::metrics::counter::Counter,
 }
+
+/// Split views on record, each with what makes it one.
+type SplitViews = Vec<(SplitView, String)>;
+
+/// Store meta key of a witness's newest cosigned checkpoint (postcard `SignedCheckpoint`).
+pub const COSIGNED_META_KEY: &str = "witness/cosigned-checkpoint";
+/// Store meta key prefix of split-view evidence (postcard `SplitView`), then a 4-digit index.
+pub const SPLIT_VIEW_META_PREFIX: &str = "alarm/split-view/";
+/// Most split views kept as evidence (one is enough to stop cosigning).
+const SPLIT_VIEWS_MAX: usize = 16;
+/// How many recent signed checkpoints are kept to check new ones against.
+const RECENT_CHECKPOINTS: usize = 256;
 
 /// A cloneable handle on the running node, used by the control API.
 #[derive(Debug, Clone)]
@@ -192,6 +216,13 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         std::fs::write(dir.p2p_addr_path(), addr.to_string())?;
     }
     let mempool = Mempool::new(&genesis);
+    let (cosigned, split_views) = load_witness_records(store.as_ref(), &genesis, &ledger)?;
+    let split_view_counter = prometheus_client::metrics::counter::Counter::default();
+    net.metrics_registry().lock().expect("metrics lock").register(
+        "paychan_split_views",
+        "Split views of the sequencer (two inconsistent signed checkpoints) recorded since start",
+        split_view_counter.clone(),
+    );
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id(),
         sequencer_peer: sequencer_peer(&genesis),
@@ -213,9 +244,20 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         held_updates: Mutex::new(HashMap::new()),
         censorship: Mutex::new(Vec::new()),
         refuse_from_height: Mutex::new(None),
+        equivocate: AtomicBool::new(config.test_equivocate && role == Role::Sequencer),
+        recent_checkpoints: Mutex::new(BTreeMap::new()),
+        cosigned: Mutex::new(cosigned),
+        split_views: Mutex::new(split_views),
+        split_view_counter: split_view_counter.clone(),
     });
     if shared.drop_updates {
         warn!("TEST SWITCH: this sequencer drops dispute updates");
+    }
+    if shared.equivocate.load(Ordering::Relaxed) {
+        warn!("TEST SWITCH: this sequencer will sign two checkpoints for one log size");
+    }
+    if !shared.split_views.lock().expect("split view lock").is_empty() {
+        tracing::error!("SPLIT VIEW evidence on record: this node cosigns nothing");
     }
     let handle = NodeHandle {
         shared: shared.clone(),
@@ -290,6 +332,107 @@ pub fn replay(genesis: &Genesis, store: &dyn Store) -> Result<LedgerState> {
         h += blocks.len() as u64;
     }
     Ok(state)
+}
+
+/// A witness's newest cosigned checkpoint and the split views on record, from the store.
+fn load_witness_records(
+    store: &dyn Store,
+    genesis: &Genesis,
+    ledger: &LedgerState,
+) -> Result<(Option<SignedCheckpoint>, SplitViews)> {
+    let cosigned = match store.meta(COSIGNED_META_KEY)? {
+        Some(b) => {
+            Some(SignedCheckpoint::from_bytes(&b).map_err(|e| anyhow!("stored cosigned checkpoint: {e}"))?)
+        }
+        None => None,
+    };
+    let mut views = Vec::new();
+    for (key, value) in store.meta_entries()? {
+        if !key.starts_with(SPLIT_VIEW_META_PREFIX) {
+            continue;
+        }
+        let view = SplitView::from_bytes(&value).map_err(|e| anyhow!("stored split view {key}: {e}"))?;
+        let why = match split_view_of(genesis, &view, ledger) {
+            Inconsistency::Proven(why) => why,
+            _ => "recorded before a restart".to_string(),
+        };
+        views.push((view, why));
+    }
+    Ok((cosigned, views))
+}
+
+/// Whether two checkpoints can both be true.
+#[derive(Debug, PartialEq, Eq)]
+enum Inconsistency {
+    /// They cannot: a split view, and why.
+    Proven(String),
+    /// They are consistent (or the same checkpoint).
+    Consistent,
+    /// This node cannot tell yet (its replica is behind, or neither matches it).
+    Unknown,
+}
+
+/// Checks two checkpoints of one chain against each other and this node's verified replica:
+/// same height and different checkpoints, same log size and different roots, a log that
+/// shrinks as the height grows, or no valid consistency proof from the older to the newer
+/// (the proof comes from the replica, and counts when one of the two matches the replica).
+fn inconsistency(a: &Checkpoint, b: &Checkpoint, ledger: &LedgerState) -> Inconsistency {
+    if a == b {
+        return Inconsistency::Consistent;
+    }
+    if a.height == b.height {
+        return Inconsistency::Proven(format!("two different checkpoints at height {}", a.height));
+    }
+    if a.log_size == b.log_size && a.log_root != b.log_root {
+        return Inconsistency::Proven(format!("two roots for log size {}", a.log_size));
+    }
+    let (older, newer) = if a.height < b.height { (a, b) } else { (b, a) };
+    if newer.log_size < older.log_size {
+        return Inconsistency::Proven(format!(
+            "the log shrinks from {} at height {} to {} at height {}",
+            older.log_size, older.height, newer.log_size, newer.height
+        ));
+    }
+    if newer.log_size > ledger.log_size() {
+        return Inconsistency::Unknown;
+    }
+    let path = if older.log_size == 0 {
+        Ok(vec![])
+    } else {
+        ledger.consistency_proof(older.log_size, newer.log_size)
+    };
+    let Ok(path) = path else {
+        return Inconsistency::Unknown;
+    };
+    if paychan_ledger::verify_checkpoint_consistency(older, newer, &path).is_ok() {
+        return Inconsistency::Consistent;
+    }
+    let log = ledger.log();
+    let matches = |c: &Checkpoint| log.root_at(c.log_size).is_ok_and(|r| r == c.log_root);
+    if matches(older) || matches(newer) {
+        Inconsistency::Proven(format!(
+            "no consistency proof from log size {} (height {}) to {} (height {})",
+            older.log_size, older.height, newer.log_size, newer.height
+        ))
+    } else {
+        Inconsistency::Unknown
+    }
+}
+
+/// Checks gossiped or stored evidence: both checkpoints are of this chain and signed by the
+/// sequencer, and they are inconsistent.
+fn split_view_of(genesis: &Genesis, view: &SplitView, ledger: &LedgerState) -> Inconsistency {
+    let chain_id = ledger.chain_id();
+    for c in [&view.first, &view.second] {
+        if c.checkpoint.chain_id != chain_id
+            || c.checkpoint
+                .verify_sequencer(&genesis.sequencer, &c.signature)
+                .is_err()
+        {
+            return Inconsistency::Consistent;
+        }
+    }
+    inconsistency(&view.first.checkpoint, &view.second.checkpoint, ledger)
 }
 
 async fn event_loop(
@@ -476,6 +619,7 @@ impl NodeHandle {
                 block_hash,
                 cosignature,
             } => self.on_cosignature(block_hash, cosignature),
+            GossipMsg::SplitView(view) => self.on_split_view(*view).await,
             GossipMsg::Dispute(tx) => {
                 let held = self.hold_update(&tx);
                 if self.shared.role == Role::Sequencer {
@@ -719,8 +863,32 @@ impl NodeHandle {
         );
         self.remember_checkpoint(&checkpoint.checkpoint);
         self.publish(GossipMsg::Block(block)).await;
+        let second = self.test_second_checkpoint(&checkpoint);
         self.publish(GossipMsg::Checkpoint(checkpoint)).await;
+        if let Some(second) = second {
+            warn!(
+                height = second.checkpoint.height,
+                "TEST SWITCH: signing and gossiping a second checkpoint for the same log size"
+            );
+            self.publish(GossipMsg::Checkpoint(second)).await;
+        }
         Ok(())
+    }
+
+    /// TEST ONLY (`test_equivocate`): once, from height 3 on, a second signed checkpoint of
+    /// the same height and log size with another root.
+    fn test_second_checkpoint(&self, real: &SignedCheckpoint) -> Option<SignedCheckpoint> {
+        let s = &self.shared;
+        if real.checkpoint.height < 3 || !s.equivocate.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let mut cp = real.checkpoint;
+        cp.log_root.0[0] ^= 0x01;
+        Some(SignedCheckpoint {
+            checkpoint: cp,
+            signature: cp.sign_sequencer(&s.keypair),
+            cosignatures: vec![],
+        })
     }
 
     async fn publish(&self, msg: GossipMsg) {
@@ -739,8 +907,9 @@ impl NodeHandle {
         m.insert(cp.block_hash, cp.height);
     }
 
-    /// A checkpoint from the sequencer: check its signature, store it, and cosign it (witnesses)
-    /// once the replica has the block it names.
+    /// A checkpoint from the sequencer: check its signature, check it against the recent ones
+    /// for a split view, store it, and cosign it (witnesses) once the replica has the block it
+    /// names.
     async fn on_checkpoint(&self, cp: SignedCheckpoint) -> Verdict {
         let s = &self.shared;
         if cp.checkpoint.chain_id != s.chain_id {
@@ -752,6 +921,11 @@ impl NodeHandle {
             .is_err()
         {
             return Verdict::Reject("checkpoint not signed by the sequencer".into());
+        }
+        if let Some(view) = self.check_recent(&cp) {
+            // Validly signed by the sequencer: the fault is the sequencer's, not the sender's.
+            self.record_split_view(view.0, view.1).await;
+            return Verdict::Ignore;
         }
         self.remember_checkpoint(&cp.checkpoint);
         let height = cp.checkpoint.height;
@@ -775,8 +949,126 @@ impl NodeHandle {
                 Verdict::Accept
             }
             Ok(None) => Verdict::Accept,
-            Err(why) => Verdict::Reject(why),
+            Err(CosignRefusal::SplitView(view, why)) => {
+                self.record_split_view(*view, why).await;
+                Verdict::Ignore
+            }
+            // Signed by the sequencer, so not the sender's fault: not spread, not punished.
+            Err(CosignRefusal::Other(why)) => {
+                debug!(%why, "checkpoint not cosigned");
+                Verdict::Ignore
+            }
         }
+    }
+
+    /// Checks a validly signed checkpoint against the recent ones and this witness's newest
+    /// cosigned one, and keeps it among the recent ones if it contradicts none. Returns the
+    /// split view it makes, if any.
+    fn check_recent(&self, cp: &SignedCheckpoint) -> Option<(SplitView, String)> {
+        let s = &self.shared;
+        let ledger = s.ledger.read().expect("ledger lock");
+        let mut recent = s.recent_checkpoints.lock().expect("recent lock");
+        let cosigned = s.cosigned.lock().expect("cosigned lock").clone();
+        for other in recent.values().chain(cosigned.iter()) {
+            if let Inconsistency::Proven(why) = inconsistency(&other.checkpoint, &cp.checkpoint, &ledger) {
+                let view = SplitView {
+                    first: strip(other),
+                    second: strip(cp),
+                };
+                return Some((view, why));
+            }
+        }
+        recent.insert(cp.checkpoint.height, strip(cp));
+        while recent.len() > RECENT_CHECKPOINTS {
+            recent.pop_first();
+        }
+        None
+    }
+
+    /// Keeps a split view as evidence (persisted and flushed), reports it, gossips it, and from
+    /// then on cosigns nothing. Returns whether it was new.
+    async fn record_split_view(&self, view: SplitView, why: String) -> bool {
+        let s = &self.shared;
+        {
+            let mut views = s.split_views.lock().expect("split view lock");
+            let same = |v: &SplitView| {
+                let pair = |x: &SplitView| (x.first.checkpoint, x.second.checkpoint);
+                pair(v) == pair(&view) || pair(v) == (view.second.checkpoint, view.first.checkpoint)
+            };
+            if views.iter().any(|(v, _)| same(v)) {
+                return false;
+            }
+            if views.len() >= SPLIT_VIEWS_MAX {
+                return false;
+            }
+            let key = format!("{SPLIT_VIEW_META_PREFIX}{:04}", views.len());
+            if let Err(e) = s
+                .store
+                .put_meta(&key, &view.to_bytes())
+                .and_then(|_| s.store.flush())
+            {
+                tracing::error!(%e, "cannot persist split-view evidence");
+            }
+            tracing::error!(
+                reason = %why,
+                first_height = view.first.checkpoint.height,
+                second_height = view.second.checkpoint.height,
+                "SPLIT VIEW: the sequencer signed two inconsistent checkpoints; cosigning stops"
+            );
+            views.push((view.clone(), why));
+            s.split_view_counter.inc();
+        }
+        self.publish(GossipMsg::SplitView(Box::new(view))).await;
+        true
+    }
+
+    /// Split-view evidence from gossip: accepted only if both signatures verify and this node
+    /// sees the inconsistency itself.
+    async fn on_split_view(&self, view: SplitView) -> Verdict {
+        let s = &self.shared;
+        let verdict = {
+            let ledger = s.ledger.read().expect("ledger lock");
+            split_view_of(&s.genesis, &view, &ledger)
+        };
+        match verdict {
+            Inconsistency::Proven(why) => {
+                if self.record_split_view(view, why).await {
+                    Verdict::Accept
+                } else {
+                    Verdict::Ignore
+                }
+            }
+            // The replica is behind: it cannot judge, and the sender may well be right.
+            Inconsistency::Unknown => Verdict::Ignore,
+            Inconsistency::Consistent => Verdict::Reject("split-view evidence that does not verify".into()),
+        }
+    }
+
+    /// A witness's newest cosigned checkpoint, if it cosigned any.
+    pub fn cosigned(&self) -> Option<CheckpointReport> {
+        let seq = self.shared.genesis.sequencer;
+        self.shared
+            .cosigned
+            .lock()
+            .expect("cosigned lock")
+            .as_ref()
+            .map(|c| CheckpointReport::of(c, &seq))
+    }
+
+    /// The split views this node holds as evidence.
+    pub fn split_views(&self) -> Vec<SplitViewReport> {
+        let seq = self.shared.genesis.sequencer;
+        self.shared
+            .split_views
+            .lock()
+            .expect("split view lock")
+            .iter()
+            .map(|(v, why)| SplitViewReport {
+                reason: why.clone(),
+                first: CheckpointReport::of(&v.first, &seq),
+                second: CheckpointReport::of(&v.second, &seq),
+            })
+            .collect()
     }
 
     /// Cosigns checkpoints that were waiting for the replica to catch up.
@@ -788,28 +1080,41 @@ impl NodeHandle {
             std::mem::replace(&mut *p, later).into_values().collect()
         };
         for cp in ready {
-            if let Ok(Some((block_hash, cosignature))) = self.check_and_cosign(cp) {
-                let node = self.clone();
-                tokio::spawn(async move {
-                    node.publish(GossipMsg::Cosignature {
-                        block_hash,
-                        cosignature,
-                    })
-                    .await;
-                });
+            match self.check_and_cosign(cp) {
+                Ok(Some((block_hash, cosignature))) => {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        node.publish(GossipMsg::Cosignature {
+                            block_hash,
+                            cosignature,
+                        })
+                        .await;
+                    });
+                }
+                Err(CosignRefusal::SplitView(view, why)) => {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        node.record_split_view(*view, why).await;
+                    });
+                }
+                Ok(None) | Err(CosignRefusal::Other(_)) => {}
             }
         }
     }
 
-    /// Stores a checkpoint consistent with the replica and, on a witness, cosigns it.
-    fn check_and_cosign(&self, cp: SignedCheckpoint) -> Result<Option<(Hash32, Cosignature)>, String> {
+    /// Stores a checkpoint consistent with the replica and, on a witness, cosigns it: only if
+    /// no split view is on record, the ledger did not censor at or below its height, and it
+    /// extends the newest checkpoint this witness cosigned (by a consistency proof from the
+    /// replica). The newest cosigned checkpoint is persisted and flushed before the cosignature
+    /// is returned for publishing.
+    fn check_and_cosign(&self, cp: SignedCheckpoint) -> Result<Option<(Hash32, Cosignature)>, CosignRefusal> {
         let s = &self.shared;
         let c = cp.checkpoint;
         let block = match s.store.block(c.height) {
             Ok(Some(b)) => b,
             // Not applied yet (or height 0): nothing to compare with.
             Ok(None) => return Ok(None),
-            Err(e) => return Err(format!("store: {e}")),
+            Err(e) => return Err(CosignRefusal::Other(format!("store: {e}"))),
         };
         let h = &block.header;
         if h.hash() != c.block_hash || h.log_size != c.log_size || h.log_root != c.log_root {
@@ -819,9 +1124,19 @@ impl NodeHandle {
                 height = c.height,
                 "checkpoint disagrees with the replica: not cosigning"
             );
-            return Err("checkpoint disagrees with the verified replica".into());
+            let stored = s.store.checkpoint(c.height).ok().flatten();
+            return Err(match stored {
+                Some(ours) if ours.checkpoint != c => CosignRefusal::SplitView(
+                    Box::new(SplitView {
+                        first: strip(&ours),
+                        second: strip(&cp),
+                    }),
+                    format!("two different checkpoints at height {}", c.height),
+                ),
+                _ => CosignRefusal::Other("checkpoint disagrees with the verified replica".into()),
+            });
         }
-        let mut stored = cp;
+        let mut stored = cp.clone();
         let refused = s
             .refuse_from_height
             .lock()
@@ -833,17 +1148,69 @@ impl NodeHandle {
                 "refusing to cosign: the ledger settled a channel by censorship"
             );
         }
-        let mine = if s.role == Role::Witness && !refused {
-            let cosig = c.cosign(&s.keypair, now_ms() / 1000);
-            let _ = paychan_ledger::add_cosignature(&s.genesis, &mut stored, cosig);
-            Some((c.block_hash, cosig))
+        let split = !s.split_views.lock().expect("split view lock").is_empty();
+        if split {
+            warn!(height = c.height, "refusing to cosign: a split view is on record");
+        }
+        let mine = if s.role == Role::Witness && !refused && !split {
+            self.cosign_extending(&cp)?
         } else {
             None
         };
+        if let Some(cosig) = mine {
+            let _ = paychan_ledger::add_cosignature(&s.genesis, &mut stored, cosig);
+        }
         if let Err(e) = s.store.put_checkpoint(&stored) {
             debug!(%e, "checkpoint not stored");
         }
-        Ok(mine)
+        Ok(mine.map(|m| (c.block_hash, m)))
+    }
+
+    /// A witness's cosignature of `cp` if it extends the newest one it cosigned; persists `cp`
+    /// as the newest cosigned one and flushes first. `None` for an older checkpoint.
+    fn cosign_extending(&self, cp: &SignedCheckpoint) -> Result<Option<Cosignature>, CosignRefusal> {
+        let s = &self.shared;
+        let c = cp.checkpoint;
+        // Lock order: the ledger, then the record (as in `check_recent`).
+        let ledger = s.ledger.read().expect("ledger lock");
+        let mut cosigned = s.cosigned.lock().expect("cosigned lock");
+        if let Some(prev) = cosigned.as_ref() {
+            let p = prev.checkpoint;
+            if c.height < p.height {
+                return Ok(None);
+            }
+            let path = if p.log_size == 0 {
+                Ok(vec![])
+            } else {
+                ledger.consistency_proof(p.log_size, c.log_size)
+            };
+            let consistent = path.map_err(|e| e.to_string()).and_then(|path| {
+                paychan_ledger::verify_checkpoint_consistency(&p, &c, &path).map_err(|e| e.to_string())
+            });
+            if let Err(why) = consistent {
+                warn!(height = c.height, %why, "checkpoint does not extend the newest one cosigned");
+                return Err(CosignRefusal::SplitView(
+                    Box::new(SplitView {
+                        first: strip(prev),
+                        second: strip(cp),
+                    }),
+                    format!("no consistency proof from the cosigned checkpoint: {why}"),
+                ));
+            }
+        }
+        let record = strip(cp);
+        if let Err(e) = s
+            .store
+            .put_meta(COSIGNED_META_KEY, &record.to_bytes())
+            .and_then(|_| s.store.flush())
+        {
+            return Err(CosignRefusal::Other(format!(
+                "cannot persist the cosigned checkpoint: {e}"
+            )));
+        }
+        *cosigned = Some(record);
+        let now_s = now_ms() / 1000;
+        Ok(Some(c.cosign(&s.keypair, now_s)))
     }
 
     fn on_cosignature(&self, block_hash: Hash32, cosig: Cosignature) -> Verdict {
@@ -1079,6 +1446,61 @@ pub struct CensorshipReport {
     pub held_ba: u64,
 }
 
+/// A signed checkpoint without its cosignatures (what evidence and records keep).
+fn strip(c: &SignedCheckpoint) -> SignedCheckpoint {
+    SignedCheckpoint {
+        checkpoint: c.checkpoint,
+        signature: c.signature,
+        cosignatures: vec![],
+    }
+}
+
+/// Why a witness did not cosign.
+enum CosignRefusal {
+    /// The checkpoint and another signed one make a split view.
+    SplitView(Box<SplitView>, String),
+    /// Anything else.
+    Other(String),
+}
+
+/// A split view, as `GET /v1/alarms` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SplitViewReport {
+    /// What makes the two checkpoints inconsistent.
+    pub reason: String,
+    /// The checkpoint seen first.
+    pub first: CheckpointReport,
+    /// The one that contradicts it.
+    pub second: CheckpointReport,
+}
+
+/// One checkpoint of a split view.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckpointReport {
+    /// Height.
+    pub height: u64,
+    /// Log size.
+    pub log_size: u64,
+    /// Log root (hex).
+    pub log_root: String,
+    /// Block hash (hex).
+    pub block_hash: String,
+    /// The signed note (C2SP signed-note text).
+    pub note: String,
+}
+
+impl CheckpointReport {
+    fn of(c: &SignedCheckpoint, sequencer: &PublicKey) -> CheckpointReport {
+        CheckpointReport {
+            height: c.checkpoint.height,
+            log_size: c.checkpoint.log_size,
+            log_root: c.checkpoint.log_root.to_hex(),
+            block_hash: c.checkpoint.block_hash.to_hex(),
+            note: c.to_note(sequencer),
+        }
+    }
+}
+
 /// What became of a block.
 enum Applied {
     New,
@@ -1102,4 +1524,103 @@ pub enum SubmitError {
     /// The sequencer could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use paychan_ledger::testkit::{TestChain, TestNet};
+
+    use super::*;
+
+    /// A chain of four blocks: transfers in blocks 1 and 3, blocks 2 and 4 empty.
+    fn chain() -> TestChain {
+        let net = TestNet::new(2, 1_000);
+        let (a, b) = (net.users[0].clone(), net.users[1].public());
+        let mut c = TestChain::new(net);
+        let t0 = c.net.transfer(&a, b, 1, 0);
+        c.next_block(vec![t0]);
+        c.next_block(vec![]);
+        let t1 = c.net.transfer(&a, b, 1, 1);
+        c.next_block(vec![t1]);
+        c.next_block(vec![]);
+        c
+    }
+
+    fn checkpoint_at(c: &TestChain, height: u64) -> Checkpoint {
+        let h = &c.blocks[height as usize - 1].header;
+        Checkpoint {
+            chain_id: c.net.chain_id,
+            log_size: h.log_size,
+            log_root: h.log_root,
+            height,
+            block_hash: h.hash(),
+        }
+    }
+
+    #[test]
+    fn split_view_rules() {
+        let c = chain();
+        let l = &c.state;
+        let (one, two, four) = (checkpoint_at(&c, 1), checkpoint_at(&c, 2), checkpoint_at(&c, 4));
+        // Honest checkpoints are consistent, whatever the order.
+        assert_eq!(inconsistency(&one, &one, l), Inconsistency::Consistent);
+        assert_eq!(inconsistency(&one, &four, l), Inconsistency::Consistent);
+        assert_eq!(inconsistency(&four, &two, l), Inconsistency::Consistent);
+        // Same height, another block hash.
+        let mut fork = two;
+        fork.block_hash.0[0] ^= 1;
+        assert!(matches!(inconsistency(&two, &fork, l), Inconsistency::Proven(_)));
+        // Same log size (an empty block keeps it), another root.
+        let mut other_root = two;
+        other_root.log_root.0[0] ^= 1;
+        other_root.height = 7;
+        assert!(matches!(
+            inconsistency(&one, &other_root, l),
+            Inconsistency::Proven(_)
+        ));
+        // A log that shrinks.
+        let mut shrunk = four;
+        shrunk.height = 9;
+        shrunk.log_size = 0;
+        shrunk.log_root = paychan_protocol::merkle::empty_root();
+        assert!(matches!(
+            inconsistency(&two, &shrunk, l),
+            Inconsistency::Proven(_)
+        ));
+        // No consistency proof from the honest block 1 to a forged later root.
+        let mut forged = four;
+        forged.log_root.0[0] ^= 1;
+        assert!(matches!(
+            inconsistency(&one, &forged, l),
+            Inconsistency::Proven(_)
+        ));
+        // Beyond the replica: this node cannot tell.
+        let mut ahead = four;
+        ahead.height = 10;
+        ahead.log_size += 5;
+        assert_eq!(inconsistency(&one, &ahead, l), Inconsistency::Unknown);
+    }
+
+    #[test]
+    fn gossiped_evidence_needs_two_sequencer_signatures() {
+        let c = chain();
+        let l = &c.state;
+        let g = &c.net.genesis;
+        let two = checkpoint_at(&c, 2);
+        let mut fork = two;
+        fork.log_root.0[0] ^= 1;
+        let view = SplitView {
+            first: c.net.signed_checkpoint(two, &[]),
+            second: c.net.signed_checkpoint(fork, &[]),
+        };
+        assert!(matches!(split_view_of(g, &view, l), Inconsistency::Proven(_)));
+        let mut forged = view.clone();
+        forged.second.signature.0[0] ^= 1;
+        assert_eq!(split_view_of(g, &forged, l), Inconsistency::Consistent);
+        let honest = SplitView {
+            first: c.net.signed_checkpoint(checkpoint_at(&c, 1), &[]),
+            second: c.net.signed_checkpoint(checkpoint_at(&c, 3), &[]),
+        };
+        assert_eq!(split_view_of(g, &honest, l), Inconsistency::Consistent);
+    }
 }

@@ -101,8 +101,14 @@ pub struct NodeStatus {
 
 /// `testnet up`.
 /// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
-/// updates (for the censorship test).
-pub fn up(root: &Path, nodes: usize, test_drop_updates: bool) -> Result<Vec<NodeStatus>> {
+/// updates (for the censorship test); `test_equivocate` the one that signs two checkpoints for
+/// one log size (for the split-view test).
+pub fn up(
+    root: &Path,
+    nodes: usize,
+    test_drop_updates: bool,
+    test_equivocate: bool,
+) -> Result<Vec<NodeStatus>> {
     if nodes == 0 {
         bail!("a testnet needs at least one node");
     }
@@ -141,6 +147,7 @@ pub fn up(root: &Path, nodes: usize, test_drop_updates: bool) -> Result<Vec<Node
             bootstrap: started.clone(),
             test_drop_updates: test_drop_updates && i == 0,
             public: Some(PublicConfig::default()),
+            test_equivocate: test_equivocate && i == 0,
             ..Config::default()
         })?;
         start_process(&exe, &dir)?;

@@ -167,7 +167,8 @@ pub fn parse_checkpoint_body(body: &str) -> Result<Checkpoint, NoteError> {
     let log_size = decimal(size).ok_or(bad("log size is not a decimal"))?;
     let log_root = hash_b64(root).ok_or(bad("log root is not 32 bytes of base64"))?;
     let mut parts = block.split(' ');
-    let (Some("block"), Some(height), Some(hash), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some("block"), Some(height), Some(hash), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad("extension line is not `block <height> <hash>`"));
     };
@@ -249,11 +250,15 @@ impl SignedNote {
         if text.chars().any(|c| c < ' ' && c != '\n') {
             return Err(m("control character"));
         }
-        let (body, sigs) = text.rsplit_once("\n\n").ok_or(m("no empty line before the signatures"))?;
+        let (body, sigs) = text
+            .rsplit_once("\n\n")
+            .ok_or(m("no empty line before the signatures"))?;
         if body.is_empty() {
             return Err(m("empty text"));
         }
-        let sigs = sigs.strip_suffix('\n').ok_or(m("no newline after the last signature"))?;
+        let sigs = sigs
+            .strip_suffix('\n')
+            .ok_or(m("no newline after the last signature"))?;
         let mut signatures = Vec::new();
         for line in sigs.split('\n') {
             if signatures.len() == NOTE_SIGNATURES_MAX {
@@ -264,7 +269,9 @@ impl SignedNote {
             let rest = line
                 .strip_prefix(SIGNATURE_LINE_PREFIX)
                 .ok_or(m("a signature line does not start with an em dash and a space"))?;
-            let (name, b64) = rest.split_once(' ').ok_or(m("a signature line has no key name"))?;
+            let (name, b64) = rest
+                .split_once(' ')
+                .ok_or(m("a signature line has no key name"))?;
             if !is_key_name_valid(name) {
                 return Err(m("invalid key name"));
             }
@@ -309,7 +316,13 @@ impl SignedNote {
             if found.is_some() {
                 return Err(NoteError::DuplicateSignature { name: s.name.clone() });
             }
-            found = Some(verify_payload(&self.body, key.key_type, &key.key, &s.name, &s.payload)?);
+            found = Some(verify_payload(
+                &self.body,
+                key.key_type,
+                &key.key,
+                &s.name,
+                &s.payload,
+            )?);
         }
         found.ok_or(NoteError::MissingLogSignature)
     }
@@ -323,7 +336,9 @@ fn verify_payload(
     name: &str,
     payload: &[u8],
 ) -> Result<Option<u64>, NoteError> {
-    let bad = || NoteError::BadSignature { name: name.to_string() };
+    let bad = || NoteError::BadSignature {
+        name: name.to_string(),
+    };
     match key_type {
         KEY_TYPE_ED25519 => {
             let sig = Signature(payload.try_into().map_err(|_| bad())?);
@@ -491,14 +506,28 @@ pub fn parse_checkpoint_note(text: &str, genesis: &Genesis) -> Result<SignedChec
             if signature.is_some() {
                 return Err(dup());
             }
-            verify_payload(&note.body, KEY_TYPE_ED25519, &genesis.sequencer, &s.name, &s.payload)?;
-            signature = Some(Signature(s.payload[..].try_into().map_err(|_| NoteError::BadSignature { name: s.name.clone() })?));
-        } else if let Some((_, _, w)) = witnesses.iter().find(|(n, id, _)| *n == s.name && *id == s.key_id) {
+            verify_payload(
+                &note.body,
+                KEY_TYPE_ED25519,
+                &genesis.sequencer,
+                &s.name,
+                &s.payload,
+            )?;
+            signature = Some(Signature(
+                s.payload[..]
+                    .try_into()
+                    .map_err(|_| NoteError::BadSignature { name: s.name.clone() })?,
+            ));
+        } else if let Some((_, _, w)) = witnesses
+            .iter()
+            .find(|(n, id, _)| *n == s.name && *id == s.key_id)
+        {
             if cosignatures.iter().any(|c| c.witness == *w) {
                 return Err(dup());
             }
             let ts = verify_payload(&note.body, KEY_TYPE_COSIGNATURE_V1, w, &s.name, &s.payload)?;
-            let (_, sig) = split_cosignature(&s.payload).ok_or(NoteError::BadSignature { name: s.name.clone() })?;
+            let (_, sig) =
+                split_cosignature(&s.payload).ok_or(NoteError::BadSignature { name: s.name.clone() })?;
             cosignatures.push(Cosignature {
                 witness: *w,
                 timestamp_s: ts.unwrap_or_default(),

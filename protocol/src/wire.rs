@@ -384,6 +384,28 @@ pub enum GossipMsg {
     },
     /// 3: A dispute transaction, so that every node can submit it.
     Dispute(Box<Tx>),
+    /// 4: Evidence of a split view: two checkpoints of this chain, each signed by the
+    /// sequencer, that are inconsistent (PROTOCOL.md §8.8).
+    SplitView(Box<SplitView>),
+}
+
+/// Two signed checkpoints of one chain that cannot both be true: same height and different
+/// checkpoints, same log size and different roots, or no consistency proof between them.
+/// Receivers verify both signatures and the inconsistency themselves.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SplitView {
+    /// The checkpoint seen first.
+    pub first: SignedCheckpoint,
+    /// The checkpoint that contradicts it.
+    pub second: SignedCheckpoint,
+}
+
+impl Wire for SplitView {
+    const BYTES_MAX: usize = 2 * CHECKPOINT_BYTES_MAX;
+    fn check_limits(&self) -> Result<(), &'static str> {
+        self.first.check_limits()?;
+        self.second.check_limits()
+    }
 }
 
 impl Wire for GossipMsg {
@@ -394,6 +416,7 @@ impl Wire for GossipMsg {
             GossipMsg::Block(b) => b.check_limits(),
             GossipMsg::Checkpoint(c) => c.check_limits(),
             GossipMsg::Cosignature { .. } => Ok(()),
+            GossipMsg::SplitView(e) => e.check_limits(),
             GossipMsg::Dispute(tx) if !tx.is_dispute() => Err("not a dispute transaction"),
             GossipMsg::Dispute(tx) => check_tx(tx),
         }

@@ -27,8 +27,8 @@ use paychan_protocol::ledger::{
 };
 use paychan_protocol::limits::*;
 use paychan_protocol::wire::{
-    self, ChannelMsg, Envelope, ErrorCode, GossipMsg, LedgerRequest, LedgerResponse, PayItem, SubmitStatus,
-    Wire, BLOCKS_PER_RESPONSE_MAX,
+    self, ChannelMsg, Envelope, ErrorCode, GossipMsg, LedgerRequest, LedgerResponse, PayItem, SplitView,
+    SubmitStatus, Wire, BLOCKS_PER_RESPONSE_MAX,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -571,6 +571,8 @@ fn gossip() -> impl Strategy<Value = GossipMsg> {
             cosignature
         }),
         dispute_tx().prop_map(|t| GossipMsg::Dispute(t.into())),
+        (signed_checkpoint(), signed_checkpoint())
+            .prop_map(|(first, second)| GossipMsg::SplitView(Box::new(SplitView { first, second }))),
     ]
 }
 

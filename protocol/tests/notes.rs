@@ -153,10 +153,15 @@ fn the_cosignature_payload_layout_matches_published_examples() {
     let raw = B64
         .decode("ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA==")
         .expect("base64");
-    assert_eq!(note::split_cosignature(&raw[4..]).map(|x| x.0), Some(1_727_964_367));
+    assert_eq!(
+        note::split_cosignature(&raw[4..]).map(|x| x.0),
+        Some(1_727_964_367)
+    );
     // And a plain Ed25519 signature is not a cosignature payload.
     let plain = B64
-        .decode("eQjRQm6eSKzFoiYalgwCPXu2y3ijtg68is9M46JKxuZB+dRfTmeQeDBoXnvxZx2ugnkyV+MUMLXpWs1hPb/W/4xkNQY=")
+        .decode(
+            "eQjRQm6eSKzFoiYalgwCPXu2y3ijtg68is9M46JKxuZB+dRfTmeQeDBoXnvxZx2ugnkyV+MUMLXpWs1hPb/W/4xkNQY=",
+        )
         .expect("base64");
     assert_eq!(note::split_cosignature(&plain[4..]), None);
 }
@@ -167,7 +172,11 @@ fn our_checkpoint_note_verifies_with_signed_note_and_tlog_tiles() {
     let sc = signed(&c, &[0, 2]);
     let text = sc.to_note(&c.genesis.sequencer);
     let theirs = Note::from_bytes(text.as_bytes()).expect("signed_note parses our note");
-    assert_eq!(theirs.to_bytes(), text.as_bytes(), "and writes it back byte for byte");
+    assert_eq!(
+        theirs.to_bytes(),
+        text.as_bytes(),
+        "and writes it back byte for byte"
+    );
 
     // The log signature, with our log verifier key.
     let log_key = note::log_verifier_key(&c.genesis);
@@ -177,7 +186,11 @@ fn our_checkpoint_note_verifies_with_signed_note_and_tlog_tiles() {
         .verify(&VerifierList::new(vec![Box::new(log.clone())]))
         .expect("the log signature verifies with signed_note");
     assert_eq!(verified.len(), 1);
-    assert_eq!(unverified.len(), 2, "the cosignatures are other keys' lines to it");
+    assert_eq!(
+        unverified.len(),
+        2,
+        "the cosignatures are other keys' lines to it"
+    );
 
     // The cosignatures, with their key ids and the v1 message.
     let list = VerifierList::new(vec![
@@ -207,7 +220,8 @@ fn our_checkpoint_note_verifies_with_signed_note_and_tlog_tiles() {
 
     // tlog_tiles reads the body as a checkpoint with one extension line.
     let body = sc.checkpoint.body();
-    let parsed = tlog_tiles::checkpoint::Checkpoint::from_bytes(body.as_bytes()).expect("tlog_tiles parses our body");
+    let parsed =
+        tlog_tiles::checkpoint::Checkpoint::from_bytes(body.as_bytes()).expect("tlog_tiles parses our body");
     assert_eq!(parsed.origin(), sc.checkpoint.origin());
     assert_eq!(parsed.size(), sc.checkpoint.log_size);
     assert_eq!(parsed.hash().0, sc.checkpoint.log_root.0);
@@ -242,7 +256,10 @@ fn a_note_signed_by_signed_note_parses_in_ours() {
     n.add_sigs(&[&signer, &other]).expect("signed");
     let text = String::from_utf8(n.to_bytes()).expect("UTF-8");
     let parsed = parse_checkpoint_note(&text, &c.genesis).expect("our parser takes their note");
-    assert_eq!(parsed, ours, "Ed25519 is deterministic: the same signature as ours");
+    assert_eq!(
+        parsed, ours,
+        "Ed25519 is deterministic: the same signature as ours"
+    );
 }
 
 #[test]
@@ -330,7 +347,10 @@ fn malformed_or_badly_signed_notes_are_refused() {
     // Size and signature-count limits.
     let big = format!("{}{}", " ".repeat(note::NOTE_BYTES_MAX), text);
     assert!(matches!(err(&big), NoteError::TooLarge { .. }));
-    let many = format!("{text}{}", format!("{}\n", lines[6]).repeat(note::NOTE_SIGNATURES_MAX));
+    let many = format!(
+        "{text}{}",
+        format!("{}\n", lines[6]).repeat(note::NOTE_SIGNATURES_MAX)
+    );
     assert!(matches!(err(&many), NoteError::TooManySignatures { .. }));
 }
 
@@ -394,11 +414,24 @@ fn tlog_proofs_round_trip_and_refuse_bad_files() {
         ("truncated", "c2sp.org/tlog-proof@v1\nindex 1\n".to_string()),
         (
             "too long",
-            text.replacen("\n\n", &format!("\n{}\n", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n".repeat(64)), 1),
+            text.replacen(
+                "\n\n",
+                &format!(
+                    "\n{}\n",
+                    "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n".repeat(64)
+                ),
+                1,
+            ),
         ),
     ] {
-        assert!(matches!(TlogProof::parse(&bad), Err(NoteError::BadProof(_))), "{what}");
+        assert!(
+            matches!(TlogProof::parse(&bad), Err(NoteError::BadProof(_))),
+            "{what}"
+        );
     }
     let not_a_note = text.replacen('\u{2014}', "-", 1);
-    assert!(matches!(TlogProof::parse(&not_a_note), Err(NoteError::Malformed(_))));
+    assert!(matches!(
+        TlogProof::parse(&not_a_note),
+        Err(NoteError::Malformed(_))
+    ));
 }

@@ -1436,11 +1436,19 @@ fn check_from_json(files: &BTreeMap<&'static str, Value>) {
         sequencer,
         "checkpoint: key from seed"
     );
-    assert_eq!(bytes(c, "signed_bytes"), cp_body, "checkpoint: signed_bytes is the note body");
+    assert_eq!(
+        bytes(c, "signed_bytes"),
+        cp_body,
+        "checkpoint: signed_bytes is the note body"
+    );
     sigs.check("checkpoint", sequencer, &cp_body, b64(c, "signature"));
     let mut encoded = W::default();
     encoded.raw(&spec_checkpoint(cf)).sig(c, "signature");
-    let origin = std::str::from_utf8(&cp_body).expect("UTF-8").lines().next().expect("origin line");
+    let origin = std::str::from_utf8(&cp_body)
+        .expect("UTF-8")
+        .lines()
+        .next()
+        .expect("origin line");
     let mut want_note = String::from_utf8(cp_body.clone()).expect("UTF-8");
     want_note.push('\n');
     want_note.push_str(&spec_signature_line(
@@ -1779,7 +1787,10 @@ fn protocol_md_notes_match() {
         return;
     }
     for (name, _, _, body) in &blocks {
-        assert_eq!(*body, golden.notes[name], "PROTOCOL.md note block {name}\n{REGEN_HINT}");
+        assert_eq!(
+            *body, golden.notes[name],
+            "PROTOCOL.md note block {name}\n{REGEN_HINT}"
+        );
     }
 }
 

@@ -714,6 +714,19 @@ fn checkpoints_are_witnessed_only_with_threshold_distinct_witnesses() {
         verify_checkpoint(g, &sc),
         Err(CheckpointError::BadCosignature(w0))
     );
+    // The timestamp is signed: another one, or one above 2^63 - 1, does not verify.
+    let mut sc = c.net.signed_checkpoint(cp, &[0]);
+    sc.cosignatures[0].timestamp_s += 1;
+    assert_eq!(
+        verify_checkpoint(g, &sc),
+        Err(CheckpointError::BadCosignature(w0))
+    );
+    let mut sc = c.net.signed_checkpoint(cp, &[]);
+    sc.cosignatures.push(cp.cosign(&c.net.witnesses[0], u64::MAX));
+    assert_eq!(
+        verify_checkpoint(g, &sc),
+        Err(CheckpointError::BadCosignature(w0))
+    );
     let stranger = keypair(31337);
     let mut sc = c.net.signed_checkpoint(cp, &[0, 1]);
     sc.cosignatures.push(cp.cosign(&stranger, COSIGN_TIME_S));
@@ -725,7 +738,8 @@ fn checkpoints_are_witnessed_only_with_threshold_distinct_witnesses() {
     let mut other = cp;
     other.log_size += 1;
     let mut sc = c.net.signed_checkpoint(cp, &[0]);
-    sc.cosignatures.push(other.cosign(&c.net.witnesses[1], COSIGN_TIME_S));
+    sc.cosignatures
+        .push(other.cosign(&c.net.witnesses[1], COSIGN_TIME_S));
     assert!(matches!(
         verify_checkpoint(g, &sc),
         Err(CheckpointError::BadCosignature(_))

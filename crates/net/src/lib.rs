@@ -92,7 +92,9 @@ impl Topic {
     pub fn of(msg: &GossipMsg) -> Topic {
         match msg {
             GossipMsg::Block(_) => Topic::Blocks,
-            GossipMsg::Checkpoint(_) | GossipMsg::Cosignature { .. } => Topic::Checkpoints,
+            GossipMsg::Checkpoint(_) | GossipMsg::Cosignature { .. } | GossipMsg::SplitView(_) => {
+                Topic::Checkpoints
+            }
             GossipMsg::Dispute(_) => Topic::Disputes,
         }
     }
