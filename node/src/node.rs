@@ -185,10 +185,7 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     let peer_id = net.local_peer_id();
     let bound = net.listen_addrs().await?;
     remember_listen_addr(&dir, &listen, &bound)?;
-    let listen_addrs: Vec<Multiaddr> = bound
-        .into_iter()
-        .map(|a| a.with(libp2p_p2p(peer_id)))
-        .collect();
+    let listen_addrs: Vec<Multiaddr> = bound.into_iter().map(|a| a.with(libp2p_p2p(peer_id))).collect();
     if let Some(addr) = listen_addrs.first() {
         std::fs::write(dir.p2p_addr_path(), addr.to_string())?;
     }
@@ -287,13 +284,10 @@ fn remember_listen_addr(dir: &DataDir, listen: &Multiaddr, bound: &[Multiaddr]) 
     if !has_port_zero(listen) {
         return Ok(());
     }
-    let port = bound
-        .iter()
-        .flat_map(|a| a.iter())
-        .find_map(|p| match p {
-            Protocol::Tcp(port) if port != 0 => Some(port),
-            _ => None,
-        });
+    let port = bound.iter().flat_map(|a| a.iter()).find_map(|p| match p {
+        Protocol::Tcp(port) if port != 0 => Some(port),
+        _ => None,
+    });
     let Some(port) = port else { return Ok(()) };
     let kept: Multiaddr = listen
         .iter()

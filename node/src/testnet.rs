@@ -154,11 +154,11 @@ pub fn up(root: &Path, nodes: usize, test_drop_updates: bool, force: bool) -> Re
         let peer = paychan_net::peer_id_from_public_key(key).context("a node key is a libp2p identity")?;
         addrs.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer}"));
     }
-    for i in 0..nodes {
+    for (i, port) in ports.iter().enumerate() {
         let dir = node_dir(root, i);
         dir.write_genesis(&genesis)?;
         dir.write_config(&Config {
-            listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
+            listen: format!("/ip4/127.0.0.1/tcp/{port}"),
             bootstrap: addrs
                 .iter()
                 .enumerate()
@@ -187,10 +187,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()
         .context("find free ports on 127.0.0.1")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// Starts every node of `root` and waits until the network is ready.
@@ -283,7 +280,10 @@ fn runs_data_dir(pid: u32, root: &Path) -> bool {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let is_paychan = std::fs::read_link(proc_dir.join("exe"))
         .ok()
-        .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().starts_with("paychan")))
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|n| n.to_string_lossy().starts_with("paychan"))
+        })
         .unwrap_or(false);
     let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
         return false;
@@ -410,7 +410,9 @@ pub fn down(root: &Path) -> Result<DownReport> {
     let mut pids = Vec::new();
     let mut stale_pids = Vec::new();
     for (i, dir) in node_dirs(root)?.into_iter().enumerate() {
-        let Some(recorded) = recorded_pid(&dir) else { continue };
+        let Some(recorded) = recorded_pid(&dir) else {
+            continue;
+        };
         match pid_of(&dir) {
             Some(pid) => {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);

@@ -510,7 +510,10 @@ fn forged_disputes_are_rejected_and_stale_ones_ignored(net: &Testnet, rt: &Runti
     let mut relay = rt.block_on(TestPeer::start());
     join(&mut relay);
     let unknown = ChannelId(Hash32([9; 32]));
-    for msg in [update(channel_id, &net.node_key(target)), update(unknown, &relay.key)] {
+    for msg in [
+        update(channel_id, &net.node_key(target)),
+        update(unknown, &relay.key),
+    ] {
         rt.block_on(relay.handle.publish(Topic::Disputes, &msg))
             .expect("the relay publishes");
     }

@@ -41,7 +41,10 @@ fn assert_clear_error(msg: &str) {
     for doubled in ["error: error", "rejected: rejected", "ledger: ledger"] {
         assert!(!lower.contains(doubled), "doubled prefix in {msg:?}");
     }
-    assert!(!lower.trim_start().starts_with("error:"), "an `error:` prefix in {msg:?}");
+    assert!(
+        !lower.trim_start().starts_with("error:"),
+        "an `error:` prefix in {msg:?}"
+    );
     for debug_name in ["Pending", "Open", "ShuttingDown", "Closing", "Closed", "Accepted"] {
         assert!(!msg.contains(debug_name), "debug name {debug_name} in {msg:?}");
     }
@@ -50,9 +53,14 @@ fn assert_clear_error(msg: &str) {
 /// The `{"error": ...}` of an error answer, checked.
 fn error_of(code: u16, v: &Value, want: u16) -> String {
     assert_eq!(code, want, "{v}");
-    let obj = v.as_object().unwrap_or_else(|| panic!("error body is an object: {v}"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("error body is an object: {v}"));
     assert_eq!(obj.len(), 1, "one key in {v}");
-    let msg = v["error"].as_str().unwrap_or_else(|| panic!("an error message: {v}")).to_owned();
+    let msg = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error message: {v}"))
+        .to_owned();
     assert_clear_error(&msg);
     msg
 }
@@ -66,7 +74,10 @@ fn post_raw(api: &Api, path: &str, body: &str) -> (u16, Value) {
         .send(body)
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
     let status = resp.status().as_u16();
-    (status, resp.body_mut().read_json::<Value>().unwrap_or(Value::Null))
+    (
+        status,
+        resp.body_mut().read_json::<Value>().unwrap_or(Value::Null),
+    )
 }
 
 /// `up` refuses an existing testnet (running or stopped) and `--force` replaces it; `start`
@@ -106,8 +117,11 @@ fn testnet_up_start_down_keep_the_data_and_signal_only_their_nodes() {
     // Stopped: refused too, with the way out, and nothing deleted.
     let err = cli_err(&["testnet", "up", "--nodes", "2", "--dir", &root]);
     assert!(err.contains("testnet start") && err.contains("--force"), "{err}");
-    for i in 0..2 {
-        assert_eq!(std::fs::read_to_string(net.dir(i).join("node.key")).unwrap(), keys[i]);
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            &std::fs::read_to_string(net.dir(i).join("node.key")).unwrap(),
+            key
+        );
     }
 
     // Start: the same network on the same addresses, and its ledger moves on.
@@ -117,14 +131,19 @@ fn testnet_up_start_down_keep_the_data_and_signal_only_their_nodes() {
         net.track_pid(row["pid"].as_u64().expect("a running node") as u32);
     }
     assert_eq!(std::fs::read(net.dir(0).join("genesis.bin")).unwrap(), genesis);
-    for i in 0..2 {
-        assert_eq!(std::fs::read_to_string(net.dir(i).join("node.key")).unwrap(), keys[i]);
-        assert_eq!(net.p2p_addr(i), addrs[i], "node-{i} listens where it did");
+    for (i, (key, addr)) in keys.iter().zip(&addrs).enumerate() {
+        assert_eq!(
+            &std::fs::read_to_string(net.dir(i).join("node.key")).unwrap(),
+            key
+        );
+        assert_eq!(&net.p2p_addr(i), addr, "node-{i} listens where it did");
         assert_eq!(rows[i]["peer_id"], net.peer_id(i).to_string());
     }
     wait_until("the restarted testnet to make blocks", STEP, || {
         let h = net.api(1).height()?;
-        (h > height).then_some(()).ok_or(format!("height {h}, was {height}"))
+        (h > height)
+            .then_some(())
+            .ok_or(format!("height {h}, was {height}"))
     });
     assert_eq!(net.down(), 2);
 
@@ -160,7 +179,10 @@ fn testnet_up_start_down_keep_the_data_and_signal_only_their_nodes() {
         ]
     );
     for i in 0..2 {
-        assert!(!net.dir(i).join("node.pid").exists(), "node-{i}: stale node.pid removed");
+        assert!(
+            !net.dir(i).join("node.pid").exists(),
+            "node-{i}: stale node.pid removed"
+        );
     }
 
     // --force: a new testnet in its place.
@@ -171,7 +193,10 @@ fn testnet_up_start_down_keep_the_data_and_signal_only_their_nodes() {
     for row in &rows {
         net.track_pid(row["pid"].as_u64().expect("a running node") as u32);
     }
-    assert_ne!(std::fs::read_to_string(net.dir(0).join("node.key")).unwrap(), keys[0]);
+    assert_ne!(
+        std::fs::read_to_string(net.dir(0).join("node.key")).unwrap(),
+        keys[0]
+    );
     assert_eq!(mode(&net.dir(0).join("node.key")), 0o600);
 }
 
@@ -232,12 +257,25 @@ fn bad_api_requests_are_clear_errors_that_change_nothing() {
     let unknown = "ab".repeat(32);
     for count in [0, 1] {
         let (code, v) = api
-            .post(&format!("/v1/channels/{unknown}/pay"), &json!({"amount": 1, "count": count}))
+            .post(
+                &format!("/v1/channels/{unknown}/pay"),
+                &json!({"amount": 1, "count": count}),
+            )
             .unwrap();
         let msg = error_of(code, &v, 404);
         assert!(msg.contains("unknown channel"), "{msg}");
     }
-    let err = cli_err(&["channel", "pay", &unknown, "--amount", "1", "--count", "0", "--data-dir", data_dir]);
+    let err = cli_err(&[
+        "channel",
+        "pay",
+        &unknown,
+        "--amount",
+        "1",
+        "--count",
+        "0",
+        "--data-dir",
+        data_dir,
+    ]);
     assert!(err.contains("404") && err.contains("unknown channel"), "{err}");
     assert!(!err.to_lowercase().contains("error: error"), "{err}");
 
@@ -251,10 +289,23 @@ fn bad_api_requests_are_clear_errors_that_change_nothing() {
     assert_eq!(code, 200, "{v}");
     let ch = v["channel_id"].as_str().unwrap().to_owned();
     let (code, v) = api
-        .post(&format!("/v1/channels/{ch}/pay"), &json!({"amount": 1, "count": 0}))
+        .post(
+            &format!("/v1/channels/{ch}/pay"),
+            &json!({"amount": 1, "count": 0}),
+        )
         .unwrap();
     error_of(code, &v, 400);
-    let err = cli_err(&["channel", "pay", &ch, "--amount", "1", "--count", "0", "--data-dir", data_dir]);
+    let err = cli_err(&[
+        "channel",
+        "pay",
+        &ch,
+        "--amount",
+        "1",
+        "--count",
+        "0",
+        "--data-dir",
+        data_dir,
+    ]);
     assert!(err.contains("400"), "{err}");
     for body in ["{not json", r#"{"force": "yes"}"#, r#"{"forse": true}"#, "[1]"] {
         let (code, v) = post_raw(&api, &format!("/v1/channels/{ch}/close"), body);
@@ -272,14 +323,18 @@ fn bad_api_requests_are_clear_errors_that_change_nothing() {
         c["status"].as_str().unwrap().to_owned()
     };
     assert_eq!(status_of(), "open", "a malformed close closed nothing");
-    let (code, v) = api.post(&format!("/v1/channels/{ch}/pay"), &json!({"amount": 3})).unwrap();
+    let (code, v) = api
+        .post(&format!("/v1/channels/{ch}/pay"), &json!({"amount": 3}))
+        .unwrap();
     assert_eq!(code, 200, "{v}");
 
     // A real close, then a payment on the closed channel: a lowercase status in the message.
     let (code, v) = api.post(&format!("/v1/channels/{ch}/close"), &json!({})).unwrap();
     assert_eq!(code, 200, "{v}");
     assert_eq!(status_of(), "closed");
-    let (code, v) = api.post(&format!("/v1/channels/{ch}/pay"), &json!({"amount": 1})).unwrap();
+    let (code, v) = api
+        .post(&format!("/v1/channels/{ch}/pay"), &json!({"amount": 1}))
+        .unwrap();
     let msg = error_of(code, &v, 422);
     assert!(msg.contains("closed"), "{msg}");
 
@@ -292,7 +347,10 @@ fn bad_api_requests_are_clear_errors_that_change_nothing() {
     for i in 0..2 {
         let (code, v) = net
             .api(i)
-            .post("/v1/transfer", &json!({"to": to.to_hex(), "amount": u64::MAX / 2}))
+            .post(
+                "/v1/transfer",
+                &json!({"to": to.to_hex(), "amount": u64::MAX / 2}),
+            )
             .unwrap();
         let msg = error_of(code, &v, 422);
         assert!(msg.starts_with("overdraft"), "node-{i}: {msg}");
@@ -300,6 +358,14 @@ fn bad_api_requests_are_clear_errors_that_change_nothing() {
 
     // Offline, limit=0 too.
     assert_eq!(net.down(), 2);
-    let out = cli_ok(&["ledger", "blocks", "--limit", "0", "--json", "--data-dir", data_dir]);
+    let out = cli_ok(&[
+        "ledger",
+        "blocks",
+        "--limit",
+        "0",
+        "--json",
+        "--data-dir",
+        data_dir,
+    ]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
 }

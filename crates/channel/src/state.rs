@@ -85,3 +85,27 @@ pub struct PersistedChannel {
     /// The close in progress.
     pub close: CloseState,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ChannelStatus;
+    use crate::ChannelError;
+
+    #[test]
+    fn statuses_read_as_lowercase_words_in_messages() {
+        let all = [
+            (ChannelStatus::Pending, "pending"),
+            (ChannelStatus::Open, "open"),
+            (ChannelStatus::ShuttingDown, "shutting_down"),
+            (ChannelStatus::Closing, "closing"),
+            (ChannelStatus::Closed, "closed"),
+        ];
+        for (status, word) in all {
+            assert_eq!(status.to_string(), word);
+            assert_eq!(
+                ChannelError::Status { status }.to_string(),
+                format!("the channel is {word}")
+            );
+        }
+    }
+}

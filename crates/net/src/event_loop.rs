@@ -547,7 +547,10 @@ impl EventLoop {
         let mut transport_addr = addr.clone();
         transport_addr.pop();
         self.swarm.behaviour_mut().kad.add_address(&peer, transport_addr);
-        self.kept.entry(peer).or_insert_with(Kept::new).add_addr(addr.clone());
+        self.kept
+            .entry(peer)
+            .or_insert_with(Kept::new)
+            .add_addr(addr.clone());
         self.dial(addr, reply);
         if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
             tracing::debug!(%e, "kademlia bootstrap not started");
