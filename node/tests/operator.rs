@@ -323,6 +323,16 @@ fn bad_api_requests_are_clear_errors_that_change_nothing() {
         c["status"].as_str().unwrap().to_owned()
     };
     assert_eq!(status_of(), "open", "a malformed close closed nothing");
+    // The payee must see the open too before it takes payments.
+    wait_until("node-0 to see the channel open", STEP, || {
+        let list = net.api(0).get("/v1/channels")?;
+        let open = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["id"] == ch.as_str() && c["status"] == "open");
+        open.then_some(()).ok_or(format!("{list}"))
+    });
     let (code, v) = api
         .post(&format!("/v1/channels/{ch}/pay"), &json!({"amount": 3}))
         .unwrap();
