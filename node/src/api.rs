@@ -238,6 +238,9 @@ async fn blocks(
     Query(q): Query<BlocksQuery>,
 ) -> Result<Json<Vec<BlockView>>, ApiError> {
     let limit = q.limit.unwrap_or(20).min(API_BLOCKS_MAX);
+    if limit == 0 {
+        return Ok(Json(Vec::new()));
+    }
     let from = match q.from {
         Some(f) => f.max(1),
         None => s
@@ -303,10 +306,20 @@ fn submitted(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     match r {
         Ok((id, status)) => Ok(Json(
-            json!({"tx_id": id.to_hex(), "status": format!("{status:?}")}),
+            json!({"tx_id": id.to_hex(), "status": submit_status_text(status)}),
         )),
         Err(SubmitError::Rejected(m)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)),
         Err(SubmitError::Unavailable(m)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, m)),
+    }
+}
+
+/// A submission status as one lowercase word.
+fn submit_status_text(status: paychan_protocol::wire::SubmitStatus) -> &'static str {
+    use paychan_protocol::wire::SubmitStatus as S;
+    match status {
+        S::Accepted => "accepted",
+        S::AlreadyPending => "already_pending",
+        S::AlreadyIncluded => "already_included",
     }
 }
 
@@ -440,6 +453,18 @@ async fn pay_channel(
     let Json(body) = body.map_err(|e| bad_request(e.body_text()))?;
     let id = parse_channel(&id)?;
     if body.amount == 0 || body.count == 0 || body.count > API_PAY_COUNT_MAX {
+        // An unknown channel is the first thing wrong with a payment on it.
+        let known = s
+            .node
+            .channels()
+            .list()
+            .await
+            .map_err(manager_error)?
+            .iter()
+            .any(|c| c.id == id.to_string());
+        if !known {
+            return Err(manager_error(paychan_client::ManagerError::UnknownChannel(id)));
+        }
         return Err(bad_request(format!(
             "amount must be positive and count in 1..={API_PAY_COUNT_MAX}"
         )));
@@ -454,7 +479,8 @@ async fn pay_channel(
     Ok(Json(json!(stats)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct CloseBody {
     #[serde(default)]
     force: bool,
@@ -463,10 +489,16 @@ struct CloseBody {
 async fn close_channel(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<CloseBody>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let force = body.map(|Json(b)| b.force).unwrap_or(false);
     let id = parse_channel(&id)?;
+    // No body is a cooperative close; a body that does not parse closes nothing.
+    let body: CloseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CloseBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("close body: {e}")))?
+    };
+    let force = body.force;
     s.node.channels().close(id, force).await.map_err(manager_error)?;
     Ok(Json(json!({"channel_id": id.to_string(), "closed": true})))
 }

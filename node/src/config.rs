@@ -7,7 +7,11 @@
 //! - `api.token`: the control API's bearer token, mode 0600;
 //! - `genesis.bin`: the canonical genesis bytes (its hash is the chain id);
 //! - `api.addr`, `public.addr`, `p2p.addr`, `node.pid`: written by a running node;
-//! - `db/`: the sled database.
+//! - `db/`: the sled database;
+//! - `p2p.listen`: the p2p listen address a node keeps across restarts when `listen` asks for
+//!   port 0.
+//!
+//! The dir itself is created mode 0700.
 
 use std::fs;
 use std::io::Write;
@@ -164,6 +168,11 @@ impl DataDir {
     pub fn p2p_addr_path(&self) -> PathBuf {
         self.root.join("p2p.addr")
     }
+    /// `p2p.listen`: the listen address a node bound on its first start when its config asks
+    /// for port 0; later starts listen there again.
+    pub fn listen_path(&self) -> PathBuf {
+        self.root.join("p2p.listen")
+    }
     /// `node.pid`: the running node's process id.
     pub fn pid_path(&self) -> PathBuf {
         self.root.join("node.pid")
@@ -172,7 +181,7 @@ impl DataDir {
     /// Creates the data dir with a fresh key, token and default config. Refuses to overwrite
     /// an existing key.
     pub fn init(&self, config: &Config, key: Option<&Keypair>) -> Result<Keypair> {
-        fs::create_dir_all(&self.root).with_context(|| format!("create {}", self.root.display()))?;
+        create_private_dir(&self.root)?;
         if self.key_path().exists() {
             bail!(
                 "{} already holds a key; refusing to overwrite it",
@@ -232,8 +241,23 @@ impl DataDir {
     }
 }
 
+/// Creates a directory (and any missing parents) readable by its owner only (0700), with that
+/// mode from the start. An existing directory is left as it is.
+pub(crate) fn create_private_dir(path: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(path)
+        .with_context(|| format!("create {}", path.display()))
+}
+
 /// Writes a file readable by its owner only (0600), atomically enough for a fresh file.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

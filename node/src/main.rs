@@ -184,7 +184,8 @@ enum ChannelCommand {
 
 #[derive(Debug, Subcommand)]
 enum TestnetCommand {
-    /// Write a genesis, start the nodes, wait until they are connected.
+    /// Write a genesis, start the nodes, wait until they are connected. Refuses a dir that
+    /// already holds a testnet unless --force.
     Up {
         /// Number of nodes (node 0 is the sequencer, the others witnesses).
         #[arg(long, default_value_t = 4)]
@@ -199,6 +200,15 @@ enum TestnetCommand {
         /// every node catches the split view).
         #[arg(long, hide = true)]
         test_equivocate: bool,
+        /// Delete a stopped testnet in the dir (keys, ledger, channels) and create a new one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start a stopped testnet again with its data: same keys, genesis, channels and ports.
+    Start {
+        /// Testnet directory.
+        #[arg(long, default_value = "testnet")]
+        dir: PathBuf,
     },
     /// Show the nodes of a testnet.
     Status {
@@ -353,14 +363,28 @@ fn main() -> Result<()> {
                 dir,
                 test_drop_updates,
                 test_equivocate,
+                force,
             } => {
-                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate)?;
+                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate, force)?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
                     testnet::print_table(&rows);
                     println!(
                         "testnet ready in {}; stop it with `paychan testnet down --dir {}`",
+                        dir.display(),
+                        dir.display()
+                    );
+                }
+            }
+            TestnetCommand::Start { dir } => {
+                let rows = testnet::start(&dir)?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    testnet::print_table(&rows);
+                    println!(
+                        "testnet running again in {}; stop it with `paychan testnet down --dir {}`",
                         dir.display(),
                         dir.display()
                     );
@@ -380,11 +404,21 @@ fn main() -> Result<()> {
                 rt.block_on(demo::run(&dir))?;
             }
             TestnetCommand::Down { dir } => {
-                let n = testnet::down(&dir)?;
+                let report = testnet::down(&dir)?;
                 if !cli.json {
-                    println!("stopped {n} node(s); data kept in {}", dir.display());
+                    for stale in &report.stale_pids {
+                        println!(
+                            "{}: node.pid named pid {}, which is not this node; removed it, signalled nothing",
+                            stale.name, stale.pid
+                        );
+                    }
+                    println!(
+                        "stopped {} node(s); data kept in {}",
+                        report.stopped,
+                        dir.display()
+                    );
                 } else {
-                    println!("{}", json!({"stopped": n}));
+                    println!("{}", serde_json::to_string(&report)?);
                 }
             }
         },
@@ -539,7 +573,8 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
             });
             let started = std::time::Instant::now();
             let mut done = 0u64;
-            while done < count {
+            // At least one call, so that the node judges every request (`--count 0` included).
+            loop {
                 let n = if bar.is_some() {
                     PAY_CHUNK.min(count - done)
                 } else {
@@ -552,6 +587,9 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
                 done += n;
                 if let Some(b) = &bar {
                     b.set_position(done);
+                }
+                if done >= count {
+                    break;
                 }
             }
             if let Some(b) = bar {

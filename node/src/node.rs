@@ -204,14 +204,12 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     } else {
         Role::Replica
     };
-    let (net, events, net_task) = start_net(&config, &keypair).await?;
+    let listen = listen_addr(&dir, &config)?;
+    let (net, events, net_task) = start_net(&config, listen.clone(), &keypair).await?;
     let peer_id = net.local_peer_id();
-    let listen_addrs: Vec<Multiaddr> = net
-        .listen_addrs()
-        .await?
-        .into_iter()
-        .map(|a| a.with(libp2p_p2p(peer_id)))
-        .collect();
+    let bound = net.listen_addrs().await?;
+    remember_listen_addr(&dir, &listen, &bound)?;
+    let listen_addrs: Vec<Multiaddr> = bound.into_iter().map(|a| a.with(libp2p_p2p(peer_id))).collect();
     if let Some(addr) = listen_addrs.first() {
         std::fs::write(dir.p2p_addr_path(), addr.to_string())?;
     }
@@ -272,6 +270,10 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         paychan_client::ManagerConfig::default(),
     )?;
     let _ = shared.channels.set(manager);
+    if let Some(seq) = shared.sequencer_peer.filter(|p| *p != peer_id) {
+        // The ledger stops for a node that loses its sequencer: dial it again whenever it goes.
+        shared.net.keep_connected(seq).await?;
+    }
     let public = crate::public::bind(&dir, &config).await?;
     let public_url = public.as_ref().map(crate::public::Bound::url);
     let api = crate::api::serve(&dir, &config, handle.clone(), public_url, shutdown.clone()).await?;
@@ -297,14 +299,61 @@ fn libp2p_p2p(peer: PeerId) -> paychan_net::libp2p::multiaddr::Protocol<'static>
     paychan_net::libp2p::multiaddr::Protocol::P2p(peer)
 }
 
-async fn start_net(
-    config: &Config,
-    keypair: &Keypair,
-) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, tokio::task::JoinHandle<()>)> {
+/// The p2p listen address: the config's, except that a port 0 there means the port this node
+/// bound on its first start (kept in `p2p.listen`), so that peers that know the node find it
+/// again after a restart.
+fn listen_addr(dir: &DataDir, config: &Config) -> Result<Multiaddr> {
     let listen: Multiaddr = config
         .listen
         .parse()
         .with_context(|| format!("listen address {}", config.listen))?;
+    if !has_port_zero(&listen) {
+        return Ok(listen);
+    }
+    match std::fs::read_to_string(dir.listen_path()) {
+        Ok(text) => text.trim().parse().with_context(|| {
+            format!(
+                "{} is not a multiaddr (delete it to listen on a fresh port)",
+                dir.listen_path().display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(listen),
+        Err(e) => Err(e).with_context(|| format!("read {}", dir.listen_path().display())),
+    }
+}
+
+fn has_port_zero(addr: &Multiaddr) -> bool {
+    use paychan_net::libp2p::multiaddr::Protocol;
+    addr.iter().any(|p| matches!(p, Protocol::Tcp(0)))
+}
+
+/// Keeps the port the node bound for a listen address with port 0.
+fn remember_listen_addr(dir: &DataDir, listen: &Multiaddr, bound: &[Multiaddr]) -> Result<()> {
+    use paychan_net::libp2p::multiaddr::Protocol;
+    if !has_port_zero(listen) {
+        return Ok(());
+    }
+    let port = bound.iter().flat_map(|a| a.iter()).find_map(|p| match p {
+        Protocol::Tcp(port) if port != 0 => Some(port),
+        _ => None,
+    });
+    let Some(port) = port else { return Ok(()) };
+    let kept: Multiaddr = listen
+        .iter()
+        .map(|p| match p {
+            Protocol::Tcp(0) => Protocol::Tcp(port),
+            other => other,
+        })
+        .collect();
+    std::fs::write(dir.listen_path(), kept.to_string())
+        .with_context(|| format!("write {}", dir.listen_path().display()))
+}
+
+async fn start_net(
+    config: &Config,
+    listen: Multiaddr,
+    keypair: &Keypair,
+) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, tokio::task::JoinHandle<()>)> {
     let mut net_config = NetConfig::new(listen);
     for b in &config.bootstrap {
         net_config
@@ -620,7 +669,11 @@ impl NodeHandle {
                 cosignature,
             } => self.on_cosignature(block_hash, cosignature),
             GossipMsg::SplitView(view) => self.on_split_view(*view).await,
-            GossipMsg::Dispute(tx) => {
+            GossipMsg::Dispute(tx) => 'dispute: {
+                if let Some(why) = self.provably_invalid_dispute(&tx) {
+                    // No honest relay forwards this: proofs verify the same in every view.
+                    break 'dispute Verdict::Reject(why);
+                }
                 let held = self.hold_update(&tx);
                 if self.shared.role == Role::Sequencer {
                     let _ = self.submit(*tx).await;
@@ -717,6 +770,19 @@ impl NodeHandle {
         drop(ledger);
         self.ledger_changed();
         Ok(Applied::New)
+    }
+
+    /// Why a gossiped dispute is invalid whatever the ledger's time or the order of
+    /// transactions (another chain, no proof, a proof for another channel or direction, a bad
+    /// signature), if it is. A stale update, or one for a channel this replica does not know
+    /// yet, is not: an honest relay may pass those on.
+    fn provably_invalid_dispute(&self, tx: &Tx) -> Option<String> {
+        let Tx::Update(update) = tx else { return None };
+        let ledger = self.shared.ledger.read().expect("ledger lock");
+        match ledger.check_update_proofs(update) {
+            Err(e) if e.class() == ErrorClass::Violation => Some(format!("dispute update: {e}")),
+            _ => None,
+        }
     }
 
     /// Keeps a dispute update as evidence if it is valid now (its channel is closing, the
@@ -1260,7 +1326,8 @@ impl NodeHandle {
         match request {
             LedgerRequest::Submit(tx) => match self.submit(*tx).await {
                 Ok((tx_id, status)) => LedgerResponse::Submitted { tx_id, status },
-                Err(e) => err(e.to_string()),
+                // The bare reason: the asking node adds its own word for the kind of failure.
+                Err(SubmitError::Rejected(m) | SubmitError::Unavailable(m)) => err(m),
             },
             LedgerRequest::GetBlocks { from, limit } => {
                 let limit = (limit as usize).min(BLOCKS_PER_RESPONSE_MAX);

@@ -44,6 +44,9 @@ impl Offline {
         }
         if route == "ledger/blocks" {
             let limit = param("limit").unwrap_or(20).min(256) as usize;
+            if limit == 0 {
+                return Ok(json!([]));
+            }
             let from = param("from")
                 .unwrap_or_else(|| self.state.height().saturating_sub(limit as u64 - 1))
                 .max(1);

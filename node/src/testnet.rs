@@ -3,7 +3,14 @@
 //! `up` writes `D/node-0` … `D/node-{N-1}` (node 0 the sequencer, the others witnesses) and
 //! `D/clients/client-K.key` (funded spare accounts for client programs), starts each node as a
 //! detached `paychan run` process logging to `D/node-I/node.log`, and waits until every node
-//! is connected to every other and serves its API. `down` stops the processes and keeps the data.
+//! is connected to every other and serves its API. `down` stops the processes and keeps the data;
+//! `start` runs them again on that data (same keys, genesis, channels and p2p ports). `up`
+//! refuses a dir that already holds a testnet unless `--force` says to delete it.
+//!
+//! Every node's config names a concrete p2p port and lists every other node as a bootstrap
+//! peer, so that a restarted node finds its peers and they find it. Before signalling a pid
+//! from `node.pid`, `down` checks in `/proc` that the process is a `paychan run` of that very
+//! data dir; a stale pid is reported and removed, never signalled.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,7 +21,7 @@ use paychan_protocol::{Genesis, Keypair, PublicKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{Config, DataDir, PublicConfig};
+use crate::config::{create_private_dir, write_private, Config, DataDir, PublicConfig};
 use crate::http::ApiClient;
 use crate::node::now_ms;
 
@@ -102,12 +109,14 @@ pub struct NodeStatus {
 /// `testnet up`.
 /// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
 /// updates (for the censorship test); `test_equivocate` the one that signs two checkpoints for
-/// one log size (for the split-view test).
+/// one log size (for the split-view test). `force` deletes a stopped testnet in
+/// `root` first; without it an existing testnet is refused.
 pub fn up(
     root: &Path,
     nodes: usize,
     test_drop_updates: bool,
     test_equivocate: bool,
+    force: bool,
 ) -> Result<Vec<NodeStatus>> {
     if nodes == 0 {
         bail!("a testnet needs at least one node");
@@ -119,9 +128,18 @@ pub fn up(
                 root.display()
             );
         }
+        if !force {
+            bail!(
+                "{} already holds a testnet (its keys, ledger and channels); run it again with \
+                 `paychan testnet start --dir {}`, or pass --force to delete it and create a new one",
+                root.display(),
+                root.display()
+            );
+        }
         std::fs::remove_dir_all(root).with_context(|| format!("clear {}", root.display()))?;
     }
-    std::fs::create_dir_all(root.join("clients"))?;
+    create_private_dir(root)?;
+    create_private_dir(&root.join("clients"))?;
     let mut keys = Vec::new();
     for i in 0..nodes {
         keys.push(node_dir(root, i).init(&Config::default(), None)?);
@@ -129,29 +147,71 @@ pub fn up(
     let mut clients = Vec::new();
     for k in 0..TESTNET_CLIENTS {
         let kp = Keypair::generate();
-        std::fs::write(
-            root.join("clients").join(format!("client-{k}.key")),
-            hex::encode(kp.seed()),
+        write_private(
+            &root.join("clients").join(format!("client-{k}.key")),
+            hex::encode(kp.seed()).as_bytes(),
         )?;
         clients.push(kp.public());
     }
     let node_keys: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
     let genesis = testnet_genesis(&node_keys, &clients);
-    let exe = std::env::current_exe().context("locate the paychan binary")?;
-    let mut started: Vec<String> = Vec::new();
-    let deadline = Instant::now() + READY_TIMEOUT;
-    for i in 0..nodes {
+    // Concrete ports, so that each node knows every other's address before any starts, and
+    // keeps its own across restarts.
+    let ports = free_ports(nodes)?;
+    let mut addrs = Vec::new();
+    for (key, port) in node_keys.iter().zip(&ports) {
+        let peer = paychan_net::peer_id_from_public_key(key).context("a node key is a libp2p identity")?;
+        addrs.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer}"));
+    }
+    for (i, port) in ports.iter().enumerate() {
         let dir = node_dir(root, i);
         dir.write_genesis(&genesis)?;
         dir.write_config(&Config {
-            bootstrap: started.clone(),
+            listen: format!("/ip4/127.0.0.1/tcp/{port}"),
+            bootstrap: addrs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.clone())
+                .collect(),
             test_drop_updates: test_drop_updates && i == 0,
             public: Some(PublicConfig::default()),
             test_equivocate: test_equivocate && i == 0,
             ..Config::default()
         })?;
-        start_process(&exe, &dir)?;
-        let addr = wait_for_file(&dir.p2p_addr_path(), deadline).with_context(|| {
+    }
+    start_all(root)
+}
+
+/// `testnet start`: runs every node of a stopped testnet again on its data.
+pub fn start(root: &Path) -> Result<Vec<NodeStatus>> {
+    if running(root)? {
+        bail!("a testnet is already running in {}", root.display());
+    }
+    start_all(root)
+}
+
+/// `n` distinct free TCP ports on 127.0.0.1. All are held until all are found, so that no two
+/// are the same; another program may still take one before its node binds it.
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("find free ports on 127.0.0.1")?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+/// Starts every node of `root` and waits until the network is ready.
+fn start_all(root: &Path) -> Result<Vec<NodeStatus>> {
+    let dirs = node_dirs(root)?;
+    let nodes = dirs.len();
+    let exe = std::env::current_exe().context("locate the paychan binary")?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    for dir in &dirs {
+        start_process(&exe, dir)?;
+    }
+    for (i, dir) in dirs.iter().enumerate() {
+        wait_for_file(&dir.p2p_addr_path(), deadline).with_context(|| {
             format!(
                 "node-{i} did not start; see {}",
                 dir.root().join("node.log").display()
@@ -159,10 +219,9 @@ pub fn up(
         })?;
         wait_for_file(&dir.api_addr_path(), deadline)?;
         wait_for_file(&dir.public_addr_path(), deadline)?;
-        started.push(addr);
     }
     // Ready: every node serves its API, sees every other node and has applied the genesis.
-    for dir in node_dirs(root)? {
+    for dir in dirs {
         let api = ApiClient::from_data_dir(&dir)?;
         loop {
             let peers = api
@@ -217,13 +276,71 @@ fn wait_for_file(path: &Path, deadline: Instant) -> Result<String> {
     }
 }
 
+/// The pid `node.pid` records, if any.
+fn recorded_pid(dir: &DataDir) -> Option<u32> {
+    std::fs::read_to_string(dir.pid_path()).ok()?.trim().parse().ok()
+}
+
+/// The pid of the node running in `dir`: the recorded one, if that process is alive and is a
+/// `paychan run` of this data dir.
 fn pid_of(dir: &DataDir) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(dir.pid_path())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    alive(pid).then_some(pid)
+    recorded_pid(dir).filter(|pid| alive(*pid) && runs_data_dir(*pid, dir.root()))
+}
+
+/// Whether process `pid` is a `paychan` binary running `run` on the data dir `root`, read from
+/// `/proc` (its executable, command line, working directory and environment).
+fn runs_data_dir(pid: u32, root: &Path) -> bool {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let is_paychan = std::fs::read_link(proc_dir.join("exe"))
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|n| n.to_string_lossy().starts_with("paychan"))
+        })
+        .unwrap_or(false);
+    let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
+        return false;
+    };
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !is_paychan || !args.iter().skip(1).any(|a| a == "run") {
+        return false;
+    }
+    let from_args = args.iter().enumerate().skip(1).find_map(|(i, a)| {
+        if a == "--data-dir" {
+            args.get(i + 1).cloned()
+        } else {
+            a.strip_prefix("--data-dir=").map(str::to_owned)
+        }
+    });
+    let from_env = || {
+        std::fs::read(proc_dir.join("environ")).ok().and_then(|env| {
+            env.split(|b| *b == 0).find_map(|kv| {
+                String::from_utf8_lossy(kv)
+                    .strip_prefix("PAYCHAN_DATA_DIR=")
+                    .map(str::to_owned)
+            })
+        })
+    };
+    let Some(data_dir) = from_args.or_else(from_env) else {
+        return false;
+    };
+    let data_dir = PathBuf::from(data_dir);
+    let data_dir = if data_dir.is_absolute() {
+        data_dir
+    } else {
+        match std::fs::read_link(proc_dir.join("cwd")) {
+            Ok(cwd) => cwd.join(data_dir),
+            Err(_) => return false,
+        }
+    };
+    match (data_dir.canonicalize(), root.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn alive(pid: u32) -> bool {
@@ -282,15 +399,49 @@ pub fn status(root: &Path) -> Result<Vec<NodeStatus>> {
     Ok(out)
 }
 
-/// `testnet down`: SIGTERM every node, then SIGKILL any that did not exit in time.
-pub fn down(root: &Path) -> Result<usize> {
+/// A `node.pid` that named no node of its data dir, as `down` reports it.
+#[derive(Debug, Serialize)]
+pub struct StalePid {
+    /// Node name (`node-I`).
+    pub name: String,
+    /// The pid the file named.
+    pub pid: u32,
+}
+
+/// What `testnet down` did.
+#[derive(Debug, Serialize)]
+pub struct DownReport {
+    /// Nodes stopped.
+    pub stopped: usize,
+    /// Stale `node.pid` files removed without signalling anything.
+    pub stale_pids: Vec<StalePid>,
+}
+
+/// `testnet down`: SIGTERM every node, then SIGKILL any that did not exit in time. Only a pid
+/// that is a node of its data dir is signalled; a stale one is removed and reported.
+pub fn down(root: &Path) -> Result<DownReport> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let mut pids = Vec::new();
-    for dir in node_dirs(root)? {
-        if let Some(pid) = pid_of(&dir) {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            pids.push((pid, dir));
+    let mut stale_pids = Vec::new();
+    for (i, dir) in node_dirs(root)?.into_iter().enumerate() {
+        let Some(recorded) = recorded_pid(&dir) else {
+            continue;
+        };
+        match pid_of(&dir) {
+            Some(pid) => {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+                pids.push((pid, dir));
+            }
+            None => {
+                let _ = std::fs::remove_file(dir.pid_path());
+                let _ = std::fs::remove_file(dir.api_addr_path());
+                let _ = std::fs::remove_file(dir.p2p_addr_path());
+                stale_pids.push(StalePid {
+                    name: format!("node-{i}"),
+                    pid: recorded,
+                });
+            }
         }
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
@@ -298,7 +449,8 @@ pub fn down(root: &Path) -> Result<usize> {
         while alive(*pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if alive(*pid) {
+        // Checked again: the pid may have been reused since the SIGTERM.
+        if alive(*pid) && runs_data_dir(*pid, dir.root()) {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
         let _ = std::fs::remove_file(dir.pid_path());
@@ -306,7 +458,10 @@ pub fn down(root: &Path) -> Result<usize> {
         let _ = std::fs::remove_file(dir.public_addr_path());
         let _ = std::fs::remove_file(dir.p2p_addr_path());
     }
-    Ok(pids.len())
+    Ok(DownReport {
+        stopped: pids.len(),
+        stale_pids,
+    })
 }
 
 /// Prints the status table.

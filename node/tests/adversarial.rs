@@ -33,6 +33,7 @@ fn adversaries_are_refused_and_cut_off_while_the_network_keeps_going() {
     rogue_blocks_are_rejected_and_the_rogue_cut_off(&net, &rt);
     ledger_protocol_abuse_is_refused_while_an_honest_client_is_served(&net, &rt);
     replayed_submissions_are_harmless(&net, &rt);
+    forged_disputes_are_rejected_and_stale_ones_ignored(&net, &rt);
     network_keeps_going(&net, start_height);
 }
 
@@ -411,7 +412,7 @@ fn replayed_submissions_are_harmless(net: &Testnet, rt: &Runtime) {
         assert_eq!(v["tx_id"], tx.id().to_hex());
         v["status"].as_str().unwrap().to_owned()
     };
-    let replayed = |s: &str| s == "AlreadyPending" || s == "AlreadyIncluded";
+    let replayed = |s: &str| s == "already_pending" || s == "already_included";
 
     // A: through the ledger protocol, then again, then through the API of another node.
     assert_eq!(submit(&tx_a), SubmitStatus::Accepted);
@@ -420,7 +421,7 @@ fn replayed_submissions_are_harmless(net: &Testnet, rt: &Runtime) {
     let s = post(&other_api, &tx_a);
     assert!(replayed(&s), "{s}");
     // B: through the API, then again, then through the ledger protocol.
-    assert_eq!(post(&api, &tx_b), "Accepted");
+    assert_eq!(post(&api, &tx_b), "accepted");
     let s = post(&api, &tx_b);
     assert!(replayed(&s), "{s}");
     let again = submit(&tx_b);
@@ -438,8 +439,8 @@ fn replayed_submissions_are_harmless(net: &Testnet, rt: &Runtime) {
         }
     });
     assert_eq!(submit(&tx_a), SubmitStatus::AlreadyIncluded);
-    assert_eq!(post(&api, &tx_b), "AlreadyIncluded");
-    assert_eq!(post(&other_api, &tx_a), "AlreadyIncluded");
+    assert_eq!(post(&api, &tx_b), "already_included");
+    assert_eq!(post(&other_api, &tx_a), "already_included");
     assert_eq!(api.balance(&payer.public()).unwrap(), payer_before - 77 - 88);
     assert_eq!(api.balance(&payee).unwrap(), payee_before + 77 + 88);
 
@@ -451,6 +452,98 @@ fn replayed_submissions_are_harmless(net: &Testnet, rt: &Runtime) {
     assert!(api.peers().unwrap().contains(&client.peer.to_string()));
     assert!(rt
         .block_on(client.handle.connected_peers())
+        .unwrap()
+        .contains(&node));
+}
+
+/// A dispute update whose proof does not verify is provably invalid: the node rejects it and
+/// cuts the sender off. Updates that are well signed but stale (the channel is not closing),
+/// or for a channel the node does not know, are only ignored: their relay stays connected.
+fn forged_disputes_are_rejected_and_stale_ones_ignored(net: &Testnet, rt: &Runtime) {
+    use paychan_protocol::ledger::Update;
+    use paychan_protocol::{BalanceProof, ChannelId, Direction};
+    let target = 1;
+    let api = net.api(target);
+    let node = net.peer_id(target);
+    let addr = net.p2p_addr(target);
+    let chain_id = net.genesis().chain_id();
+
+    // A channel on the ledger, opened by node-1 (party A, the payer of A to B) with node-2.
+    let (code, v) = api
+        .post(
+            "/v1/channels",
+            &json!({"peer": net.peer_id(2).to_string(), "deposit": 1_000, "their_deposit": 0}),
+        )
+        .unwrap();
+    assert_eq!(code, 200, "{v}");
+    let channel_id = ChannelId(Hash32::from_hex(v["channel_id"].as_str().unwrap()).unwrap());
+    let update = |channel_id: ChannelId, payer: &Keypair| {
+        let proof = BalanceProof {
+            chain_id,
+            channel_id,
+            direction: Direction::AToB,
+            seq: 1,
+            transferred: 1,
+            prev: channel_id.0,
+            memo_hash: Hash32([7; 32]),
+        }
+        .sign(payer);
+        GossipMsg::Dispute(Box::new(Tx::Update(Update {
+            chain_id,
+            channel_id,
+            proof_ab: Some(proof),
+            proof_ba: None,
+        })))
+    };
+    let join = |peer: &mut TestPeer| {
+        assert_eq!(
+            rt.block_on(bounded("dial the node", peer.handle.dial(addr.clone()))),
+            Ok(node)
+        );
+        rt.block_on(peer.wait_for("the node's disputes subscription", |e| {
+            matches!(e, NetEvent::PeerSubscribed { peer, topic: Topic::Disputes } if peer == node)
+                .then_some(())
+        }));
+    };
+
+    // The honest relay: a well-signed update of an open channel, and one of an unknown channel.
+    let mut relay = rt.block_on(TestPeer::start());
+    join(&mut relay);
+    let unknown = ChannelId(Hash32([9; 32]));
+    for msg in [
+        update(channel_id, &net.node_key(target)),
+        update(unknown, &relay.key),
+    ] {
+        rt.block_on(relay.handle.publish(Topic::Disputes, &msg))
+            .expect("the relay publishes");
+    }
+
+    // The forger: the same update signed by a key that is not the payer's.
+    let mut forger = rt.block_on(TestPeer::start());
+    join(&mut forger);
+    rt.block_on(
+        forger
+            .handle
+            .publish(Topic::Disputes, &update(channel_id, &forger.key)),
+    )
+    .expect("the forger publishes");
+    rt.block_on(forger.wait_for("the node disconnects the forger", |e| {
+        matches!(e, NetEvent::PeerDisconnected { peer } if peer == node).then_some(())
+    }));
+    wait_until("the node to drop the forger", STEP, || {
+        let peers = api.peers()?;
+        if peers.contains(&forger.peer.to_string()) {
+            Err(format!("{peers:?}"))
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        api.peers().unwrap().contains(&relay.peer.to_string()),
+        "the honest relay stays connected"
+    );
+    assert!(rt
+        .block_on(relay.handle.connected_peers())
         .unwrap()
         .contains(&node));
 }

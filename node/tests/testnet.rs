@@ -322,7 +322,7 @@ fn check_transfers_through_every_node(net: &Testnet) {
             "--json",
         ]);
         let v: Value = serde_json::from_str(&out).expect("transfer --json");
-        assert_eq!(v["status"], "Accepted", "CLI transfer through node-{i}: {v}");
+        assert_eq!(v["status"], "accepted", "CLI transfer through node-{i}: {v}");
         submitted.push(v["tx_id"].as_str().unwrap().to_owned());
         *expected.get_mut(&accounts[i]).unwrap() -= amount;
         *expected.get_mut(&to).unwrap() += amount;

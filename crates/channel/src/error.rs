@@ -55,7 +55,7 @@ pub enum ChannelError {
     },
     /// The channel is not in a status that allows this; retryable only while it is
     /// [`ChannelStatus::Pending`] (the open is not in an applied block yet).
-    #[error("the channel is {status:?}")]
+    #[error("the channel is {status}")]
     Status {
         /// The channel's status.
         status: ChannelStatus,

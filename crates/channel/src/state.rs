@@ -23,6 +23,25 @@ pub enum ChannelStatus {
     Closed,
 }
 
+impl ChannelStatus {
+    /// The status as one lowercase word, as APIs and messages show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelStatus::Pending => "pending",
+            ChannelStatus::Open => "open",
+            ChannelStatus::ShuttingDown => "shutting_down",
+            ChannelStatus::Closing => "closing",
+            ChannelStatus::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The cooperative or unilateral close the holder takes part in.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum CloseState {
@@ -65,4 +84,28 @@ pub struct PersistedChannel {
     pub incoming: Option<SignedProof>,
     /// The close in progress.
     pub close: CloseState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChannelStatus;
+    use crate::ChannelError;
+
+    #[test]
+    fn statuses_read_as_lowercase_words_in_messages() {
+        let all = [
+            (ChannelStatus::Pending, "pending"),
+            (ChannelStatus::Open, "open"),
+            (ChannelStatus::ShuttingDown, "shutting_down"),
+            (ChannelStatus::Closing, "closing"),
+            (ChannelStatus::Closed, "closed"),
+        ];
+        for (status, word) in all {
+            assert_eq!(status.to_string(), word);
+            assert_eq!(
+                ChannelError::Status { status }.to_string(),
+                format!("the channel is {word}")
+            );
+        }
+    }
 }

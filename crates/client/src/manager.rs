@@ -1132,7 +1132,7 @@ fn view(id: &ChannelId, ch: &Channel) -> ChannelView {
     ChannelView {
         id: id.to_string(),
         counterparty: ch.counterparty_key().to_hex(),
-        status: format!("{:?}", ch.status()).to_lowercase(),
+        status: ch.status().as_str().to_owned(),
         holder_is_a: ch.holder_is_a(),
         deposit: ch.holder_deposit(),
         their_deposit: ch.counterparty_deposit(),

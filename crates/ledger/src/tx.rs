@@ -646,6 +646,28 @@ impl LedgerState {
             .map(|plan| plan.effect)
     }
 
+    /// Whether `update`'s proofs are well formed and signed by their payers, whatever the
+    /// channel's state now (open, closing or closed): a failure is provable
+    /// ([`crate::ErrorClass::Violation`]) since it does not depend on anyone's view of time or
+    /// of other transactions. An unknown channel is [`TxError::UnknownChannel`]: nothing can be
+    /// told of its proofs yet. Changes nothing.
+    pub fn check_update_proofs(&self, update: &Update) -> Result<(), TxError> {
+        let rules = self.rules();
+        if update.chain_id != rules.chain_id {
+            return Err(TxError::WrongChain {
+                expected: rules.chain_id,
+                got: update.chain_id,
+            });
+        }
+        let proofs = [update.proof_ab, update.proof_ba];
+        if proofs.iter().all(Option::is_none) {
+            return Err(TxError::EmptyUpdate);
+        }
+        let id = update.channel_id;
+        let channel = self.channel(&id).ok_or(TxError::UnknownChannel(id))?;
+        check_proofs(&rules, &id, channel, &proofs, &mut Sigs::Now)
+    }
+
     /// Every transaction, once applied, can never apply again (nonces advance, channel states
     /// move on, updates must raise), so the log never holds an id twice; the index check makes
     /// that explicit and gives the submitter a precise answer.

@@ -105,6 +105,7 @@ impl Net {
             disconnect_after_response: HashMap::new(),
             condemned: HashMap::new(),
             ban_on_close: HashSet::new(),
+            kept: HashMap::new(),
         };
         for addr in &config.bootstrap {
             // Bootstrap dials complete in the background; their outcome is only logged.
@@ -230,6 +231,46 @@ struct EventLoop {
     /// Condemned peers banned by the node: blocked once their connection has closed, so that
     /// blocking does not cut off the error response that tells them why.
     ban_on_close: HashSet<PeerId>,
+    /// Peers kept connected (bootstrap peers, and those the node asked for): dialled again
+    /// whenever they are lost.
+    kept: HashMap<PeerId, Kept>,
+}
+
+/// A peer the loop keeps connected.
+struct Kept {
+    /// Where to dial it (each with `/p2p/<id>`), newest last.
+    addrs: Vec<Multiaddr>,
+    /// The wait before the next dial after a loss or a failure.
+    backoff: Duration,
+    /// When to dial it next (`None`: connected, or a dial is under way).
+    due: Option<Instant>,
+}
+
+impl Kept {
+    fn new() -> Kept {
+        Kept {
+            addrs: Vec::new(),
+            backoff: Duration::from_millis(REDIAL_BACKOFF_MIN_MS),
+            due: None,
+        }
+    }
+
+    fn add_addr(&mut self, addr: Multiaddr) {
+        if !self.addrs.contains(&addr) {
+            if self.addrs.len() >= REDIAL_ADDRS_PER_PEER_MAX {
+                self.addrs.remove(0);
+            }
+            self.addrs.push(addr);
+        }
+    }
+
+    /// Schedules the next dial after the current backoff, and doubles it (capped).
+    fn schedule(&mut self, now: Instant) {
+        if self.due.is_none() {
+            self.due = Some(now + self.backoff);
+            self.backoff = (self.backoff * 2).min(Duration::from_millis(REDIAL_BACKOFF_MAX_MS));
+        }
+    }
 }
 
 impl EventLoop {
@@ -237,6 +278,7 @@ impl EventLoop {
         tracing::info!(addrs = ?self.listen_addrs, "network started");
         loop {
             let next_disconnect = self.condemned.values().flatten().min().copied();
+            let next_redial = self.kept.values().filter_map(|k| k.due).min();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
@@ -244,6 +286,7 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                 },
                 () = sleep_until_or_never(next_disconnect) => self.disconnect_due(),
+                () = sleep_until_or_never(next_redial) => self.redial_due(),
             }
         }
         tracing::info!("network stopped");
@@ -262,6 +305,42 @@ impl EventLoop {
             // Stays condemned (requests dropped) until the close is reported.
             self.condemned.insert(peer, None);
             let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Dials the kept peers whose wait is over and that are still not connected.
+    fn redial_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .kept
+            .iter_mut()
+            .filter(|(_, k)| k.due.is_some_and(|at| at <= now))
+            .map(|(peer, k)| {
+                k.due = None;
+                (*peer, k.addrs.clone())
+            })
+            .collect();
+        for (peer, addrs) in due {
+            if self.swarm.is_connected(&peer) {
+                continue;
+            }
+            tracing::debug!(%peer, "dialling a lost peer again");
+            // Without addresses of our own, the swarm asks the DHT for some.
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            match self.swarm.dial(opts) {
+                Ok(()) => {}
+                // A dial is under way already: its outcome schedules the next one.
+                Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, %e, "redial not started");
+                    if let Some(k) = self.kept.get_mut(&peer) {
+                        k.schedule(now);
+                    }
+                }
+            }
         }
     }
 
@@ -323,6 +402,14 @@ impl EventLoop {
                 if let Err((e, reply)) = self.add_bootstrap(addr, reply) {
                     let _ = reply.send(Err(e));
                 }
+            }
+            Command::KeepConnected(peer, reply) => {
+                let now = Instant::now();
+                let kept = self.kept.entry(peer).or_insert_with(Kept::new);
+                if !self.swarm.is_connected(&peer) {
+                    kept.due = Some(now);
+                }
+                let _ = reply.send(Ok(()));
             }
             Command::Publish { topic, data, reply } => {
                 let result = self.swarm.behaviour_mut().gossipsub.publish(topic.ident(), data);
@@ -386,6 +473,7 @@ impl EventLoop {
                 }
                 b.gossipsub.blacklist_peer(&peer);
                 b.kad.remove_peer(&peer);
+                self.kept.remove(&peer);
                 let _ = reply.send(Ok(()));
             }
             Command::Unban(peer, reply) => {
@@ -459,6 +547,10 @@ impl EventLoop {
         let mut transport_addr = addr.clone();
         transport_addr.pop();
         self.swarm.behaviour_mut().kad.add_address(&peer, transport_addr);
+        self.kept
+            .entry(peer)
+            .or_insert_with(Kept::new)
+            .add_addr(addr.clone());
         self.dial(addr, reply);
         if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
             tracing::debug!(%e, "kademlia bootstrap not started");
@@ -490,6 +582,10 @@ impl EventLoop {
             } => {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
+                }
+                if let Some(kept) = self.kept.get_mut(&peer_id) {
+                    kept.backoff = Duration::from_millis(REDIAL_BACKOFF_MIN_MS);
+                    kept.due = None;
                 }
                 if num_established.get() == 1 {
                     let now = self.now();
@@ -532,6 +628,10 @@ impl EventLoop {
                 self.condemned.remove(&peer_id);
                 if self.ban_on_close.remove(&peer_id) {
                     self.swarm.behaviour_mut().blocked.block_peer(peer_id);
+                    self.kept.remove(&peer_id);
+                }
+                if let Some(kept) = self.kept.get_mut(&peer_id) {
+                    kept.schedule(Instant::now());
                 }
                 self.emit(NetEvent::PeerDisconnected { peer: peer_id });
             }
@@ -541,6 +641,11 @@ impl EventLoop {
                 error,
             } => {
                 tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id.filter(|p| !self.swarm.is_connected(p)) {
+                    if let Some(kept) = self.kept.get_mut(&peer) {
+                        kept.schedule(Instant::now());
+                    }
+                }
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let result = match peer_id {
                         Some(peer) if self.swarm.is_connected(&peer) => Ok(peer),
@@ -568,6 +673,15 @@ impl EventLoop {
             BehaviourEvent::Identify(event) => {
                 self.metrics.record(&event);
                 if let identify::Event::Received { peer_id, info, .. } = event {
+                    if let Some(kept) = self.kept.get_mut(&peer_id) {
+                        for addr in &info.listen_addrs {
+                            let mut addr = addr.clone();
+                            if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+                                addr.push(Protocol::P2p(peer_id));
+                            }
+                            kept.add_addr(addr);
+                        }
+                    }
                     // Peers that serve our DHT become routing entries with the addresses they
                     // listen on.
                     if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {

@@ -40,6 +40,7 @@ pub(crate) enum Command {
     ListenAddrs(Reply<Vec<Multiaddr>>),
     Dial(Multiaddr, Reply<PeerId>),
     AddBootstrap(Multiaddr, Reply<PeerId>),
+    KeepConnected(PeerId, Reply<()>),
     Publish {
         topic: Topic,
         data: Vec<u8>,
@@ -121,6 +122,14 @@ impl NetHandle {
     /// bootstrap query. Returns once the connection is up.
     pub async fn add_bootstrap_peer(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
         self.ask(|r| Command::AddBootstrap(addr, r)).await
+    }
+
+    /// Keeps `peer` connected: whenever the connection is lost (or cannot be made), the loop
+    /// dials it again with capped exponential backoff, at the addresses it learnt for it
+    /// (bootstrap entries, identify, the DHT). Bootstrap peers are kept connected already. A
+    /// ban ends it.
+    pub async fn keep_connected(&self, peer: PeerId) -> Result<(), NetError> {
+        self.ask(|r| Command::KeepConnected(peer, r)).await
     }
 
     /// Publishes a message on `topic`, which must be the message's own topic ([`Topic::of`]).

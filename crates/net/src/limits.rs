@@ -52,6 +52,14 @@ pub const DISCONNECT_LINGER_MS: u64 = 250;
 /// manager retries, and a retry on a fresh attempt beats waiting on a stalled one.
 pub const CHANNEL_STREAM_OPEN_TIMEOUT_MS: u64 = 3_000;
 
+/// First wait before a lost peer that the node keeps connected (bootstrap peers, the
+/// sequencer) is dialled again; each failure doubles it, up to the maximum.
+pub const REDIAL_BACKOFF_MIN_MS: u64 = 250;
+/// Longest wait between two dials of a lost peer that the node keeps connected.
+pub const REDIAL_BACKOFF_MAX_MS: u64 = 5_000;
+/// Addresses remembered per peer that the node keeps connected.
+pub const REDIAL_ADDRS_PER_PEER_MAX: usize = 8;
+
 /// Gossipsub envelope around the data (author, seqno, topic, signature, key), upper bound.
 pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 16 * 1024;
 /// Largest gossipsub RPC: the largest gossip message plus its envelope.
@@ -73,6 +81,7 @@ pub const IDLE_CONNECTION_TIMEOUT_MS: u64 = 60_000;
 /// Time for `Net::new` to see its first listen address.
 pub const LISTEN_TIMEOUT_MS: u64 = 5_000;
 
+const _: () = assert!(0 < REDIAL_BACKOFF_MIN_MS && REDIAL_BACKOFF_MIN_MS <= REDIAL_BACKOFF_MAX_MS);
 // The node's own requests to a peer must still fit beside that peer's in-flight requests.
 const _: () = assert!((LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX as usize) < LEDGER_STREAMS_PER_CONNECTION_MAX);
 const _: () = assert!(LEDGER_STREAMS_PER_CONNECTION_MAX < STREAMS_PER_CONNECTION_MAX);

@@ -227,7 +227,7 @@ impl Api {
             "/v1/transfer",
             &serde_json::json!({"to": to.to_hex(), "amount": amount}),
         )? {
-            (200, v) if v["status"] == "Accepted" => Ok(v["tx_id"].as_str().unwrap_or_default().to_owned()),
+            (200, v) if v["status"] == "accepted" => Ok(v["tx_id"].as_str().unwrap_or_default().to_owned()),
             (s, v) => Err(format!("transfer: {s} {v}")),
         }
     }
