@@ -11,6 +11,7 @@ mod api;
 mod client;
 mod config;
 mod demo;
+mod evidence;
 mod http;
 mod node;
 mod offline;
@@ -199,6 +200,10 @@ enum TestnetCommand {
         /// every node catches the split view).
         #[arg(long, hide = true)]
         test_equivocate: bool,
+        /// TEST ONLY: the sequencer signs two blocks at one height, once (to show that every
+        /// node keeps the evidence and stops cosigning).
+        #[arg(long, hide = true)]
+        test_double_block: bool,
     },
     /// Show the nodes of a testnet.
     Status {
@@ -353,8 +358,9 @@ fn main() -> Result<()> {
                 dir,
                 test_drop_updates,
                 test_equivocate,
+                test_double_block,
             } => {
-                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate)?;
+                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate, test_double_block)?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {

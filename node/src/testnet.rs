@@ -102,12 +102,14 @@ pub struct NodeStatus {
 /// `testnet up`.
 /// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
 /// updates (for the censorship test); `test_equivocate` the one that signs two checkpoints for
-/// one log size (for the split-view test).
+/// one log size (for the split-view test); `test_double_block` the one that signs two blocks
+/// at one height (for the double-block test).
 pub fn up(
     root: &Path,
     nodes: usize,
     test_drop_updates: bool,
     test_equivocate: bool,
+    test_double_block: bool,
 ) -> Result<Vec<NodeStatus>> {
     if nodes == 0 {
         bail!("a testnet needs at least one node");
@@ -148,6 +150,7 @@ pub fn up(
             test_drop_updates: test_drop_updates && i == 0,
             public: Some(PublicConfig::default()),
             test_equivocate: test_equivocate && i == 0,
+            test_double_block: test_double_block && i == 0,
             ..Config::default()
         })?;
         start_process(&exe, &dir)?;
