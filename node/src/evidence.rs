@@ -45,7 +45,12 @@ fn transferred(p: &Option<SignedProof>) -> u64 {
 
 impl HeldUpdate {
     /// A first hold.
-    pub fn new(ab: Option<SignedProof>, ba: Option<SignedProof>, received_ms: u64, window_end_ms: u64) -> HeldUpdate {
+    pub fn new(
+        ab: Option<SignedProof>,
+        ba: Option<SignedProof>,
+        received_ms: u64,
+        window_end_ms: u64,
+    ) -> HeldUpdate {
         HeldUpdate {
             ab,
             ba,
@@ -111,7 +116,13 @@ pub struct CensorshipReport {
 /// Judges a settlement at `height` of `channel_id`, which the ledger settles with `ledger_ab`
 /// and `ledger_ba`, against the update held for it: a report if the held update raises either
 /// direction and the sequencer could have included it.
-pub fn judge(held: &HeldUpdate, channel_id: String, height: u64, ledger_ab: u64, ledger_ba: u64) -> Option<CensorshipReport> {
+pub fn judge(
+    held: &HeldUpdate,
+    channel_id: String,
+    height: u64,
+    ledger_ab: u64,
+    ledger_ba: u64,
+) -> Option<CensorshipReport> {
     let (held_ab, held_ba) = (transferred(&held.ab), transferred(&held.ba));
     if !held.includable || (held_ab <= ledger_ab && held_ba <= ledger_ba) {
         return None;
@@ -195,8 +206,28 @@ mod tests {
         assert!(!h.expired(END + 5_000, 5_000));
         assert!(h.expired(END + 5_001, 5_000));
         let reports = [
-            judge(&HeldUpdate { includable: true, ..h }, "c".into(), 9, 0, 0).unwrap(),
-            judge(&HeldUpdate { includable: true, ..h }, "d".into(), 7, 0, 0).unwrap(),
+            judge(
+                &HeldUpdate {
+                    includable: true,
+                    ..h
+                },
+                "c".into(),
+                9,
+                0,
+                0,
+            )
+            .unwrap(),
+            judge(
+                &HeldUpdate {
+                    includable: true,
+                    ..h
+                },
+                "d".into(),
+                7,
+                0,
+                0,
+            )
+            .unwrap(),
         ];
         assert_eq!(refuse_from_height(&reports), Some(7));
         assert_eq!(refuse_from_height(&[]), None);

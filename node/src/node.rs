@@ -771,11 +771,16 @@ impl NodeHandle {
         if h > ledger.height() + 1 {
             return Ok(Applied::Gap);
         }
-        self.check_censorship(&ledger, block);
+        // Judged on the ledger before the block, recorded only once the block applies.
+        let judged = self.judge_settlements(&ledger, block);
         match ledger.apply_block(block) {
             Ok(_) => {}
             Err(e) if e.class() == ErrorClass::Violation => {
-                if block.header.verify(&s.genesis.sequencer, &block.signature).is_ok() {
+                if block
+                    .header
+                    .verify(&s.genesis.sequencer, &block.signature)
+                    .is_ok()
+                {
                     // Signed by the sequencer (another branch, say): its fault, not the relay's.
                     warn!(height = h, %e, "the sequencer signed a block that does not extend this replica");
                     return Err(Verdict::Ignore);
@@ -787,6 +792,7 @@ impl NodeHandle {
                 return Err(Verdict::Ignore);
             }
         }
+        self.record_censorship(judged);
         self.observe_block(&ledger, block);
         // Persist before acknowledging: a block we gossip on is one we keep across a crash.
         if let Err(e) = s.store.put_block(block).and_then(|_| s.store.flush()) {
@@ -841,7 +847,11 @@ impl NodeHandle {
         let list: Vec<_> = held.iter().map(|(k, v)| (*k, *v)).collect();
         let bytes = serde_json::to_vec(&list).expect("held updates serialise");
         let s = &self.shared;
-        match s.store.put_meta(HELD_META_KEY, &bytes).and_then(|_| s.store.flush()) {
+        match s
+            .store
+            .put_meta(HELD_META_KEY, &bytes)
+            .and_then(|_| s.store.flush())
+        {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(%e, "cannot persist the held dispute updates");
@@ -868,50 +878,76 @@ impl NodeHandle {
         }
     }
 
-    /// Before applying `block`: does it settle a channel below an update this node holds and
-    /// the sequencer could have included? Then the sequencer censored that update: the report
-    /// is persisted (and flushed) before it is acted on.
-    fn check_censorship(&self, ledger: &LedgerState, block: &Block) {
+    /// Before applying `block`: the channels it settles that this node holds an update for,
+    /// each with a censorship report if the settlement ignores an update the sequencer could
+    /// have included.
+    fn judge_settlements(
+        &self,
+        ledger: &LedgerState,
+        block: &Block,
+    ) -> Vec<(paychan_protocol::ChannelId, Option<CensorshipReport>)> {
         let s = &self.shared;
+        let held_updates = s.held_updates.lock().expect("held lock");
+        let mut out = Vec::new();
         for tx in &block.txs {
             let Tx::Settle(settle) = tx else { continue };
-            let mut held_updates = s.held_updates.lock().expect("held lock");
-            let Some(held) = held_updates.remove(&settle.channel_id) else {
+            let id = settle.channel_id;
+            let Some(held) = held_updates.get(&id) else {
                 continue;
             };
-            self.persist_held(&held_updates);
-            drop(held_updates);
-            let Some(entry) = ledger.channel(&settle.channel_id) else {
+            let Some(entry) = ledger.channel(&id) else {
+                out.push((id, None));
                 continue;
             };
             let on_ledger = |d| entry.best(d).map_or(0, |p| p.proof.transferred);
-            let (ab, ba) = (
-                paychan_protocol::Direction::AToB,
-                paychan_protocol::Direction::BToA,
-            );
-            let Some(report) = crate::evidence::judge(
-                &held,
-                settle.channel_id.to_string(),
+            let report = crate::evidence::judge(
+                held,
+                id.to_string(),
                 block.header.height,
-                on_ledger(ab),
-                on_ledger(ba),
-            ) else {
-                if !held.includable {
-                    info!(channel = %settle.channel_id, "a settlement ignores a held update that came too late to count");
-                }
-                continue;
-            };
+                on_ledger(paychan_protocol::Direction::AToB),
+                on_ledger(paychan_protocol::Direction::BToA),
+            );
+            if report.is_none() && !held.includable {
+                info!(channel = %id, "a settlement ignores a held update that came too late to count");
+            }
+            out.push((id, report));
+        }
+        out
+    }
+
+    /// After `block` applied: drops the holds of the channels it settled and records the
+    /// censorship reports, persisted (and flushed) before any checkpoint is refused for them.
+    fn record_censorship(&self, judged: Vec<(paychan_protocol::ChannelId, Option<CensorshipReport>)>) {
+        if judged.is_empty() {
+            return;
+        }
+        let s = &self.shared;
+        {
+            let mut held = s.held_updates.lock().expect("held lock");
+            for (id, _) in &judged {
+                held.remove(id);
+            }
+            self.persist_held(&held);
+        }
+        let mut reports = s.censorship.lock().expect("censorship lock");
+        let mut changed = false;
+        for report in judged.into_iter().filter_map(|(_, r)| r) {
             warn!(
                 ?report,
                 "CENSORSHIP: a settlement ignores a dispute update the sequencer could have included"
             );
-            let mut reports = s.censorship.lock().expect("censorship lock");
-            if reports.len() >= crate::evidence::REPORTS_MAX {
-                continue;
+            if reports.len() < crate::evidence::REPORTS_MAX {
+                reports.push(report);
+                changed = true;
             }
-            reports.push(report);
+        }
+        if changed {
             let bytes = serde_json::to_vec(&*reports).expect("reports serialise");
-            if let Err(e) = s.store.put_meta(CENSORSHIP_META_KEY, &bytes).and_then(|_| s.store.flush()) {
+            if let Err(e) = s
+                .store
+                .put_meta(CENSORSHIP_META_KEY, &bytes)
+                .and_then(|_| s.store.flush())
+            {
                 tracing::error!(%e, "cannot persist a censorship report");
             }
         }
@@ -1335,7 +1371,10 @@ impl NodeHandle {
         }
         let double = !s.double_blocks.lock().expect("double block lock").is_empty();
         if double {
-            warn!(height = c.height, "refusing to cosign: the sequencer signed two blocks at one height");
+            warn!(
+                height = c.height,
+                "refusing to cosign: the sequencer signed two blocks at one height"
+            );
         }
         let split = split || double;
         let mine = if s.role == Role::Witness && !refused && !split {
@@ -1627,8 +1666,14 @@ impl DoubleBlock {
             && self.first != self.second
             && self.first.chain_id == chain_id
             && self.second.chain_id == chain_id
-            && self.first.verify(&genesis.sequencer, &self.first_signature).is_ok()
-            && self.second.verify(&genesis.sequencer, &self.second_signature).is_ok()
+            && self
+                .first
+                .verify(&genesis.sequencer, &self.first_signature)
+                .is_ok()
+            && self
+                .second
+                .verify(&genesis.sequencer, &self.second_signature)
+                .is_ok()
     }
 }
 

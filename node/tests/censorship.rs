@@ -104,7 +104,10 @@ fn a_sequencer_that_drops_updates_cannot_get_a_stale_settlement_witnessed() {
     net.kill9(1);
     net.restart(1);
     let restarted = net.api(1).get("/v1/censorship").unwrap();
-    assert_eq!(restarted, kept, "node-1 kept its censorship report across a restart");
+    assert_eq!(
+        restarted, kept,
+        "node-1 kept its censorship report across a restart"
+    );
 
     // No checkpoint from that block on is witnessed: the sequencer's own view has no cosigner.
     let target = height + 2;
@@ -125,7 +128,10 @@ fn a_sequencer_that_drops_updates_cannot_get_a_stale_settlement_witnessed() {
         let cosigned = net.api(i).get("/v1/alarms").unwrap()["cosigned"]["height"]
             .as_u64()
             .unwrap_or(0);
-        assert!(cosigned < height, "node-{i} cosigned height {cosigned} past the censorship");
+        assert!(
+            cosigned < height,
+            "node-{i} cosigned height {cosigned} past the censorship"
+        );
     }
     // The restarted witness caught up past the settlement and still refuses.
     wait_until("node-1 to catch up", Duration::from_secs(15), || {

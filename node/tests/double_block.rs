@@ -62,14 +62,18 @@ fn a_sequencer_that_signs_two_blocks_at_one_height_is_caught() {
     // The chain goes on and every node follows it: nobody banned the relays.
     let target = height + 3;
     for i in 0..4 {
-        wait_until(&format!("node-{i} past height {target}"), Duration::from_secs(15), || {
-            let h = net.api(i).height()?;
-            if h >= target {
-                Ok(())
-            } else {
-                Err(format!("height {h}"))
-            }
-        });
+        wait_until(
+            &format!("node-{i} past height {target}"),
+            Duration::from_secs(15),
+            || {
+                let h = net.api(i).height()?;
+                if h >= target {
+                    Ok(())
+                } else {
+                    Err(format!("height {h}"))
+                }
+            },
+        );
     }
     for i in 0..4 {
         let peers = net.api(i).peers().expect("peers");
