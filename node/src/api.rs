@@ -513,6 +513,7 @@ async fn censorship(State(s): State<AppState>) -> impl IntoResponse {
 async fn alarms(State(s): State<AppState>) -> impl IntoResponse {
     Json(json!({
         "split_views": s.node.split_views(),
+        "double_blocks": s.node.double_blocks(),
         "cosigned": s.node.cosigned(),
     }))
 }

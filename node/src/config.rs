@@ -49,6 +49,11 @@ pub struct Config {
     /// view. Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test_equivocate: bool,
+    /// TEST ONLY: a sequencer with this set signs and gossips, once, a second block at a height
+    /// it already published, to show that every node keeps the evidence and stops cosigning.
+    /// Never set it on a real network.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_double_block: bool,
 }
 
 fn default_listen() -> String {
@@ -71,6 +76,7 @@ impl Default for Config {
             public: None,
             test_drop_updates: false,
             test_equivocate: false,
+            test_double_block: false,
         }
     }
 }

@@ -11,6 +11,7 @@ mod api;
 mod client;
 mod config;
 mod demo;
+mod evidence;
 mod http;
 mod node;
 mod offline;
@@ -200,6 +201,10 @@ enum TestnetCommand {
         /// every node catches the split view).
         #[arg(long, hide = true)]
         test_equivocate: bool,
+        /// TEST ONLY: the sequencer signs two blocks at one height, once (to show that every
+        /// node keeps the evidence and stops cosigning).
+        #[arg(long, hide = true)]
+        test_double_block: bool,
         /// Delete a stopped testnet in the dir (keys, ledger, channels) and create a new one.
         #[arg(long)]
         force: bool,
@@ -363,9 +368,10 @@ fn main() -> Result<()> {
                 dir,
                 test_drop_updates,
                 test_equivocate,
+                test_double_block,
                 force,
             } => {
-                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate, force)?;
+                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate, test_double_block, force)?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {

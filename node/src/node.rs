@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use paychan_ledger::{ErrorClass, LedgerState, Mempool};
 use paychan_net::{
     peer_id_from_public_key, LedgerResponder, MessageAcceptance, MessageId, Multiaddr, Net, NetConfig,
@@ -27,6 +27,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::{Config, DataDir};
+pub use crate::evidence::CensorshipReport;
+use crate::evidence::HeldUpdate;
 
 /// What this node does in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -63,12 +65,19 @@ struct Shared {
     drop_updates: bool,
     /// Valid dispute updates this node holds, received within their challenge window: the
     /// evidence a witness checks settlements against.
+    /// Persisted under [`HELD_META_KEY`] before it is acted on.
     held_updates: Mutex<HashMap<paychan_protocol::ChannelId, HeldUpdate>>,
-    /// Settlements that ignored a held update.
+    /// Settlements that ignored a held update the sequencer could have included (persisted
+    /// under [`CENSORSHIP_META_KEY`]). No checkpoint from the lowest reported height on gets
+    /// this witness's cosignature.
     censorship: Mutex<Vec<CensorshipReport>>,
-    /// The first height whose block settled a channel by censorship: no checkpoint from there
-    /// on gets this witness's cosignature.
-    refuse_from_height: Mutex<Option<u64>>,
+    /// Two different blocks signed by the sequencer at one height (persisted under
+    /// [`DOUBLE_BLOCK_META_PREFIX`]): the sequencer's key equivocated; cosigning stops.
+    double_blocks: Mutex<Vec<DoubleBlock>>,
+    /// Double blocks recorded since start (Prometheus `paychan_double_blocks_total`).
+    double_block_counter: prometheus_client::metrics::counter::Counter,
+    /// TEST ONLY switch: the sequencer signs a second block at one height, once.
+    double_block: AtomicBool,
     /// The channel manager (set once at start).
     channels: std::sync::OnceLock<paychan_client::ChannelManager>,
     /// The last account nonce this node used for its own transactions, so that a burst of them
@@ -95,6 +104,14 @@ type SplitViews = Vec<(SplitView, String)>;
 pub const COSIGNED_META_KEY: &str = "witness/cosigned-checkpoint";
 /// Store meta key prefix of split-view evidence (postcard `SplitView`), then a 4-digit index.
 pub const SPLIT_VIEW_META_PREFIX: &str = "alarm/split-view/";
+/// Store meta key of the held dispute updates (JSON list of channel id and hold).
+pub const HELD_META_KEY: &str = "censorship/held";
+/// Store meta key of the censorship reports (JSON list).
+pub const CENSORSHIP_META_KEY: &str = "censorship/reports";
+/// Store meta key prefix of double-block evidence (JSON [`DoubleBlock`]), then a 4-digit index.
+pub const DOUBLE_BLOCK_META_PREFIX: &str = "alarm/double-block/";
+/// Most double blocks kept as evidence (one is enough to stop cosigning).
+const DOUBLE_BLOCKS_MAX: usize = 16;
 /// Most split views kept as evidence (one is enough to stop cosigning).
 const SPLIT_VIEWS_MAX: usize = 16;
 /// How many recent signed checkpoints are kept to check new ones against.
@@ -215,6 +232,13 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     }
     let mempool = Mempool::new(&genesis);
     let (cosigned, split_views) = load_witness_records(store.as_ref(), &genesis, &ledger)?;
+    let (held_updates, censorship, double_blocks) = load_evidence(store.as_ref(), &genesis)?;
+    let double_block_counter = prometheus_client::metrics::counter::Counter::default();
+    net.metrics_registry().lock().expect("metrics lock").register(
+        "paychan_double_blocks",
+        "Heights at which the sequencer signed two different blocks, recorded since start",
+        double_block_counter.clone(),
+    );
     let split_view_counter = prometheus_client::metrics::counter::Counter::default();
     net.metrics_registry().lock().expect("metrics lock").register(
         "paychan_split_views",
@@ -239,9 +263,11 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         last_nonce: Mutex::new(None),
         channels: std::sync::OnceLock::new(),
         drop_updates: config.test_drop_updates && role == Role::Sequencer,
-        held_updates: Mutex::new(HashMap::new()),
-        censorship: Mutex::new(Vec::new()),
-        refuse_from_height: Mutex::new(None),
+        held_updates: Mutex::new(held_updates),
+        censorship: Mutex::new(censorship),
+        double_blocks: Mutex::new(double_blocks),
+        double_block_counter,
+        double_block: AtomicBool::new(config.test_double_block && role == Role::Sequencer),
         equivocate: AtomicBool::new(config.test_equivocate && role == Role::Sequencer),
         recent_checkpoints: Mutex::new(BTreeMap::new()),
         cosigned: Mutex::new(cosigned),
@@ -253,6 +279,15 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     }
     if shared.equivocate.load(Ordering::Relaxed) {
         warn!("TEST SWITCH: this sequencer will sign two checkpoints for one log size");
+    }
+    if shared.double_block.load(Ordering::Relaxed) {
+        warn!("TEST SWITCH: this sequencer will sign two blocks at one height");
+    }
+    if !shared.double_blocks.lock().expect("double block lock").is_empty() {
+        tracing::error!("DOUBLE BLOCK evidence on record: this node cosigns nothing");
+    }
+    if !shared.censorship.lock().expect("censorship lock").is_empty() {
+        tracing::error!("CENSORSHIP evidence on record: this node refuses checkpoints from its height on");
     }
     if !shared.split_views.lock().expect("split view lock").is_empty() {
         tracing::error!("SPLIT VIEW evidence on record: this node cosigns nothing");
@@ -408,6 +443,38 @@ fn load_witness_records(
         views.push((view, why));
     }
     Ok((cosigned, views))
+}
+
+/// The held updates, censorship reports and double blocks on record, from the store.
+#[allow(clippy::type_complexity)]
+fn load_evidence(
+    store: &dyn Store,
+    genesis: &Genesis,
+) -> Result<(
+    HashMap<paychan_protocol::ChannelId, HeldUpdate>,
+    Vec<CensorshipReport>,
+    Vec<DoubleBlock>,
+)> {
+    let held: Vec<(paychan_protocol::ChannelId, HeldUpdate)> = match store.meta(HELD_META_KEY)? {
+        Some(b) => serde_json::from_slice(&b).context("stored held updates")?,
+        None => vec![],
+    };
+    let reports: Vec<CensorshipReport> = match store.meta(CENSORSHIP_META_KEY)? {
+        Some(b) => serde_json::from_slice(&b).context("stored censorship reports")?,
+        None => vec![],
+    };
+    let mut doubles = Vec::new();
+    for (key, value) in store.meta_entries()? {
+        if !key.starts_with(DOUBLE_BLOCK_META_PREFIX) {
+            continue;
+        }
+        let d: DoubleBlock = serde_json::from_slice(&value).with_context(|| format!("stored {key}"))?;
+        if !d.verifies(genesis) {
+            bail!("stored {key} is not two blocks signed by the sequencer at one height");
+        }
+        doubles.push(d);
+    }
+    Ok((held.into_iter().collect(), reports, doubles))
 }
 
 /// Whether two checkpoints can both be true.
@@ -711,7 +778,9 @@ impl NodeHandle {
                 self.cosign_pending();
                 Verdict::Accept
             }
-            Ok(Applied::Known) => Verdict::Ignore,
+            Ok(Applied::Known) | Ok(Applied::Equivocation(false)) => Verdict::Ignore,
+            // Signed by the sequencer: the relay is not at fault, and the others need it.
+            Ok(Applied::Equivocation(true)) => Verdict::Accept,
             Ok(Applied::Gap) => {
                 self.spawn_catch_up(Some(source));
                 Verdict::Ignore
@@ -729,15 +798,19 @@ impl NodeHandle {
             // A block we have: it must be the same one, or the sender is lying.
             return match s.store.block(h) {
                 Ok(Some(ours)) if ours.header.hash() == block.header.hash() => Ok(Applied::Known),
-                Ok(Some(_))
+                Ok(Some(ours))
                     if block
                         .header
                         .verify(&s.genesis.sequencer, &block.signature)
                         .is_ok() =>
                 {
                     // Two different valid blocks at one height: the sequencer equivocated.
-                    warn!(height = h, "sequencer signed two blocks at one height");
-                    Ok(Applied::Known)
+                    Ok(Applied::Equivocation(self.record_double_block(DoubleBlock {
+                        first: ours.header,
+                        first_signature: ours.signature,
+                        second: block.header,
+                        second_signature: block.signature,
+                    })))
                 }
                 Ok(_) => Err(Verdict::Reject(format!(
                     "block {h} differs from ours and is not signed"
@@ -751,15 +824,29 @@ impl NodeHandle {
         if h > ledger.height() + 1 {
             return Ok(Applied::Gap);
         }
-        self.check_censorship(&ledger, block);
+        // Judged on the ledger before the block, recorded only once the block applies.
+        let judged = self.judge_settlements(&ledger, block);
         match ledger.apply_block(block) {
             Ok(_) => {}
-            Err(e) if e.class() == ErrorClass::Violation => return Err(Verdict::Reject(e.to_string())),
+            Err(e) if e.class() == ErrorClass::Violation => {
+                if block
+                    .header
+                    .verify(&s.genesis.sequencer, &block.signature)
+                    .is_ok()
+                {
+                    // Signed by the sequencer (another branch, say): its fault, not the relay's.
+                    warn!(height = h, %e, "the sequencer signed a block that does not extend this replica");
+                    return Err(Verdict::Ignore);
+                }
+                return Err(Verdict::Reject(e.to_string()));
+            }
             Err(e) => {
                 debug!(%e, "block not applied");
                 return Err(Verdict::Ignore);
             }
         }
+        self.record_censorship(judged);
+        self.observe_block(&ledger, block);
         // Persist before acknowledging: a block we gossip on is one we keep across a crash.
         if let Err(e) = s.store.put_block(block).and_then(|_| s.store.flush()) {
             // The replica is ahead of its disk; carrying on would break the invariant.
@@ -791,77 +878,189 @@ impl NodeHandle {
     pub fn hold_update(&self, tx: &Tx) -> bool {
         let Tx::Update(update) = tx else { return false };
         let s = &self.shared;
-        let now = {
+        let (now, window_end) = {
             let ledger = s.ledger.read().expect("ledger lock");
-            let now = ledger.time_ms();
-            if ledger.check_tx(tx, now).is_err() {
+            if ledger.check_tx(tx, ledger.time_ms()).is_err() {
                 return false;
             }
-            now
+            let Some(end) = ledger.window_end_ms(&update.channel_id) else {
+                return false;
+            };
+            (now_ms().max(ledger.time_ms()), end)
         };
         let mut held = s.held_updates.lock().expect("held lock");
-        let entry = held.entry(update.channel_id).or_insert(HeldUpdate {
-            ab: None,
-            ba: None,
-            received_ms: now,
-        });
-        let better = |mine: &Option<paychan_protocol::SignedProof>,
-                      new: &Option<paychan_protocol::SignedProof>| {
-            new.filter(|n| mine.is_none_or(|m| n.proof.transferred > m.proof.transferred))
-                .or(*mine)
+        let full = held.len() >= crate::evidence::HELD_MAX;
+        let changed = match held.get_mut(&update.channel_id) {
+            Some(h) => h.merge(update.proof_ab, update.proof_ba, now),
+            None if full => {
+                warn!("too many dispute updates held: not holding another one");
+                return false;
+            }
+            None => {
+                held.insert(
+                    update.channel_id,
+                    HeldUpdate::new(update.proof_ab, update.proof_ba, now, window_end),
+                );
+                true
+            }
         };
-        entry.ab = better(&entry.ab, &update.proof_ab);
-        entry.ba = better(&entry.ba, &update.proof_ba);
-        entry.received_ms = entry.received_ms.min(now);
-        true
+        // Persisted before it counts (and before the update is spread).
+        !changed || self.persist_held(&held)
     }
 
-    /// Before applying `block`: does it settle a channel below an update this node holds from
-    /// within the window? Then the sequencer censored that update.
-    fn check_censorship(&self, ledger: &LedgerState, block: &Block) {
+    /// Writes the held updates to the store and flushes. Returns whether that worked.
+    fn persist_held(&self, held: &HashMap<paychan_protocol::ChannelId, HeldUpdate>) -> bool {
+        let list: Vec<_> = held.iter().map(|(k, v)| (*k, *v)).collect();
+        let bytes = serde_json::to_vec(&list).expect("held updates serialise");
         let s = &self.shared;
+        match s
+            .store
+            .put_meta(HELD_META_KEY, &bytes)
+            .and_then(|_| s.store.flush())
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(%e, "cannot persist the held dispute updates");
+                false
+            }
+        }
+    }
+
+    /// After applying `block`: a held update for which this block, made late enough after the
+    /// hold and inside the window, shows the sequencer could have included it; holds long past
+    /// their window are dropped.
+    fn observe_block(&self, ledger: &LedgerState, block: &Block) {
+        let s = &self.shared;
+        let margin = crate::evidence::margin_ms(&s.genesis);
+        let mut held = s.held_updates.lock().expect("held lock");
+        let before = held.len();
+        held.retain(|_, h| !h.expired(ledger.time_ms(), s.genesis.challenge_period_ms));
+        let mut changed = held.len() != before;
+        for h in held.values_mut() {
+            changed |= h.observe_block(block.header.time_ms, margin);
+        }
+        if changed {
+            self.persist_held(&held);
+        }
+    }
+
+    /// Before applying `block`: the channels it settles that this node holds an update for,
+    /// each with a censorship report if the settlement ignores an update the sequencer could
+    /// have included.
+    fn judge_settlements(
+        &self,
+        ledger: &LedgerState,
+        block: &Block,
+    ) -> Vec<(paychan_protocol::ChannelId, Option<CensorshipReport>)> {
+        let s = &self.shared;
+        let held_updates = s.held_updates.lock().expect("held lock");
+        let mut out = Vec::new();
         for tx in &block.txs {
             let Tx::Settle(settle) = tx else { continue };
-            let Some(held) = s
-                .held_updates
-                .lock()
-                .expect("held lock")
-                .remove(&settle.channel_id)
-            else {
+            let id = settle.channel_id;
+            let Some(held) = held_updates.get(&id) else {
                 continue;
             };
-            let Some(entry) = ledger.channel(&settle.channel_id) else {
+            let Some(entry) = ledger.channel(&id) else {
+                out.push((id, None));
                 continue;
             };
             let on_ledger = |d| entry.best(d).map_or(0, |p| p.proof.transferred);
-            let held_t = |p: &Option<paychan_protocol::SignedProof>| p.map_or(0, |p| p.proof.transferred);
-            let (ab, ba) = (
-                paychan_protocol::Direction::AToB,
-                paychan_protocol::Direction::BToA,
+            let report = crate::evidence::judge(
+                held,
+                id.to_string(),
+                block.header.height,
+                on_ledger(paychan_protocol::Direction::AToB),
+                on_ledger(paychan_protocol::Direction::BToA),
             );
-            let window_end = entry
-                .window_end_ms(s.genesis.challenge_period_ms)
-                .unwrap_or(u64::MAX);
-            if held.received_ms < window_end
-                && (held_t(&held.ab) > on_ledger(ab) || held_t(&held.ba) > on_ledger(ba))
-            {
-                let report = CensorshipReport {
-                    channel_id: settle.channel_id.to_string(),
-                    height: block.header.height,
-                    ledger_ab: on_ledger(ab),
-                    ledger_ba: on_ledger(ba),
-                    held_ab: held_t(&held.ab),
-                    held_ba: held_t(&held.ba),
-                };
-                warn!(
-                    ?report,
-                    "CENSORSHIP: a settlement ignores a dispute update held from within the window"
-                );
-                let mut refuse = s.refuse_from_height.lock().expect("censorship lock");
-                *refuse = Some(refuse.map_or(block.header.height, |h| h.min(block.header.height)));
-                s.censorship.lock().expect("censorship lock").push(report);
+            if report.is_none() && !held.includable {
+                info!(channel = %id, "a settlement ignores a held update that came too late to count");
+            }
+            out.push((id, report));
+        }
+        out
+    }
+
+    /// After `block` applied: drops the holds of the channels it settled and records the
+    /// censorship reports, persisted (and flushed) before any checkpoint is refused for them.
+    fn record_censorship(&self, judged: Vec<(paychan_protocol::ChannelId, Option<CensorshipReport>)>) {
+        if judged.is_empty() {
+            return;
+        }
+        let s = &self.shared;
+        {
+            let mut held = s.held_updates.lock().expect("held lock");
+            for (id, _) in &judged {
+                held.remove(id);
+            }
+            self.persist_held(&held);
+        }
+        let mut reports = s.censorship.lock().expect("censorship lock");
+        let mut changed = false;
+        for report in judged.into_iter().filter_map(|(_, r)| r) {
+            warn!(
+                ?report,
+                "CENSORSHIP: a settlement ignores a dispute update the sequencer could have included"
+            );
+            if reports.len() < crate::evidence::REPORTS_MAX {
+                reports.push(report);
+                changed = true;
             }
         }
+        if changed {
+            let bytes = serde_json::to_vec(&*reports).expect("reports serialise");
+            if let Err(e) = s
+                .store
+                .put_meta(CENSORSHIP_META_KEY, &bytes)
+                .and_then(|_| s.store.flush())
+            {
+                tracing::error!(%e, "cannot persist a censorship report");
+            }
+        }
+    }
+
+    /// Keeps two blocks signed by the sequencer at one height as evidence (persisted and
+    /// flushed); from then on this node cosigns nothing. Returns whether it was new.
+    fn record_double_block(&self, d: DoubleBlock) -> bool {
+        let s = &self.shared;
+        let mut all = s.double_blocks.lock().expect("double block lock");
+        let same = |x: &DoubleBlock| {
+            let pair = (x.first.hash(), x.second.hash());
+            pair == (d.first.hash(), d.second.hash()) || pair == (d.second.hash(), d.first.hash())
+        };
+        if all.iter().any(same) || all.len() >= DOUBLE_BLOCKS_MAX {
+            return false;
+        }
+        let key = format!("{DOUBLE_BLOCK_META_PREFIX}{:04}", all.len());
+        let bytes = serde_json::to_vec(&d).expect("evidence serialises");
+        if let Err(e) = s.store.put_meta(&key, &bytes).and_then(|_| s.store.flush()) {
+            tracing::error!(%e, "cannot persist double-block evidence");
+        }
+        tracing::error!(
+            height = d.first.height,
+            signer = %s.genesis.sequencer,
+            "DOUBLE BLOCK: the sequencer signed two blocks at one height; cosigning stops"
+        );
+        all.push(d);
+        s.double_block_counter.inc();
+        true
+    }
+
+    /// The double blocks this node holds as evidence.
+    pub fn double_blocks(&self) -> Vec<DoubleBlockReport> {
+        let s = &self.shared;
+        s.double_blocks
+            .lock()
+            .expect("double block lock")
+            .iter()
+            .map(|d| DoubleBlockReport {
+                height: d.first.height,
+                signer: s.genesis.sequencer.to_hex(),
+                first_hash: d.first.hash().to_hex(),
+                second_hash: d.second.hash().to_hex(),
+                evidence: d.clone(),
+            })
+            .collect()
     }
 
     /// Height of the newest witnessed checkpoint this node holds (among the last few).
@@ -928,7 +1127,15 @@ impl NodeHandle {
             "block produced"
         );
         self.remember_checkpoint(&checkpoint.checkpoint);
+        let height = block.header.height;
         self.publish(GossipMsg::Block(block)).await;
+        if let Some(fake) = self.test_second_block(height) {
+            warn!(
+                height = fake.header.height,
+                "TEST SWITCH: signing and gossiping a second block at a height already published"
+            );
+            self.publish(GossipMsg::Block(fake)).await;
+        }
         let second = self.test_second_checkpoint(&checkpoint);
         self.publish(GossipMsg::Checkpoint(checkpoint)).await;
         if let Some(second) = second {
@@ -939,6 +1146,19 @@ impl NodeHandle {
             self.publish(GossipMsg::Checkpoint(second)).await;
         }
         Ok(())
+    }
+
+    /// TEST ONLY (`test_double_block`): once, from height 4 on, a second signed block at the
+    /// height before `height` (one every node already holds): the same block a millisecond later.
+    fn test_second_block(&self, height: u64) -> Option<Block> {
+        let s = &self.shared;
+        if height < 4 || !s.double_block.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let mut fake = s.store.block(height - 1).ok().flatten()?;
+        fake.header.time_ms += 1;
+        fake.signature = fake.header.sign(&s.keypair);
+        Some(fake)
     }
 
     /// TEST ONLY (`test_equivocate`): once, from height 3 on, a second signed checkpoint of
@@ -1203,10 +1423,7 @@ impl NodeHandle {
             });
         }
         let mut stored = cp.clone();
-        let refused = s
-            .refuse_from_height
-            .lock()
-            .expect("censorship lock")
+        let refused = crate::evidence::refuse_from_height(&s.censorship.lock().expect("censorship lock"))
             .is_some_and(|h| c.height >= h);
         if refused {
             warn!(
@@ -1218,6 +1435,14 @@ impl NodeHandle {
         if split {
             warn!(height = c.height, "refusing to cosign: a split view is on record");
         }
+        let double = !s.double_blocks.lock().expect("double block lock").is_empty();
+        if double {
+            warn!(
+                height = c.height,
+                "refusing to cosign: the sequencer signed two blocks at one height"
+            );
+        }
+        let split = split || double;
         let mine = if s.role == Role::Witness && !refused && !split {
             self.cosign_extending(&cp)?
         } else {
@@ -1487,30 +1712,51 @@ impl paychan_client::LedgerAccess for NodeLedger {
     }
 }
 
-/// A valid dispute update held as evidence, best proof per direction.
-#[derive(Debug, Clone, Copy)]
-struct HeldUpdate {
-    ab: Option<paychan_protocol::SignedProof>,
-    ba: Option<paychan_protocol::SignedProof>,
-    /// Ledger time when it was first held.
-    received_ms: u64,
+/// Two different headers signed by the sequencer at one height, as kept and reported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DoubleBlock {
+    /// The header this node holds.
+    pub first: paychan_protocol::BlockHeader,
+    /// The sequencer's signature of `first`.
+    pub first_signature: paychan_protocol::Signature,
+    /// The other header at the same height.
+    pub second: paychan_protocol::BlockHeader,
+    /// The sequencer's signature of `second`.
+    pub second_signature: paychan_protocol::Signature,
 }
 
-/// A settlement that ignored an update this node held from within the challenge window.
+impl DoubleBlock {
+    /// Both headers are of this chain, at one height, different, and signed by the sequencer.
+    fn verifies(&self, genesis: &Genesis) -> bool {
+        let chain_id = genesis.chain_id();
+        self.first.height == self.second.height
+            && self.first != self.second
+            && self.first.chain_id == chain_id
+            && self.second.chain_id == chain_id
+            && self
+                .first
+                .verify(&genesis.sequencer, &self.first_signature)
+                .is_ok()
+            && self
+                .second
+                .verify(&genesis.sequencer, &self.second_signature)
+                .is_ok()
+    }
+}
+
+/// A double block, as `GET /v1/alarms` reports it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct CensorshipReport {
-    /// The channel.
-    pub channel_id: String,
-    /// Height of the block that settled it.
+pub struct DoubleBlockReport {
+    /// The height.
     pub height: u64,
-    /// Transferred A to B the ledger settled with.
-    pub ledger_ab: u64,
-    /// Transferred B to A the ledger settled with.
-    pub ledger_ba: u64,
-    /// Transferred A to B of the held update.
-    pub held_ab: u64,
-    /// Transferred B to A of the held update.
-    pub held_ba: u64,
+    /// The signer's key (hex): the key that equivocated.
+    pub signer: String,
+    /// Hash of the block this node holds (hex).
+    pub first_hash: String,
+    /// Hash of the other one (hex).
+    pub second_hash: String,
+    /// Both signed headers.
+    pub evidence: DoubleBlock,
 }
 
 /// A signed checkpoint without its cosignatures (what evidence and records keep).
@@ -1573,6 +1819,8 @@ enum Applied {
     New,
     Known,
     Gap,
+    /// Another valid block at a known height: new evidence (spread it) or not.
+    Equivocation(bool),
 }
 
 /// The node's judgement of a gossip message.

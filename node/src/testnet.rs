@@ -109,13 +109,15 @@ pub struct NodeStatus {
 /// `testnet up`.
 /// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
 /// updates (for the censorship test); `test_equivocate` the one that signs two checkpoints for
-/// one log size (for the split-view test). `force` deletes a stopped testnet in
-/// `root` first; without it an existing testnet is refused.
+/// one log size (for the split-view test); `test_double_block` the one that signs two blocks
+/// at one height (for the double-block test). `force`
+/// deletes a stopped testnet in `root` first; without it an existing testnet is refused.
 pub fn up(
     root: &Path,
     nodes: usize,
     test_drop_updates: bool,
     test_equivocate: bool,
+    test_double_block: bool,
     force: bool,
 ) -> Result<Vec<NodeStatus>> {
     if nodes == 0 {
@@ -177,6 +179,7 @@ pub fn up(
             test_drop_updates: test_drop_updates && i == 0,
             public: Some(PublicConfig::default()),
             test_equivocate: test_equivocate && i == 0,
+            test_double_block: test_double_block && i == 0,
             ..Config::default()
         })?;
     }

@@ -1,5 +1,6 @@
 //! Censorship does not pay: a sequencer that drops dispute updates gets its stale settlement
-//! into a block, but never witnessed, and the honest party's node reports it.
+//! into a block, but never witnessed, and the honest party's node reports it; a witness keeps
+//! the evidence and its refusal across a restart.
 
 mod common;
 
@@ -97,6 +98,17 @@ fn a_sequencer_that_drops_updates_cannot_get_a_stale_settlement_witnessed() {
     }
     println!("censored settlement at height {height}");
 
+    // The evidence and the refusal survive a restart of a witness: it still reports the
+    // censorship and cosigns nothing from the censored settlement on.
+    let kept = net.api(1).get("/v1/censorship").unwrap();
+    net.kill9(1);
+    net.restart(1);
+    let restarted = net.api(1).get("/v1/censorship").unwrap();
+    assert_eq!(
+        restarted, kept,
+        "node-1 kept its censorship report across a restart"
+    );
+
     // No checkpoint from that block on is witnessed: the sequencer's own view has no cosigner.
     let target = height + 2;
     let cp = wait_until("checkpoints past the settlement", Duration::from_secs(15), || {
@@ -113,5 +125,22 @@ fn a_sequencer_that_drops_updates_cannot_get_a_stale_settlement_witnessed() {
     for i in 1..4 {
         let theirs = net.api(i).get("/v1/ledger/checkpoint").unwrap();
         assert_eq!(theirs["witnessed"], false, "node-{i}: {theirs}");
+        let cosigned = net.api(i).get("/v1/alarms").unwrap()["cosigned"]["height"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(
+            cosigned < height,
+            "node-{i} cosigned height {cosigned} past the censorship"
+        );
     }
+    // The restarted witness caught up past the settlement and still refuses.
+    wait_until("node-1 to catch up", Duration::from_secs(15), || {
+        let h = net.api(1).height()?;
+        if h >= target {
+            Ok(())
+        } else {
+            Err(format!("height {h}"))
+        }
+    });
+    assert_eq!(net.api(1).get("/v1/censorship").unwrap(), kept);
 }
