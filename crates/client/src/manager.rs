@@ -215,8 +215,14 @@ impl ChannelManager {
         let inbox = tx.clone();
         tokio::spawn(async move {
             use futures::StreamExt;
+            let slots = link::StreamSlots::default();
             while let Some((peer, stream)) = incoming.next().await {
-                link::start_accepted(peer, stream, chain_id, inbox.clone());
+                let Some(slot) = slots.acquire(peer) else {
+                    debug!(%peer, "too many channel streams from one peer; closing the new one");
+                    drop(stream);
+                    continue;
+                };
+                link::start_accepted(peer, stream, chain_id, inbox.clone(), slot);
             }
         });
         let actor = Actor {
