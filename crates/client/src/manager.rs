@@ -41,6 +41,20 @@ const RESUBMIT_MS: u64 = 2_000;
 /// How long an open proposal waits for a stream to its peer before it fails (the stream is
 /// retried every tick meanwhile).
 const OPEN_STREAM_WAIT: Duration = Duration::from_secs(8);
+/// Open proposals a peer sent that this key accepted (signed) and that wait for the peer's
+/// signature, per peer and in total. A proposal beyond either cap is refused before signing.
+const ACCEPTANCES_PER_PEER_MAX: usize = 8;
+const ACCEPTANCES_MAX: usize = 1_024;
+/// How long an acceptance waits for the peer's signature before it is forgotten.
+const ACCEPTANCE_TTL: Duration = Duration::from_secs(60);
+/// Opens this key proposed that wait for the peer's answer, per peer and in total.
+const PROPOSALS_PER_PEER_MAX: usize = 8;
+const PROPOSALS_MAX: usize = 256;
+/// How long an open we proposed waits for the peer's answer once sent.
+const PROPOSAL_TTL: Duration = Duration::from_secs(30);
+const _: () = assert!(ACCEPTANCES_PER_PEER_MAX <= ACCEPTANCES_MAX);
+const _: () = assert!(PROPOSALS_PER_PEER_MAX <= PROPOSALS_MAX);
+const _: () = assert!(OPEN_STREAM_WAIT.as_secs() < PROPOSAL_TTL.as_secs());
 /// Largest encoded persisted channel accepted back from the store.
 const PERSISTED_BYTES_MAX: usize = 16 * 1024;
 
@@ -83,6 +97,9 @@ pub enum ManagerError {
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// Too much is waiting already (opens waiting for an answer); try again later.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The manager stopped.
     #[error("channel manager stopped")]
     Stopped,
@@ -376,8 +393,27 @@ struct Actor {
     dialing: HashSet<PeerId>,
     /// Messages waiting for a stream to their peer (open proposals), with when they were queued.
     queued: HashMap<PeerId, Vec<(Instant, ChannelMsg)>>,
-    proposals: HashMap<(PeerId, Hash32), (OpenProposal, Reply<ChannelId>)>,
-    acceptances: HashMap<ChannelId, (PeerId, OpenAcceptance)>,
+    /// Opens this key proposed, waiting for the peer's answer (bounded, expiring).
+    proposals: HashMap<(PeerId, Hash32), Proposed>,
+    /// Opens peers proposed that this key signed, waiting for their signature (bounded,
+    /// expiring).
+    acceptances: HashMap<ChannelId, Accepted>,
+}
+
+/// An open this key proposed.
+#[derive(Debug)]
+struct Proposed {
+    proposal: OpenProposal,
+    reply: Reply<ChannelId>,
+    at: Instant,
+}
+
+/// An open a peer proposed and this key signed.
+#[derive(Debug)]
+struct Accepted {
+    peer: PeerId,
+    acceptance: OpenAcceptance,
+    at: Instant,
 }
 
 impl Actor {
@@ -489,7 +525,7 @@ impl Actor {
                 };
                 for msg in expired {
                     if let ChannelMsg::OpenPropose { open } = msg {
-                        if let Some((_, reply)) = self.proposals.remove(&(peer, open.salt_a)) {
+                        if let Some(Proposed { reply, .. }) = self.proposals.remove(&(peer, open.salt_a)) {
                             let _ = reply.send(Err(ManagerError::Unreachable(
                                 "cannot open a channel stream".into(),
                             )));
@@ -517,6 +553,7 @@ impl Actor {
     }
 
     fn on_tick(&mut self) {
+        self.expire_opens();
         let peers: HashSet<PeerId> = self
             .channels
             .values()
@@ -530,6 +567,25 @@ impl Actor {
             }
         }
         self.on_ledger_changed();
+    }
+
+    /// Forgets acceptances whose peer did not sign in time, and fails our proposals that got no
+    /// answer in time.
+    fn expire_opens(&mut self) {
+        self.acceptances.retain(|_, a| a.at.elapsed() <= ACCEPTANCE_TTL);
+        let stale: Vec<_> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.at.elapsed() > PROPOSAL_TTL)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            if let Some(p) = self.proposals.remove(&k) {
+                let _ = p.reply.send(Err(ManagerError::Unreachable(
+                    "the peer did not answer the open".into(),
+                )));
+            }
+        }
     }
 
     fn dial(&mut self, peer: PeerId) {
@@ -594,6 +650,14 @@ impl Actor {
             let _ = reply.send(Err(ManagerError::Unreachable("not an ed25519 key".into())));
             return;
         };
+        self.expire_opens();
+        let of_peer = self.proposals.keys().filter(|(p, _)| *p == peer).count();
+        if of_peer >= PROPOSALS_PER_PEER_MAX || self.proposals.len() >= PROPOSALS_MAX {
+            let _ = reply.send(Err(ManagerError::Busy(
+                "too many opens waiting for an answer".into(),
+            )));
+            return;
+        }
         let salt = random_hash();
         let expiry = self.ledger.time_ms().saturating_add(self.config.open_expiry_ms);
         let proposal = match OpenProposal::new(
@@ -612,7 +676,14 @@ impl Actor {
             }
         };
         let msg = proposal.message();
-        self.proposals.insert((peer, salt), (proposal, reply));
+        self.proposals.insert(
+            (peer, salt),
+            Proposed {
+                proposal,
+                reply,
+                at: Instant::now(),
+            },
+        );
         if self.links.contains_key(&peer) {
             self.send(peer, msg).await;
         } else {
@@ -717,6 +788,30 @@ impl Actor {
                         )
                         .await;
                 }
+                // Refuse what will be refused anyway before signing anything: too many opens
+                // of this peer (or in total) waiting, or a deposit A cannot fund.
+                self.expire_opens();
+                let of_peer = self.acceptances.values().filter(|a| a.peer == peer).count();
+                if of_peer >= ACCEPTANCES_PER_PEER_MAX || self.acceptances.len() >= ACCEPTANCES_MAX {
+                    return self
+                        .reject(
+                            peer,
+                            None,
+                            ErrorCode::Busy,
+                            "too many opens waiting for a signature".into(),
+                        )
+                        .await;
+                }
+                if self.ledger.balance(&open.party_a) < open.deposit_a {
+                    return self
+                        .reject(
+                            peer,
+                            None,
+                            ErrorCode::Rejected,
+                            "party A cannot fund its deposit".into(),
+                        )
+                        .await;
+                }
                 let me = self.keypair.public();
                 let policy = OpenPolicy {
                     chain_id: self.chain_id,
@@ -728,15 +823,22 @@ impl Actor {
                 };
                 match accept_open(&self.keypair, &open, &policy, random_hash()) {
                     Ok((acceptance, reply)) => {
-                        self.acceptances
-                            .insert(acceptance.channel_id(), (peer, acceptance));
+                        self.acceptances.insert(
+                            acceptance.channel_id(),
+                            Accepted {
+                                peer,
+                                acceptance,
+                                at: Instant::now(),
+                            },
+                        );
                         self.send(peer, reply).await;
                     }
                     Err(e) => self.reject(peer, None, ErrorCode::Rejected, e.to_string()).await,
                 }
             }
             ChannelMsg::OpenAccept { open, sig_b } => {
-                let Some((proposal, reply)) = self.proposals.remove(&(peer, open.salt_a)) else {
+                let Some(Proposed { proposal, reply, .. }) = self.proposals.remove(&(peer, open.salt_a))
+                else {
                     return self
                         .reject(peer, None, ErrorCode::Rejected, "no such proposal".into())
                         .await;
@@ -764,7 +866,12 @@ impl Actor {
                 }
             }
             ChannelMsg::OpenSigned { channel_id, sig_a } => {
-                let Some((from, acceptance)) = self.acceptances.remove(&channel_id) else {
+                let Some(Accepted {
+                    peer: from,
+                    acceptance,
+                    ..
+                }) = self.acceptances.remove(&channel_id)
+                else {
                     return self
                         .reject(
                             peer,
@@ -812,7 +919,7 @@ impl Actor {
                         .copied()
                         .collect();
                     for k in refused {
-                        if let Some((_, reply)) = self.proposals.remove(&k) {
+                        if let Some(Proposed { reply, .. }) = self.proposals.remove(&k) {
                             let _ = reply.send(Err(ManagerError::Refused(text.clone())));
                         }
                     }
@@ -1154,4 +1261,200 @@ fn random_hash() -> Hash32 {
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     Hash32(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use paychan_net::{Net, NetConfig};
+    use paychan_store::MemStore;
+
+    use super::*;
+
+    /// A ledger the test sets by hand.
+    struct FakeLedger {
+        chain_id: Hash32,
+        time_ms: u64,
+        balances: Mutex<HashMap<PublicKey, u64>>,
+        channels: Mutex<HashMap<ChannelId, LedgerChannel>>,
+    }
+
+    impl LedgerAccess for FakeLedger {
+        fn chain_id(&self) -> Hash32 {
+            self.chain_id
+        }
+        fn time_ms(&self) -> u64 {
+            self.time_ms
+        }
+        fn height(&self) -> u64 {
+            10
+        }
+        fn witnessed_height(&self) -> u64 {
+            10
+        }
+        fn channel(&self, id: &ChannelId) -> Option<LedgerChannel> {
+            self.channels.lock().unwrap().get(id).copied()
+        }
+        fn balance(&self, key: &PublicKey) -> u64 {
+            self.balances.lock().unwrap().get(key).copied().unwrap_or(0)
+        }
+        fn submit(&self, _tx: Tx) -> crate::ledger::BoxFuture<'_, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    const CHAIN: Hash32 = Hash32([5; 32]);
+    const NOW_MS: u64 = 1_000_000;
+
+    /// An actor for key `me` over a fake ledger and a memory store, with a link to `peer` whose
+    /// outgoing messages the test reads.
+    async fn actor_with_link(
+        me: &Keypair,
+        peer: &Keypair,
+    ) -> (Actor, Arc<FakeLedger>, PeerId, mpsc::Receiver<ChannelMsg>) {
+        let ledger = Arc::new(FakeLedger {
+            chain_id: CHAIN,
+            time_ms: NOW_MS,
+            balances: Mutex::new(HashMap::from([
+                (me.public(), 1_000_000),
+                (peer.public(), 1_000_000),
+            ])),
+            channels: Mutex::new(HashMap::new()),
+        });
+        let listen = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+        let (net, _events, _loop) = Net::new(me.seed(), NetConfig::new(listen)).await.unwrap();
+        let (inbox, _rx) = mpsc::channel(INBOX_MAX);
+        let mut actor = Actor {
+            keypair: me.clone(),
+            me: net.local_peer_id(),
+            chain_id: CHAIN,
+            net,
+            store: Arc::new(MemStore::new()),
+            ledger: ledger.clone(),
+            config: ManagerConfig::default(),
+            inbox,
+            channels: HashMap::new(),
+            links: HashMap::new(),
+            dialing: HashSet::new(),
+            queued: HashMap::new(),
+            proposals: HashMap::new(),
+            acceptances: HashMap::new(),
+        };
+        let peer_id = peer_id_from_public_key(&peer.public()).unwrap();
+        let (tx, rx) = mpsc::channel(20_000);
+        actor.links.insert(
+            peer_id,
+            Link {
+                epoch: 1,
+                dialer: peer_id,
+                tx,
+            },
+        );
+        (actor, ledger, peer_id, rx)
+    }
+
+    fn proposal(from: &Keypair, to: &Keypair, i: u64, deposit_a: u64) -> ChannelMsg {
+        let mut salt = [0u8; 32];
+        salt[..8].copy_from_slice(&i.to_be_bytes());
+        OpenProposal::new(
+            CHAIN,
+            from,
+            to.public(),
+            deposit_a,
+            10,
+            Hash32(salt),
+            NOW_MS + 60_000,
+        )
+        .unwrap()
+        .message()
+    }
+
+    /// Signatures made for the peer: each `OpenAccept` carries one.
+    fn acceptances_sent(rx: &mut mpsc::Receiver<ChannelMsg>) -> (usize, usize) {
+        let (mut accepted, mut refused) = (0, 0);
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                ChannelMsg::OpenAccept { .. } => accepted += 1,
+                ChannelMsg::Error { .. } => refused += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (accepted, refused)
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_proposals_from_one_peer_is_capped_before_signing() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        for i in 0..10_000 {
+            actor.on_message(peer, proposal(&them, &me, i, 10)).await;
+        }
+        let (signed, refused) = acceptances_sent(&mut rx);
+        assert_eq!(signed, ACCEPTANCES_PER_PEER_MAX, "signatures made");
+        assert_eq!(
+            refused,
+            10_000 - ACCEPTANCES_PER_PEER_MAX,
+            "the rest refused, unsigned"
+        );
+        assert_eq!(
+            actor.acceptances.len(),
+            ACCEPTANCES_PER_PEER_MAX,
+            "acceptances kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proposal_the_ledger_would_refuse_is_not_signed() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        // A cannot fund its deposit.
+        actor.on_message(peer, proposal(&them, &me, 0, 2_000_000)).await;
+        assert_eq!(acceptances_sent(&mut rx), (0, 1));
+        assert!(actor.acceptances.is_empty());
+    }
+
+    #[tokio::test]
+    async fn acceptances_expire_and_free_their_slots() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        for i in 0..ACCEPTANCES_PER_PEER_MAX as u64 {
+            actor.on_message(peer, proposal(&them, &me, i, 10)).await;
+        }
+        assert_eq!(acceptances_sent(&mut rx), (ACCEPTANCES_PER_PEER_MAX, 0));
+        // Backdate them past their lifetime.
+        for a in actor.acceptances.values_mut() {
+            a.at = Instant::now()
+                .checked_sub(ACCEPTANCE_TTL + Duration::from_secs(1))
+                .unwrap();
+        }
+        actor.on_tick();
+        assert!(actor.acceptances.is_empty(), "expired acceptances are dropped");
+        actor.on_message(peer, proposal(&them, &me, 99_999, 10)).await;
+        assert_eq!(acceptances_sent(&mut rx), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn own_proposals_are_capped() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, _peer, _rx) = actor_with_link(&me, &them).await;
+        let mut refused = 0;
+        let mut waiting = Vec::new();
+        for _ in 0..PROPOSALS_PER_PEER_MAX + 3 {
+            let (reply, rx) = oneshot::channel();
+            actor.cmd_open(them.public(), 10, 10, reply).await;
+            waiting.push(rx);
+        }
+        for mut rx in waiting {
+            if let Ok(Err(ManagerError::Busy(_))) = rx.try_recv() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 3);
+        assert_eq!(actor.proposals.len(), PROPOSALS_PER_PEER_MAX);
+    }
 }
