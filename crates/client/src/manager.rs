@@ -120,10 +120,17 @@ pub struct ChannelView {
     pub deposit: u64,
     /// The counterparty's deposit.
     pub their_deposit: u64,
-    /// This key's balance in the channel.
+    /// This key's balance in the channel: once the ledger has paid the channel out, the
+    /// ledger's payout to this key (then `payout`), otherwise the off-chain balance.
     pub balance: u64,
-    /// The counterparty's balance in the channel.
+    /// The counterparty's balance in the channel (its payout once paid out).
     pub their_balance: u64,
+    /// The ledger's payout to this key, once the channel is paid out.
+    pub payout: Option<u64>,
+    /// This key's off-chain balance, once the channel is paid out: what the payout should be.
+    pub expected: Option<u64>,
+    /// How much less than `expected` the ledger paid this key (0 when it paid in full).
+    pub shortfall: Option<u64>,
     /// Cumulative amount paid.
     pub sent: u64,
     /// Cumulative amount received (verified).
@@ -501,7 +508,13 @@ impl Actor {
             }
             Input::Close { id, force, reply } => self.cmd_close(id, force, reply).await,
             Input::List { reply } => {
-                let _ = reply.send(self.channels.iter().map(|(id, s)| view(id, &s.ch)).collect());
+                let ledger = &self.ledger;
+                let _ = reply.send(
+                    self.channels
+                        .iter()
+                        .map(|(id, s)| view(id, &s.ch, ledger.channel(id)))
+                        .collect(),
+                );
             }
             Input::LedgerChanged => self.on_ledger_changed(),
             Input::PeerConnected(peer) => {
@@ -1241,7 +1254,16 @@ fn channel_of(msg: &ChannelMsg) -> Option<ChannelId> {
     }
 }
 
-fn view(id: &ChannelId, ch: &Channel) -> ChannelView {
+/// A channel as listed. Once the ledger has paid it out, the balances are the ledger's payouts
+/// and the off-chain view is kept beside them as `expected`, so that a settlement below it shows.
+fn view(id: &ChannelId, ch: &Channel, on_ledger: Option<LedgerChannel>) -> ChannelView {
+    let paid = match on_ledger {
+        Some(LedgerChannel::Closed { payout_a, payout_b }) if ch.holder_is_a() => Some((payout_a, payout_b)),
+        Some(LedgerChannel::Closed { payout_a, payout_b }) => Some((payout_b, payout_a)),
+        _ => None,
+    };
+    let expected = ch.holder_balance();
+    let (balance, their_balance) = paid.unwrap_or((expected, ch.counterparty_balance()));
     ChannelView {
         id: id.to_string(),
         counterparty: ch.counterparty_key().to_hex(),
@@ -1249,8 +1271,11 @@ fn view(id: &ChannelId, ch: &Channel) -> ChannelView {
         holder_is_a: ch.holder_is_a(),
         deposit: ch.holder_deposit(),
         their_deposit: ch.counterparty_deposit(),
-        balance: ch.holder_balance(),
-        their_balance: ch.counterparty_balance(),
+        balance,
+        their_balance,
+        payout: paid.map(|(ours, _)| ours),
+        expected: paid.map(|_| expected),
+        shortfall: paid.map(|(ours, _)| expected.saturating_sub(ours)),
         sent: ch.transferred_out(),
         received: ch.transferred_in(),
         unacked: ch.unacked_len(),
@@ -1456,5 +1481,85 @@ mod tests {
         }
         assert_eq!(refused, 3);
         assert_eq!(actor.proposals.len(), PROPOSALS_PER_PEER_MAX);
+    }
+
+    /// A channel of `me` (party A, deposit 100) with `them` (party B, deposit 50).
+    fn channel_with(actor: &mut Actor, me: &Keypair, them: &Keypair, peer: PeerId) -> ChannelId {
+        let open = paychan_protocol::channel::ChannelOpen {
+            chain_id: CHAIN,
+            party_a: me.public(),
+            party_b: them.public(),
+            deposit_a: 100,
+            deposit_b: 50,
+            salt_a: Hash32([8; 32]),
+            salt_b: Hash32([9; 32]),
+            expiry_ms: NOW_MS + 60_000,
+        };
+        let signed = paychan_protocol::channel::SignedOpen {
+            sig_a: open.sign(me),
+            sig_b: open.sign(them),
+            open,
+        };
+        actor.add_channel(signed, peer).unwrap()
+    }
+
+    async fn list(actor: &mut Actor) -> Vec<ChannelView> {
+        let (reply, rx) = oneshot::channel();
+        actor.on_input(Input::List { reply }).await;
+        rx.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_settlement_below_our_view_lists_the_payout_and_the_shortfall() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, ledger, peer, _rx) = actor_with_link(&me, &them).await;
+        let id = channel_with(&mut actor, &me, &them, peer);
+        ledger.channels.lock().unwrap().insert(id, LedgerChannel::Open);
+        actor.on_ledger_changed();
+        let before = list(&mut actor).await;
+        assert_eq!((before[0].balance, before[0].their_balance), (100, 50));
+        // Off chain nothing was paid, yet the ledger paid A only 60 of its 100.
+        ledger.channels.lock().unwrap().insert(
+            id,
+            LedgerChannel::Closed {
+                payout_a: 60,
+                payout_b: 90,
+            },
+        );
+        actor.on_ledger_changed();
+        let after = list(&mut actor).await;
+        let v = &after[0];
+        assert_eq!(v.status, "closed");
+        assert_eq!((v.balance, v.their_balance), (60, 90), "the ledger's payout");
+        assert_eq!(v.payout, Some(60));
+        assert_eq!(v.expected, Some(100), "our off-chain view");
+        assert_eq!(v.shortfall, Some(40));
+        // Before the payout nothing is flagged.
+        assert_eq!(
+            (before[0].payout, before[0].expected, before[0].shortfall),
+            (None, None, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payout_in_full_has_no_shortfall_and_b_sees_its_own_share() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        // `them` is B of the channel here: its share is payout_b.
+        let (mut actor, ledger, peer, _rx) = actor_with_link(&them, &me).await;
+        let id = channel_with(&mut actor, &me, &them, peer);
+        ledger.channels.lock().unwrap().insert(
+            id,
+            LedgerChannel::Closed {
+                payout_a: 80,
+                payout_b: 70,
+            },
+        );
+        actor.on_ledger_changed();
+        let v = &list(&mut actor).await[0];
+        assert!(!v.holder_is_a);
+        assert_eq!((v.balance, v.their_balance), (70, 80));
+        assert_eq!((v.payout, v.expected, v.shortfall), (Some(70), Some(50), Some(0)));
     }
 }
