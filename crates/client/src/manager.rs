@@ -41,8 +41,9 @@ const RESUBMIT_MS: u64 = 2_000;
 /// How long an open proposal waits for a stream to its peer before it fails (the stream is
 /// retried every tick meanwhile).
 const OPEN_STREAM_WAIT: Duration = Duration::from_secs(8);
-/// Open proposals a peer sent that this key accepted (signed) and that wait for the peer's
-/// signature, per peer and in total. A proposal beyond either cap is refused before signing.
+/// Opens a peer proposed that wait, per peer and in total: accepted (signed by this key) and
+/// waiting for the peer's signature, or signed by both and not yet on the ledger. A proposal
+/// beyond either cap is refused before signing.
 const ACCEPTANCES_PER_PEER_MAX: usize = 8;
 const ACCEPTANCES_MAX: usize = 1_024;
 /// How long an acceptance waits for the peer's signature before it is forgotten.
@@ -804,8 +805,16 @@ impl Actor {
                 // Refuse what will be refused anyway before signing anything: too many opens
                 // of this peer (or in total) waiting, or a deposit A cannot fund.
                 self.expire_opens();
-                let of_peer = self.acceptances.values().filter(|a| a.peer == peer).count();
-                if of_peer >= ACCEPTANCES_PER_PEER_MAX || self.acceptances.len() >= ACCEPTANCES_MAX {
+                let pending = |s: &&Slot| s.ch.status() == ChannelStatus::Pending && !s.ch.holder_is_a();
+                let of_peer = self.acceptances.values().filter(|a| a.peer == peer).count()
+                    + self
+                        .channels
+                        .values()
+                        .filter(pending)
+                        .filter(|s| s.peer == peer)
+                        .count();
+                let total = self.acceptances.len() + self.channels.values().filter(pending).count();
+                if of_peer >= ACCEPTANCES_PER_PEER_MAX || total >= ACCEPTANCES_MAX {
                     return self
                         .reject(
                             peer,
@@ -1463,6 +1472,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn opens_signed_but_not_yet_on_the_ledger_count_against_the_cap() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        // `them` proposed and signed these; none is on the ledger yet.
+        for salt in 0..ACCEPTANCES_PER_PEER_MAX as u8 {
+            channel_salted(&mut actor, &them, &me, peer, salt);
+        }
+        actor.on_message(peer, proposal(&them, &me, 0, 10)).await;
+        assert_eq!(acceptances_sent(&mut rx), (0, 1), "refused before signing");
+        assert!(actor.acceptances.is_empty());
+    }
+
+    #[tokio::test]
     async fn own_proposals_are_capped() {
         let me = Keypair::from_seed([1; 32]);
         let them = Keypair::from_seed([2; 32]);
@@ -1485,6 +1508,10 @@ mod tests {
 
     /// A channel of `me` (party A, deposit 100) with `them` (party B, deposit 50).
     fn channel_with(actor: &mut Actor, me: &Keypair, them: &Keypair, peer: PeerId) -> ChannelId {
+        channel_salted(actor, me, them, peer, 9)
+    }
+
+    fn channel_salted(actor: &mut Actor, me: &Keypair, them: &Keypair, peer: PeerId, salt: u8) -> ChannelId {
         let open = paychan_protocol::channel::ChannelOpen {
             chain_id: CHAIN,
             party_a: me.public(),
@@ -1492,7 +1519,7 @@ mod tests {
             deposit_a: 100,
             deposit_b: 50,
             salt_a: Hash32([8; 32]),
-            salt_b: Hash32([9; 32]),
+            salt_b: Hash32([salt; 32]),
             expiry_ms: NOW_MS + 60_000,
         };
         let signed = paychan_protocol::channel::SignedOpen {
