@@ -365,6 +365,9 @@ struct Slot {
     answered: Option<(u64, u64, u64)>,
     /// Ledger time at which a settle was last submitted.
     settle_sent_ms: Option<u64>,
+    /// The cooperative close last submitted, and the ledger time of that submission: a peer
+    /// repeating its proposal gets the same answer, not another submission.
+    coop_sent: Option<(paychan_protocol::channel::CoopClose, u64)>,
     /// Write the snapshot in the next round even if the channel reports nothing new.
     force_persist: bool,
     /// Ledger height at which the payout was first seen.
@@ -381,6 +384,7 @@ impl Slot {
             close_waiters: vec![],
             answered: None,
             settle_sent_ms: None,
+            coop_sent: None,
             force_persist: false,
             closed_at: None,
         }
@@ -976,7 +980,14 @@ impl Actor {
                         }
                         if let Some(signed) = handled.coop_close {
                             slot.force_persist = true;
-                            self.submit(Tx::CoopClose(signed));
+                            let now = self.ledger.time_ms();
+                            let repeat = slot.coop_sent.as_ref().is_some_and(|(close, at)| {
+                                *close == signed.close && now < at.saturating_add(RESUBMIT_MS)
+                            });
+                            if !repeat {
+                                slot.coop_sent = Some((signed.close, now));
+                                self.submit(Tx::CoopClose(signed));
+                            }
                         }
                         for m in handled.send {
                             self.send(peer, m).await;
@@ -1312,6 +1323,7 @@ mod tests {
         time_ms: u64,
         balances: Mutex<HashMap<PublicKey, u64>>,
         channels: Mutex<HashMap<ChannelId, LedgerChannel>>,
+        submitted: std::sync::atomic::AtomicUsize,
     }
 
     impl LedgerAccess for FakeLedger {
@@ -1334,6 +1346,7 @@ mod tests {
             self.balances.lock().unwrap().get(key).copied().unwrap_or(0)
         }
         fn submit(&self, _tx: Tx) -> crate::ledger::BoxFuture<'_, Result<(), String>> {
+            self.submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Box::pin(async { Ok(()) })
         }
     }
@@ -1355,6 +1368,7 @@ mod tests {
                 (peer.public(), 1_000_000),
             ])),
             channels: Mutex::new(HashMap::new()),
+            submitted: Default::default(),
         });
         let listen = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
         let (net, _events, _loop) = Net::new(me.seed(), NetConfig::new(listen)).await.unwrap();
@@ -1483,6 +1497,33 @@ mod tests {
         actor.on_message(peer, proposal(&them, &me, 0, 10)).await;
         assert_eq!(acceptances_sent(&mut rx), (0, 1), "refused before signing");
         assert!(actor.acceptances.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_repeated_close_proposal_is_not_submitted_again_and_again() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        let id = channel_with(&mut actor, &me, &them, peer);
+        ledger.channels.lock().unwrap().insert(id, LedgerChannel::Open);
+        actor.on_ledger_changed();
+        let mut theirs = Channel::new(actor.channels[&id].ch.signed_open().clone(), them.clone()).unwrap();
+        theirs.on_open_confirmed().unwrap();
+        let propose = theirs.propose_close().unwrap();
+        let before = ledger.submitted.load(std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..1_000 {
+            actor.on_message(peer, propose.clone()).await;
+        }
+        // Let the submission tasks run.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let submitted = ledger.submitted.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert_eq!(submitted, 1, "one submission of the cooperative close");
+        let signs = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|m| matches!(m, ChannelMsg::CloseSign { .. }))
+            .count();
+        assert!(signs >= 1, "the proposal is answered");
     }
 
     #[tokio::test]
