@@ -543,20 +543,30 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
         ChannelCommand::List => {
             let v = api.get("channels")?;
             output(json_out, v, |v| {
+                // Once paid out, BALANCE is the ledger's payout; EXPECTED is the off-chain
+                // balance and SHORTFALL what the ledger paid less than it ("-" before).
                 let mut out = vec![format!(
-                    "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}",
-                    "CHANNEL", "STATUS", "BALANCE", "THEIRS", "SENT", "RECEIVED"
+                    "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}",
+                    "CHANNEL", "STATUS", "BALANCE", "THEIRS", "SENT", "RECEIVED", "EXPECTED", "SHORTFALL"
                 )];
+                let or_dash = |v: &serde_json::Value| v.as_u64().map_or("-".to_string(), |n| n.to_string());
+                let mut short = false;
                 for c in v.as_array().into_iter().flatten() {
+                    short |= c["shortfall"].as_u64().is_some_and(|n| n > 0);
                     out.push(format!(
-                        "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}",
+                        "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}",
                         s(&c["id"]),
                         s(&c["status"]),
                         c["balance"].to_string(),
                         c["their_balance"].to_string(),
                         c["sent"].to_string(),
-                        c["received"].to_string()
+                        c["received"].to_string(),
+                        or_dash(&c["expected"]),
+                        or_dash(&c["shortfall"])
                     ));
+                }
+                if short {
+                    out.push("warning: the ledger paid out less than this node's off-chain balance".into());
                 }
                 out.join("\n")
             });

@@ -1018,6 +1018,43 @@ fn invalid_proofs_get_an_error_frame_and_change_nothing() {
         let v = channel_view(&net.api(2), &other)?;
         (v["received"] == 700).then_some(()).ok_or(format!("{v}"))
     });
+
+    // The peer holds one live stream; node-1 keeps at most 4 channel streams of one peer, so of
+    // 6 more (silent) streams 3 are closed at once while 3 wait for their greeting.
+    let closed_at_once = rt.block_on(async {
+        let mut streams = Vec::new();
+        for _ in 0..6 {
+            let s = bounded(
+                "open a channel stream",
+                peer.handle.open_channel_stream(net.peer_id(N)),
+            )
+            .await
+            .expect("open a channel stream");
+            streams.push(s);
+        }
+        let reads = streams.into_iter().map(|s| async move {
+            let (mut read, _write) = s.split();
+            let mut byte = [0u8; 1];
+            // Well under the 10 s greeting timeout: a stream still open here was kept.
+            matches!(
+                tokio::time::timeout(Duration::from_secs(3), read.read(&mut byte)).await,
+                Ok(Ok(0) | Err(_))
+            )
+        });
+        paychan_net::libp2p::futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .filter(|c| *c)
+            .count()
+    });
+    assert_eq!(
+        closed_at_once, 3,
+        "streams beyond the per-peer limit are closed at once"
+    );
+    // The live stream still works.
+    let v = channel_view(&an, &ch_hex).expect("view");
+    assert_eq!(v["status"].as_str(), Some("open"), "{v}");
+
     eprintln!(
         "test 5: every invalid proof got an Error frame and changed nothing:\n  {}\nwhole test {:?}",
         answers.join("\n  "),

@@ -41,6 +41,21 @@ const RESUBMIT_MS: u64 = 2_000;
 /// How long an open proposal waits for a stream to its peer before it fails (the stream is
 /// retried every tick meanwhile).
 const OPEN_STREAM_WAIT: Duration = Duration::from_secs(8);
+/// Opens a peer proposed that wait, per peer and in total: accepted (signed by this key) and
+/// waiting for the peer's signature, or signed by both and not yet on the ledger. A proposal
+/// beyond either cap is refused before signing.
+const ACCEPTANCES_PER_PEER_MAX: usize = 8;
+const ACCEPTANCES_MAX: usize = 1_024;
+/// How long an acceptance waits for the peer's signature before it is forgotten.
+const ACCEPTANCE_TTL: Duration = Duration::from_secs(60);
+/// Opens this key proposed that wait for the peer's answer, per peer and in total.
+const PROPOSALS_PER_PEER_MAX: usize = 8;
+const PROPOSALS_MAX: usize = 256;
+/// How long an open we proposed waits for the peer's answer once sent.
+const PROPOSAL_TTL: Duration = Duration::from_secs(30);
+const _: () = assert!(ACCEPTANCES_PER_PEER_MAX <= ACCEPTANCES_MAX);
+const _: () = assert!(PROPOSALS_PER_PEER_MAX <= PROPOSALS_MAX);
+const _: () = assert!(OPEN_STREAM_WAIT.as_secs() < PROPOSAL_TTL.as_secs());
 /// Largest encoded persisted channel accepted back from the store.
 const PERSISTED_BYTES_MAX: usize = 16 * 1024;
 
@@ -83,6 +98,9 @@ pub enum ManagerError {
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// Too much is waiting already (opens waiting for an answer); try again later.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The manager stopped.
     #[error("channel manager stopped")]
     Stopped,
@@ -103,10 +121,17 @@ pub struct ChannelView {
     pub deposit: u64,
     /// The counterparty's deposit.
     pub their_deposit: u64,
-    /// This key's balance in the channel.
+    /// This key's balance in the channel: once the ledger has paid the channel out, the
+    /// ledger's payout to this key (then `payout`), otherwise the off-chain balance.
     pub balance: u64,
-    /// The counterparty's balance in the channel.
+    /// The counterparty's balance in the channel (its payout once paid out).
     pub their_balance: u64,
+    /// The ledger's payout to this key, once the channel is paid out.
+    pub payout: Option<u64>,
+    /// This key's off-chain balance, once the channel is paid out: what the payout should be.
+    pub expected: Option<u64>,
+    /// How much less than `expected` the ledger paid this key (0 when it paid in full).
+    pub shortfall: Option<u64>,
     /// Cumulative amount paid.
     pub sent: u64,
     /// Cumulative amount received (verified).
@@ -215,8 +240,14 @@ impl ChannelManager {
         let inbox = tx.clone();
         tokio::spawn(async move {
             use futures::StreamExt;
+            let slots = link::StreamSlots::default();
             while let Some((peer, stream)) = incoming.next().await {
-                link::start_accepted(peer, stream, chain_id, inbox.clone());
+                let Some(slot) = slots.acquire(peer) else {
+                    debug!(%peer, "too many channel streams from one peer; closing the new one");
+                    drop(stream);
+                    continue;
+                };
+                link::start_accepted(peer, stream, chain_id, inbox.clone(), slot);
             }
         });
         let actor = Actor {
@@ -334,6 +365,9 @@ struct Slot {
     answered: Option<(u64, u64, u64)>,
     /// Ledger time at which a settle was last submitted.
     settle_sent_ms: Option<u64>,
+    /// The cooperative close last submitted, and the ledger time of that submission: a peer
+    /// repeating its proposal gets the same answer, not another submission.
+    coop_sent: Option<(paychan_protocol::channel::CoopClose, u64)>,
     /// Write the snapshot in the next round even if the channel reports nothing new.
     force_persist: bool,
     /// Ledger height at which the payout was first seen.
@@ -350,6 +384,7 @@ impl Slot {
             close_waiters: vec![],
             answered: None,
             settle_sent_ms: None,
+            coop_sent: None,
             force_persist: false,
             closed_at: None,
         }
@@ -370,8 +405,27 @@ struct Actor {
     dialing: HashSet<PeerId>,
     /// Messages waiting for a stream to their peer (open proposals), with when they were queued.
     queued: HashMap<PeerId, Vec<(Instant, ChannelMsg)>>,
-    proposals: HashMap<(PeerId, Hash32), (OpenProposal, Reply<ChannelId>)>,
-    acceptances: HashMap<ChannelId, (PeerId, OpenAcceptance)>,
+    /// Opens this key proposed, waiting for the peer's answer (bounded, expiring).
+    proposals: HashMap<(PeerId, Hash32), Proposed>,
+    /// Opens peers proposed that this key signed, waiting for their signature (bounded,
+    /// expiring).
+    acceptances: HashMap<ChannelId, Accepted>,
+}
+
+/// An open this key proposed.
+#[derive(Debug)]
+struct Proposed {
+    proposal: OpenProposal,
+    reply: Reply<ChannelId>,
+    at: Instant,
+}
+
+/// An open a peer proposed and this key signed.
+#[derive(Debug)]
+struct Accepted {
+    peer: PeerId,
+    acceptance: OpenAcceptance,
+    at: Instant,
 }
 
 impl Actor {
@@ -459,7 +513,13 @@ impl Actor {
             }
             Input::Close { id, force, reply } => self.cmd_close(id, force, reply).await,
             Input::List { reply } => {
-                let _ = reply.send(self.channels.iter().map(|(id, s)| view(id, &s.ch)).collect());
+                let ledger = &self.ledger;
+                let _ = reply.send(
+                    self.channels
+                        .iter()
+                        .map(|(id, s)| view(id, &s.ch, ledger.channel(id)))
+                        .collect(),
+                );
             }
             Input::LedgerChanged => self.on_ledger_changed(),
             Input::PeerConnected(peer) => {
@@ -483,7 +543,7 @@ impl Actor {
                 };
                 for msg in expired {
                     if let ChannelMsg::OpenPropose { open } = msg {
-                        if let Some((_, reply)) = self.proposals.remove(&(peer, open.salt_a)) {
+                        if let Some(Proposed { reply, .. }) = self.proposals.remove(&(peer, open.salt_a)) {
                             let _ = reply.send(Err(ManagerError::Unreachable(
                                 "cannot open a channel stream".into(),
                             )));
@@ -511,6 +571,7 @@ impl Actor {
     }
 
     fn on_tick(&mut self) {
+        self.expire_opens();
         let peers: HashSet<PeerId> = self
             .channels
             .values()
@@ -524,6 +585,25 @@ impl Actor {
             }
         }
         self.on_ledger_changed();
+    }
+
+    /// Forgets acceptances whose peer did not sign in time, and fails our proposals that got no
+    /// answer in time.
+    fn expire_opens(&mut self) {
+        self.acceptances.retain(|_, a| a.at.elapsed() <= ACCEPTANCE_TTL);
+        let stale: Vec<_> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.at.elapsed() > PROPOSAL_TTL)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            if let Some(p) = self.proposals.remove(&k) {
+                let _ = p.reply.send(Err(ManagerError::Unreachable(
+                    "the peer did not answer the open".into(),
+                )));
+            }
+        }
     }
 
     fn dial(&mut self, peer: PeerId) {
@@ -588,6 +668,14 @@ impl Actor {
             let _ = reply.send(Err(ManagerError::Unreachable("not an ed25519 key".into())));
             return;
         };
+        self.expire_opens();
+        let of_peer = self.proposals.keys().filter(|(p, _)| *p == peer).count();
+        if of_peer >= PROPOSALS_PER_PEER_MAX || self.proposals.len() >= PROPOSALS_MAX {
+            let _ = reply.send(Err(ManagerError::Busy(
+                "too many opens waiting for an answer".into(),
+            )));
+            return;
+        }
         let salt = random_hash();
         let expiry = self.ledger.time_ms().saturating_add(self.config.open_expiry_ms);
         let proposal = match OpenProposal::new(
@@ -606,7 +694,14 @@ impl Actor {
             }
         };
         let msg = proposal.message();
-        self.proposals.insert((peer, salt), (proposal, reply));
+        self.proposals.insert(
+            (peer, salt),
+            Proposed {
+                proposal,
+                reply,
+                at: Instant::now(),
+            },
+        );
         if self.links.contains_key(&peer) {
             self.send(peer, msg).await;
         } else {
@@ -711,6 +806,38 @@ impl Actor {
                         )
                         .await;
                 }
+                // Refuse what will be refused anyway before signing anything: too many opens
+                // of this peer (or in total) waiting, or a deposit A cannot fund.
+                self.expire_opens();
+                let pending = |s: &&Slot| s.ch.status() == ChannelStatus::Pending && !s.ch.holder_is_a();
+                let of_peer = self.acceptances.values().filter(|a| a.peer == peer).count()
+                    + self
+                        .channels
+                        .values()
+                        .filter(pending)
+                        .filter(|s| s.peer == peer)
+                        .count();
+                let total = self.acceptances.len() + self.channels.values().filter(pending).count();
+                if of_peer >= ACCEPTANCES_PER_PEER_MAX || total >= ACCEPTANCES_MAX {
+                    return self
+                        .reject(
+                            peer,
+                            None,
+                            ErrorCode::Busy,
+                            "too many opens waiting for a signature".into(),
+                        )
+                        .await;
+                }
+                if self.ledger.balance(&open.party_a) < open.deposit_a {
+                    return self
+                        .reject(
+                            peer,
+                            None,
+                            ErrorCode::Rejected,
+                            "party A cannot fund its deposit".into(),
+                        )
+                        .await;
+                }
                 let me = self.keypair.public();
                 let policy = OpenPolicy {
                     chain_id: self.chain_id,
@@ -722,15 +849,22 @@ impl Actor {
                 };
                 match accept_open(&self.keypair, &open, &policy, random_hash()) {
                     Ok((acceptance, reply)) => {
-                        self.acceptances
-                            .insert(acceptance.channel_id(), (peer, acceptance));
+                        self.acceptances.insert(
+                            acceptance.channel_id(),
+                            Accepted {
+                                peer,
+                                acceptance,
+                                at: Instant::now(),
+                            },
+                        );
                         self.send(peer, reply).await;
                     }
                     Err(e) => self.reject(peer, None, ErrorCode::Rejected, e.to_string()).await,
                 }
             }
             ChannelMsg::OpenAccept { open, sig_b } => {
-                let Some((proposal, reply)) = self.proposals.remove(&(peer, open.salt_a)) else {
+                let Some(Proposed { proposal, reply, .. }) = self.proposals.remove(&(peer, open.salt_a))
+                else {
                     return self
                         .reject(peer, None, ErrorCode::Rejected, "no such proposal".into())
                         .await;
@@ -758,7 +892,12 @@ impl Actor {
                 }
             }
             ChannelMsg::OpenSigned { channel_id, sig_a } => {
-                let Some((from, acceptance)) = self.acceptances.remove(&channel_id) else {
+                let Some(Accepted {
+                    peer: from,
+                    acceptance,
+                    ..
+                }) = self.acceptances.remove(&channel_id)
+                else {
                     return self
                         .reject(
                             peer,
@@ -806,7 +945,7 @@ impl Actor {
                         .copied()
                         .collect();
                     for k in refused {
-                        if let Some((_, reply)) = self.proposals.remove(&k) {
+                        if let Some(Proposed { reply, .. }) = self.proposals.remove(&k) {
                             let _ = reply.send(Err(ManagerError::Refused(text.clone())));
                         }
                     }
@@ -841,7 +980,14 @@ impl Actor {
                         }
                         if let Some(signed) = handled.coop_close {
                             slot.force_persist = true;
-                            self.submit(Tx::CoopClose(signed));
+                            let now = self.ledger.time_ms();
+                            let repeat = slot.coop_sent.as_ref().is_some_and(|(close, at)| {
+                                *close == signed.close && now < at.saturating_add(RESUBMIT_MS)
+                            });
+                            if !repeat {
+                                slot.coop_sent = Some((signed.close, now));
+                                self.submit(Tx::CoopClose(signed));
+                            }
                         }
                         for m in handled.send {
                             self.send(peer, m).await;
@@ -1128,7 +1274,16 @@ fn channel_of(msg: &ChannelMsg) -> Option<ChannelId> {
     }
 }
 
-fn view(id: &ChannelId, ch: &Channel) -> ChannelView {
+/// A channel as listed. Once the ledger has paid it out, the balances are the ledger's payouts
+/// and the off-chain view is kept beside them as `expected`, so that a settlement below it shows.
+fn view(id: &ChannelId, ch: &Channel, on_ledger: Option<LedgerChannel>) -> ChannelView {
+    let paid = match on_ledger {
+        Some(LedgerChannel::Closed { payout_a, payout_b }) if ch.holder_is_a() => Some((payout_a, payout_b)),
+        Some(LedgerChannel::Closed { payout_a, payout_b }) => Some((payout_b, payout_a)),
+        _ => None,
+    };
+    let expected = ch.holder_balance();
+    let (balance, their_balance) = paid.unwrap_or((expected, ch.counterparty_balance()));
     ChannelView {
         id: id.to_string(),
         counterparty: ch.counterparty_key().to_hex(),
@@ -1136,8 +1291,11 @@ fn view(id: &ChannelId, ch: &Channel) -> ChannelView {
         holder_is_a: ch.holder_is_a(),
         deposit: ch.holder_deposit(),
         their_deposit: ch.counterparty_deposit(),
-        balance: ch.holder_balance(),
-        their_balance: ch.counterparty_balance(),
+        balance,
+        their_balance,
+        payout: paid.map(|(ours, _)| ours),
+        expected: paid.map(|_| expected),
+        shortfall: paid.map(|(ours, _)| expected.saturating_sub(ours)),
         sent: ch.transferred_out(),
         received: ch.transferred_in(),
         unacked: ch.unacked_len(),
@@ -1148,4 +1306,328 @@ fn random_hash() -> Hash32 {
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     Hash32(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use paychan_net::{Net, NetConfig};
+    use paychan_store::MemStore;
+
+    use super::*;
+
+    /// A ledger the test sets by hand.
+    struct FakeLedger {
+        chain_id: Hash32,
+        time_ms: u64,
+        balances: Mutex<HashMap<PublicKey, u64>>,
+        channels: Mutex<HashMap<ChannelId, LedgerChannel>>,
+        submitted: std::sync::atomic::AtomicUsize,
+    }
+
+    impl LedgerAccess for FakeLedger {
+        fn chain_id(&self) -> Hash32 {
+            self.chain_id
+        }
+        fn time_ms(&self) -> u64 {
+            self.time_ms
+        }
+        fn height(&self) -> u64 {
+            10
+        }
+        fn witnessed_height(&self) -> u64 {
+            10
+        }
+        fn channel(&self, id: &ChannelId) -> Option<LedgerChannel> {
+            self.channels.lock().unwrap().get(id).copied()
+        }
+        fn balance(&self, key: &PublicKey) -> u64 {
+            self.balances.lock().unwrap().get(key).copied().unwrap_or(0)
+        }
+        fn submit(&self, _tx: Tx) -> crate::ledger::BoxFuture<'_, Result<(), String>> {
+            self.submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    const CHAIN: Hash32 = Hash32([5; 32]);
+    const NOW_MS: u64 = 1_000_000;
+
+    /// An actor for key `me` over a fake ledger and a memory store, with a link to `peer` whose
+    /// outgoing messages the test reads.
+    async fn actor_with_link(
+        me: &Keypair,
+        peer: &Keypair,
+    ) -> (Actor, Arc<FakeLedger>, PeerId, mpsc::Receiver<ChannelMsg>) {
+        let ledger = Arc::new(FakeLedger {
+            chain_id: CHAIN,
+            time_ms: NOW_MS,
+            balances: Mutex::new(HashMap::from([
+                (me.public(), 1_000_000),
+                (peer.public(), 1_000_000),
+            ])),
+            channels: Mutex::new(HashMap::new()),
+            submitted: Default::default(),
+        });
+        let listen = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+        let (net, _events, _loop) = Net::new(me.seed(), NetConfig::new(listen)).await.unwrap();
+        let (inbox, _rx) = mpsc::channel(INBOX_MAX);
+        let mut actor = Actor {
+            keypair: me.clone(),
+            me: net.local_peer_id(),
+            chain_id: CHAIN,
+            net,
+            store: Arc::new(MemStore::new()),
+            ledger: ledger.clone(),
+            config: ManagerConfig::default(),
+            inbox,
+            channels: HashMap::new(),
+            links: HashMap::new(),
+            dialing: HashSet::new(),
+            queued: HashMap::new(),
+            proposals: HashMap::new(),
+            acceptances: HashMap::new(),
+        };
+        let peer_id = peer_id_from_public_key(&peer.public()).unwrap();
+        let (tx, rx) = mpsc::channel(20_000);
+        actor.links.insert(
+            peer_id,
+            Link {
+                epoch: 1,
+                dialer: peer_id,
+                tx,
+            },
+        );
+        (actor, ledger, peer_id, rx)
+    }
+
+    fn proposal(from: &Keypair, to: &Keypair, i: u64, deposit_a: u64) -> ChannelMsg {
+        let mut salt = [0u8; 32];
+        salt[..8].copy_from_slice(&i.to_be_bytes());
+        OpenProposal::new(
+            CHAIN,
+            from,
+            to.public(),
+            deposit_a,
+            10,
+            Hash32(salt),
+            NOW_MS + 60_000,
+        )
+        .unwrap()
+        .message()
+    }
+
+    /// Signatures made for the peer: each `OpenAccept` carries one.
+    fn acceptances_sent(rx: &mut mpsc::Receiver<ChannelMsg>) -> (usize, usize) {
+        let (mut accepted, mut refused) = (0, 0);
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                ChannelMsg::OpenAccept { .. } => accepted += 1,
+                ChannelMsg::Error { .. } => refused += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        (accepted, refused)
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_proposals_from_one_peer_is_capped_before_signing() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        for i in 0..10_000 {
+            actor.on_message(peer, proposal(&them, &me, i, 10)).await;
+        }
+        let (signed, refused) = acceptances_sent(&mut rx);
+        assert_eq!(signed, ACCEPTANCES_PER_PEER_MAX, "signatures made");
+        assert_eq!(
+            refused,
+            10_000 - ACCEPTANCES_PER_PEER_MAX,
+            "the rest refused, unsigned"
+        );
+        assert_eq!(
+            actor.acceptances.len(),
+            ACCEPTANCES_PER_PEER_MAX,
+            "acceptances kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proposal_the_ledger_would_refuse_is_not_signed() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        // A cannot fund its deposit.
+        actor.on_message(peer, proposal(&them, &me, 0, 2_000_000)).await;
+        assert_eq!(acceptances_sent(&mut rx), (0, 1));
+        assert!(actor.acceptances.is_empty());
+    }
+
+    #[tokio::test]
+    async fn acceptances_expire_and_free_their_slots() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        for i in 0..ACCEPTANCES_PER_PEER_MAX as u64 {
+            actor.on_message(peer, proposal(&them, &me, i, 10)).await;
+        }
+        assert_eq!(acceptances_sent(&mut rx), (ACCEPTANCES_PER_PEER_MAX, 0));
+        // Backdate them past their lifetime.
+        for a in actor.acceptances.values_mut() {
+            a.at = Instant::now()
+                .checked_sub(ACCEPTANCE_TTL + Duration::from_secs(1))
+                .unwrap();
+        }
+        actor.on_tick();
+        assert!(actor.acceptances.is_empty(), "expired acceptances are dropped");
+        actor.on_message(peer, proposal(&them, &me, 99_999, 10)).await;
+        assert_eq!(acceptances_sent(&mut rx), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn opens_signed_but_not_yet_on_the_ledger_count_against_the_cap() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        // `them` proposed and signed these; none is on the ledger yet.
+        for salt in 0..ACCEPTANCES_PER_PEER_MAX as u8 {
+            channel_salted(&mut actor, &them, &me, peer, salt);
+        }
+        actor.on_message(peer, proposal(&them, &me, 0, 10)).await;
+        assert_eq!(acceptances_sent(&mut rx), (0, 1), "refused before signing");
+        assert!(actor.acceptances.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_repeated_close_proposal_is_not_submitted_again_and_again() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, ledger, peer, mut rx) = actor_with_link(&me, &them).await;
+        let id = channel_with(&mut actor, &me, &them, peer);
+        ledger.channels.lock().unwrap().insert(id, LedgerChannel::Open);
+        actor.on_ledger_changed();
+        let mut theirs = Channel::new(actor.channels[&id].ch.signed_open().clone(), them.clone()).unwrap();
+        theirs.on_open_confirmed().unwrap();
+        let propose = theirs.propose_close().unwrap();
+        let before = ledger.submitted.load(std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..1_000 {
+            actor.on_message(peer, propose.clone()).await;
+        }
+        // Let the submission tasks run.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let submitted = ledger.submitted.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert_eq!(submitted, 1, "one submission of the cooperative close");
+        let signs = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|m| matches!(m, ChannelMsg::CloseSign { .. }))
+            .count();
+        assert!(signs >= 1, "the proposal is answered");
+    }
+
+    #[tokio::test]
+    async fn own_proposals_are_capped() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, _ledger, _peer, _rx) = actor_with_link(&me, &them).await;
+        let mut refused = 0;
+        let mut waiting = Vec::new();
+        for _ in 0..PROPOSALS_PER_PEER_MAX + 3 {
+            let (reply, rx) = oneshot::channel();
+            actor.cmd_open(them.public(), 10, 10, reply).await;
+            waiting.push(rx);
+        }
+        for mut rx in waiting {
+            if let Ok(Err(ManagerError::Busy(_))) = rx.try_recv() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 3);
+        assert_eq!(actor.proposals.len(), PROPOSALS_PER_PEER_MAX);
+    }
+
+    /// A channel of `me` (party A, deposit 100) with `them` (party B, deposit 50).
+    fn channel_with(actor: &mut Actor, me: &Keypair, them: &Keypair, peer: PeerId) -> ChannelId {
+        channel_salted(actor, me, them, peer, 9)
+    }
+
+    fn channel_salted(actor: &mut Actor, me: &Keypair, them: &Keypair, peer: PeerId, salt: u8) -> ChannelId {
+        let open = paychan_protocol::channel::ChannelOpen {
+            chain_id: CHAIN,
+            party_a: me.public(),
+            party_b: them.public(),
+            deposit_a: 100,
+            deposit_b: 50,
+            salt_a: Hash32([8; 32]),
+            salt_b: Hash32([salt; 32]),
+            expiry_ms: NOW_MS + 60_000,
+        };
+        let signed = paychan_protocol::channel::SignedOpen {
+            sig_a: open.sign(me),
+            sig_b: open.sign(them),
+            open,
+        };
+        actor.add_channel(signed, peer).unwrap()
+    }
+
+    async fn list(actor: &mut Actor) -> Vec<ChannelView> {
+        let (reply, rx) = oneshot::channel();
+        actor.on_input(Input::List { reply }).await;
+        rx.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_settlement_below_our_view_lists_the_payout_and_the_shortfall() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        let (mut actor, ledger, peer, _rx) = actor_with_link(&me, &them).await;
+        let id = channel_with(&mut actor, &me, &them, peer);
+        ledger.channels.lock().unwrap().insert(id, LedgerChannel::Open);
+        actor.on_ledger_changed();
+        let before = list(&mut actor).await;
+        assert_eq!((before[0].balance, before[0].their_balance), (100, 50));
+        // Off chain nothing was paid, yet the ledger paid A only 60 of its 100.
+        ledger.channels.lock().unwrap().insert(
+            id,
+            LedgerChannel::Closed {
+                payout_a: 60,
+                payout_b: 90,
+            },
+        );
+        actor.on_ledger_changed();
+        let after = list(&mut actor).await;
+        let v = &after[0];
+        assert_eq!(v.status, "closed");
+        assert_eq!((v.balance, v.their_balance), (60, 90), "the ledger's payout");
+        assert_eq!(v.payout, Some(60));
+        assert_eq!(v.expected, Some(100), "our off-chain view");
+        assert_eq!(v.shortfall, Some(40));
+        // Before the payout nothing is flagged.
+        assert_eq!(
+            (before[0].payout, before[0].expected, before[0].shortfall),
+            (None, None, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payout_in_full_has_no_shortfall_and_b_sees_its_own_share() {
+        let me = Keypair::from_seed([1; 32]);
+        let them = Keypair::from_seed([2; 32]);
+        // `them` is B of the channel here: its share is payout_b.
+        let (mut actor, ledger, peer, _rx) = actor_with_link(&them, &me).await;
+        let id = channel_with(&mut actor, &me, &them, peer);
+        ledger.channels.lock().unwrap().insert(
+            id,
+            LedgerChannel::Closed {
+                payout_a: 80,
+                payout_b: 70,
+            },
+        );
+        actor.on_ledger_changed();
+        let v = &list(&mut actor).await[0];
+        assert!(!v.holder_is_a);
+        assert_eq!((v.balance, v.their_balance), (70, 80));
+        assert_eq!((v.payout, v.expected, v.shortfall), (Some(70), Some(50), Some(0)));
+    }
 }
