@@ -1219,7 +1219,7 @@ mod tests {
         // Signed for another history at the same height: a different block hash and root.
         let mut forked = old;
         forked.block_hash = Hash32([1; 32]);
-        let signed = chain.net.signed_checkpoint(forked, &[0]);
+        let signed = chain.net.signed_checkpoint(forked, &[0, 1]);
         assert!(verify_checkpoint(g, &signed).is_ok_and(|s| s.witnessed));
         assert!(split_view(&old, &signed.checkpoint, proof, None).is_some());
         // The same log size with another root.

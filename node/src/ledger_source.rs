@@ -320,7 +320,7 @@ impl PeerSource {
         let what = &what[..what.len().min(40)];
         let resp = self
             .rt
-            .block_on(tokio::time::timeout(PEER_TIMEOUT, self.net.request(self.peer, req)))
+            .block_on(async { tokio::time::timeout(PEER_TIMEOUT, self.net.request(self.peer, req)).await })
             .map_err(|_| anyhow!("{}: {what}: timed out", self.addr))?
             .map_err(|e| anyhow!("{}: {what}: {e}", self.addr))?;
         if let LedgerResponse::Error { text } = &resp {
