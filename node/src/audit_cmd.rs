@@ -30,6 +30,9 @@ pub enum CmdError {
     /// Something does not verify (exit 1).
     #[error("verification failed: {0}")]
     Verification(String),
+    /// Two sources show a split view (exit 1); the report with both notes is printed already.
+    #[error("split view: {0}")]
+    SplitView(String),
     /// Bad usage, unreadable input, an unreachable source (exit 2).
     #[error("{0:#}")]
     Usage(anyhow::Error),
@@ -45,7 +48,7 @@ impl CmdError {
     /// The process exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CmdError::Verification(_) => 1,
+            CmdError::Verification(_) | CmdError::SplitView(_) => 1,
             CmdError::Usage(_) => 2,
         }
     }
@@ -189,7 +192,7 @@ pub fn run_audit(dir: &DataDir, json_out: bool, cli: AuditCli) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            if json_out {
+            if json_out && !matches!(e, CmdError::SplitView(_)) {
                 let kind = if e.exit_code() == 1 { "verification" } else { "usage" };
                 println!("{}", json!({"ok": false, "error": kind, "detail": e.to_string()}));
             }
@@ -764,7 +767,7 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
             println!("\n{}:\n{note_a}", a.source);
             println!("{}:\n{note_b}", b.source);
         }
-        return Err(verification(format!("split view between {} and {}: {}", a.source, b.source, s.reason)));
+        return Err(CmdError::SplitView(format!("between {} and {}: {}", a.source, b.source, s.reason)));
     }
     // A clean audit: save the newest witnessed checkpoint accepted (or the newest matched one).
     let mut saved = None;
