@@ -180,7 +180,9 @@ pub fn run_audit(dir: &DataDir, json_out: bool, cli: AuditCli) -> i32 {
             pin,
             log_key,
         }) => consistency(json_out, &old, &new, url, peer, &pin, log_key),
-        Some(AuditCommand::Prove { tx, out, entry_out }) => prove(dir, json_out, &tx, &out, entry_out.as_deref()),
+        Some(AuditCommand::Prove { tx, out, entry_out }) => {
+            prove(dir, json_out, &tx, &out, entry_out.as_deref())
+        }
         Some(AuditCommand::VerifyProof {
             file,
             entry,
@@ -193,7 +195,11 @@ pub fn run_audit(dir: &DataDir, json_out: bool, cli: AuditCli) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             if json_out && !matches!(e, CmdError::SplitView(_)) {
-                let kind = if e.exit_code() == 1 { "verification" } else { "usage" };
+                let kind = if e.exit_code() == 1 {
+                    "verification"
+                } else {
+                    "usage"
+                };
                 println!("{}", json!({"ok": false, "error": kind, "detail": e.to_string()}));
             }
             eprintln!("paychan audit: {e}");
@@ -205,8 +211,8 @@ pub fn run_audit(dir: &DataDir, json_out: bool, cli: AuditCli) -> i32 {
 /// Replays a store's blocks through the auditor (the node's own rules, conservation after
 /// every block) and returns the state at its tip.
 pub fn replay_store(genesis: &Genesis, store: &dyn Store) -> anyhow::Result<LedgerState> {
-    let mut auditor =
-        Auditor::new(genesis, Pin::ChainId(genesis.chain_id())).map_err(|e| anyhow!("invalid genesis: {e}"))?;
+    let mut auditor = Auditor::new(genesis, Pin::ChainId(genesis.chain_id()))
+        .map_err(|e| anyhow!("invalid genesis: {e}"))?;
     let tip = store.tip()?;
     let mut h = 1;
     while h <= tip {
@@ -229,7 +235,10 @@ fn witnessed(genesis: &Genesis) -> impl Fn(&SignedCheckpoint) -> bool + '_ {
 }
 
 /// Writes `bytes` to `path` atomically (a temporary file next to it, synced, then renamed).
-fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> anyhow::Result<()> {
+fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
@@ -237,7 +246,9 @@ fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io
     let file = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     let mut w = BufWriter::new(file);
     write(&mut w).with_context(|| format!("write {}", tmp.display()))?;
-    let file = w.into_inner().map_err(|e| anyhow!("write {}: {}", tmp.display(), e.error()))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| anyhow!("write {}: {}", tmp.display(), e.error()))?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
     Ok(())
@@ -368,9 +379,11 @@ impl SavedState {
     /// Reads a state file; `None` when it does not exist yet.
     pub fn load(path: &Path) -> anyhow::Result<Option<SavedState>> {
         match std::fs::read(path) {
-            Ok(b) => Ok(Some(
-                serde_json::from_slice(&b).with_context(|| format!("{} is not an audit state", path.display()))?,
-            )),
+            Ok(b) => {
+                Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                    format!("{} is not an audit state", path.display())
+                })?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow!("read {}: {e}", path.display())),
         }
@@ -396,7 +409,8 @@ impl SavedState {
                 genesis.chain_id().to_hex()
             )));
         }
-        let cp = note::parse_checkpoint_note(&self.note, genesis).map_err(|e| bad(format!("saved note: {e}")))?;
+        let cp =
+            note::parse_checkpoint_note(&self.note, genesis).map_err(|e| bad(format!("saved note: {e}")))?;
         if cp.checkpoint.height != self.height {
             return Err(bad("the saved height is not the note's".into()));
         }
@@ -518,7 +532,12 @@ fn failed(source: &str, error: AuditError, record_offset: Option<u64>, report: O
     CmdError::Verification(format!("{source}: {f}"))
 }
 
-fn audit_file(path: &Path, pin: &PinChoice, state: Option<&SavedState>, watch: Vec<u64>) -> CmdResult<Audited> {
+fn audit_file(
+    path: &Path,
+    pin: &PinChoice,
+    state: Option<&SavedState>,
+    watch: Vec<u64>,
+) -> CmdResult<Audited> {
     let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
     let len = file.metadata().ok().map(|m| m.len());
     let name = path.display().to_string();
@@ -567,7 +586,8 @@ fn start(
     pin: &PinChoice,
     state: Option<&SavedState>,
 ) -> CmdResult<(Auditor, Option<SignedCheckpoint>)> {
-    let mut auditor = Auditor::new(genesis, pin.for_genesis(genesis)).map_err(|e| failed(name, e, None, None))?;
+    let mut auditor =
+        Auditor::new(genesis, pin.for_genesis(genesis)).map_err(|e| failed(name, e, None, None))?;
     let mut accepted = None;
     if let Some(s) = state {
         let cp = s.checkpoint(genesis).map_err(|e| failed(name, e, None, None))?;
@@ -579,7 +599,12 @@ fn start(
     Ok((auditor, accepted))
 }
 
-fn finish(run: Run, name: String, genesis: Genesis, accepted: Option<SignedCheckpoint>) -> CmdResult<Audited> {
+fn finish(
+    run: Run,
+    name: String,
+    genesis: Genesis,
+    accepted: Option<SignedCheckpoint>,
+) -> CmdResult<Audited> {
     if let Some(cp) = &accepted {
         check_saved(&run.auditor, cp).map_err(|e| failed(&name, e, None, Some(run.auditor.report())))?;
     }
@@ -686,7 +711,9 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
     let pin = pin_of(&args.pin)?;
     let count = args.file.len() + args.peer.len() + args.url.len();
     if count == 0 {
-        return Err(CmdError::Usage(anyhow!("give a source: --file FILE, --peer MULTIADDR or --url URL")));
+        return Err(CmdError::Usage(anyhow!(
+            "give a source: --file FILE, --peer MULTIADDR or --url URL"
+        )));
     }
     let state = match &args.state {
         Some(p) => SavedState::load(p)?,
@@ -710,7 +737,12 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
     }
     for u in &args.url {
         let w = watch(&results);
-        results.push(audit_source(Box::new(HttpSource::public(u)), &pin, state.as_ref(), w)?);
+        results.push(audit_source(
+            Box::new(HttpSource::public(u)),
+            &pin,
+            state.as_ref(),
+            w,
+        )?);
     }
     // Split views: every pair of sources' newest matched checkpoints.
     let mut split: Option<(usize, usize, SplitView)> = None;
@@ -753,8 +785,16 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
     if let Some((o, n, s)) = &split {
         let (a, b) = (&results[*o], &results[*n]);
         let seq = &a.genesis.sequencer;
-        let note_a = a.last_matched.as_ref().map(|c| c.to_note(seq)).unwrap_or_default();
-        let note_b = b.last_matched.as_ref().map(|c| c.to_note(seq)).unwrap_or_default();
+        let note_a = a
+            .last_matched
+            .as_ref()
+            .map(|c| c.to_note(seq))
+            .unwrap_or_default();
+        let note_b = b
+            .last_matched
+            .as_ref()
+            .map(|c| c.to_note(seq))
+            .unwrap_or_default();
         if json_out {
             println!(
                 "{}",
@@ -767,7 +807,10 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
             println!("\n{}:\n{note_a}", a.source);
             println!("{}:\n{note_b}", b.source);
         }
-        return Err(CmdError::SplitView(format!("between {} and {}: {}", a.source, b.source, s.reason)));
+        return Err(CmdError::SplitView(format!(
+            "between {} and {}: {}",
+            a.source, b.source, s.reason
+        )));
     }
     // A clean audit: save the newest witnessed checkpoint accepted (or the newest matched one).
     let mut saved = None;
@@ -841,10 +884,17 @@ fn table(source: &str, r: &Report) -> String {
     if let Some(ok) = r.accepted_checked {
         out.push(format!(
             "state:        accepted checkpoint {}",
-            if ok { "matched" } else { "checked against the verified log" }
+            if ok {
+                "matched"
+            } else {
+                "checked against the verified log"
+            }
         ));
     }
-    out.push(format!("speed:        {:.0} tx/s ({:.1} ms verifying)", r.txs_per_s, r.verify_ms));
+    out.push(format!(
+        "speed:        {:.0} tx/s ({:.1} ms verifying)",
+        r.txs_per_s, r.verify_ms
+    ));
     out.push(format!("summary:      {}", r.summary()));
     out.join("\n")
 }
@@ -867,7 +917,9 @@ fn balances_table(a: &Auditor) -> String {
             c.status,
             c.deposit_a,
             c.deposit_b,
-            c.payouts.map(|(a, b)| format!("{a} / {b}")).unwrap_or_else(|| "-".into())
+            c.payouts
+                .map(|(a, b)| format!("{a} / {b}"))
+                .unwrap_or_else(|| "-".into())
         ));
     }
     out.join("\n")
@@ -900,7 +952,10 @@ fn read_note(path: &Path, genesis: Option<&Genesis>, log_key: Option<&VerifierKe
 fn parse_key(text: &str, key_type: u8, what: &str) -> anyhow::Result<VerifierKey> {
     let k = note::parse_verifier_key(text.trim()).map_err(|e| anyhow!("{what}: {e}"))?;
     if k.key_type != key_type {
-        bail!("{what}: a key of type {key_type:#04x} is needed, this one is {:#04x}", k.key_type);
+        bail!(
+            "{what}: a key of type {key_type:#04x} is needed, this one is {:#04x}",
+            k.key_type
+        );
     }
     Ok(k)
 }
@@ -1073,7 +1128,11 @@ pub fn check_proof(
     let n = SignedNote::parse(&proof.note).map_err(|e| format!("note: {e}"))?;
     let cp = note::parse_checkpoint_body(&n.body).map_err(|e| format!("note: {e}"))?;
     if cp.origin() != log_key.name {
-        return Err(format!("note origin {} is not the log key's name {}", cp.origin(), log_key.name));
+        return Err(format!(
+            "note origin {} is not the log key's name {}",
+            cp.origin(),
+            log_key.name
+        ));
     }
     n.verify(log_key).map_err(|e| format!("log signature: {e}"))?;
     let mut seen: Vec<&VerifierKey> = Vec::new();
@@ -1090,10 +1149,23 @@ pub fn check_proof(
         }
     }
     if cosigners < quorum {
-        return Err(format!("{cosigners} valid cosignatures of the given witnesses, {quorum} needed"));
+        return Err(format!(
+            "{cosigners} valid cosignatures of the given witnesses, {quorum} needed"
+        ));
     }
-    verify_inclusion(&leaf_hash(entry), proof.index, cp.log_size, &proof.path, &cp.log_root)
-        .map_err(|e| format!("the entry is not at index {} under the note's root: {e}", proof.index))?;
+    verify_inclusion(
+        &leaf_hash(entry),
+        proof.index,
+        cp.log_size,
+        &proof.path,
+        &cp.log_root,
+    )
+    .map_err(|e| {
+        format!(
+            "the entry is not at index {} under the note's root: {e}",
+            proof.index
+        )
+    })?;
     Ok((cp, proof.index, cosigners))
 }
 
@@ -1119,7 +1191,8 @@ fn verify_proof(
             witnesses.len()
         )));
     }
-    let (cp, index, cosigners) = check_proof(&text, &entry, &log_key, &witnesses, quorum).map_err(verification)?;
+    let (cp, index, cosigners) =
+        check_proof(&text, &entry, &log_key, &witnesses, quorum).map_err(verification)?;
     let v = json!({"ok": true, "index": index, "height": cp.height, "log_size": cp.log_size,
                    "cosigners": cosigners, "quorum": quorum});
     crate::output(json_out, v, |v| {
@@ -1138,7 +1211,10 @@ mod tests {
     use super::*;
 
     /// An audit of the sample history with an accepted checkpoint from a saved state.
-    fn audit_with(chain: &paychan_ledger::testkit::TestChain, state: &SavedState) -> Result<Auditor, AuditError> {
+    fn audit_with(
+        chain: &paychan_ledger::testkit::TestChain,
+        state: &SavedState,
+    ) -> Result<Auditor, AuditError> {
         let g = &chain.net.genesis;
         let cp = state.checkpoint(g)?;
         let mut a = Auditor::new(g, Pin::ChainId(g.chain_id()))?.with_accepted(&cp)?;
@@ -1214,7 +1290,8 @@ mod tests {
             cps.push(replay.checkpoint());
         }
         let tip = replay.clone();
-        let proof = |first, second| -> anyhow::Result<Vec<Hash32>> { Ok(tip.consistency_proof(first, second)?) };
+        let proof =
+            |first, second| -> anyhow::Result<Vec<Hash32>> { Ok(tip.consistency_proof(first, second)?) };
         let (old, new) = (cps[2], *cps.last().unwrap());
         assert_eq!(split_view(&old, &new, proof, Some(old.block_hash)), None);
         assert_eq!(split_view(&new, &new, proof, None), None);

@@ -167,7 +167,10 @@ impl HttpSource {
             return Ok(None);
         }
         if !status.is_success() {
-            bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]));
+            bail!(
+                "GET {url}: {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            );
         }
         Ok(Some(body))
     }
@@ -208,7 +211,7 @@ pub fn split_records<T: Wire>(mut bytes: &[u8]) -> Result<Vec<T>> {
 }
 
 fn hashes(bytes: &[u8]) -> Result<Vec<Hash32>> {
-    if bytes.len() % 32 != 0 || bytes.len() > 64 * 32 {
+    if !bytes.len().is_multiple_of(32) || bytes.len() > 64 * 32 {
         bail!("a proof is a list of at most 64 hashes of 32 bytes");
     }
     Ok(bytes
@@ -232,9 +235,9 @@ impl Source for HttpSource {
         split_records(&self.must(&format!("blocks?from={from}&limit={limit}"))?)
     }
     fn checkpoints(&mut self, from: u64, limit: usize) -> Result<Option<Vec<SignedCheckpoint>>> {
-        Ok(Some(split_records(&self.must(&format!(
-            "checkpoints?from={from}&limit={limit}"
-        ))?)?))
+        Ok(Some(split_records(
+            &self.must(&format!("checkpoints?from={from}&limit={limit}"))?,
+        )?))
     }
     fn latest_checkpoint(&mut self) -> Result<Option<SignedCheckpoint>> {
         match self.get("checkpoint")? {
@@ -275,7 +278,9 @@ impl PeerSource {
     /// Starts a network of our own on 127.0.0.1 (or all interfaces for a remote address) and
     /// dials `addr` (with `/p2p/<id>`).
     pub fn connect(addr: &str) -> Result<PeerSource> {
-        let target: Multiaddr = addr.parse().context("--peer is a multiaddr with /p2p/<peer id>")?;
+        let target: Multiaddr = addr
+            .parse()
+            .context("--peer is a multiaddr with /p2p/<peer id>")?;
         let rt = crate::runtime()?;
         let listen = if addr.starts_with("/ip4/127.") {
             "/ip4/127.0.0.1/tcp/0"
@@ -283,7 +288,8 @@ impl PeerSource {
             "/ip4/0.0.0.0/tcp/0"
         };
         let (net, peer) = rt.block_on(async {
-            let (net, mut events, _task) = Net::new(Keypair::generate().seed(), NetConfig::new(listen.parse()?)).await?;
+            let (net, mut events, _task) =
+                Net::new(Keypair::generate().seed(), NetConfig::new(listen.parse()?)).await?;
             // An auditor keeps no replica: it relays nothing and serves nobody.
             let drain = net.clone();
             tokio::spawn(async move {

@@ -73,7 +73,7 @@ enum Command {
     },
     /// Verify a ledger trusting nobody who serves it: from export files, peers or public
     /// endpoints; offline inclusion proofs; consistency of two checkpoint notes.
-    Audit(audit_cmd::AuditCli),
+    Audit(Box<audit_cmd::AuditCli>),
     /// A local testnet of several node processes.
     Testnet {
         #[command(subcommand)]
@@ -363,7 +363,7 @@ fn main() -> Result<()> {
         Command::Channel { command } => channel(&dir, cli.json, command)?,
         Command::Audit(args) => {
             init_quiet_tracing();
-            let code = audit_cmd::run_audit(&dir, cli.json, args);
+            let code = audit_cmd::run_audit(&dir, cli.json, *args);
             std::process::exit(code);
         }
         Command::Testnet { command } => match command {

@@ -9,8 +9,8 @@ use paychan_store::{SledStore, Store};
 use serde_json::{json, Value};
 
 use crate::api::BlockView;
-use crate::config::DataDir;
 use crate::audit_cmd::replay_store;
+use crate::config::DataDir;
 use crate::node::LedgerStatus;
 
 /// A stopped node's ledger.

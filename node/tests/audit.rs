@@ -96,7 +96,17 @@ fn the_auditor_verifies_a_testnet_ledger_from_every_source() {
 
     // Every kind of transaction the CLI makes: open, pay (off the ledger), close, transfer.
     let ch = open(&net, 1, 2, 5_000);
-    cli_ok(&["channel", "pay", &ch, "--amount", "3", "--count", "20", "--data-dir", d1]);
+    cli_ok(&[
+        "channel",
+        "pay",
+        &ch,
+        "--amount",
+        "3",
+        "--count",
+        "20",
+        "--data-dir",
+        d1,
+    ]);
     cli_ok(&["channel", "close", &ch, "--data-dir", d1]);
     let client = net.client_key(0).public();
     let before = net.api(1).balance(&client).unwrap();
@@ -115,7 +125,8 @@ fn the_auditor_verifies_a_testnet_ledger_from_every_source() {
         let h = net.api(1).height()?;
         let cp = net.api(1).get("/v1/ledger/checkpoint")?;
         let done = b == before + 5 && cp["witnessed"] == true && cp["height"].as_u64() == Some(h);
-        done.then_some(()).ok_or(format!("balance {b}, height {h}, checkpoint {cp}"))
+        done.then_some(())
+            .ok_or(format!("balance {b}, height {h}, checkpoint {cp}"))
     });
 
     // Keys.
@@ -136,7 +147,17 @@ fn the_auditor_verifies_a_testnet_ledger_from_every_source() {
     cli_ok(&["ledger", "export", "--out", p(&live), "--data-dir", d1]);
     let out = expect(0, &["audit", "--file", p(&live), "--chain-id", &chain_id]);
     assert!(out.contains(&chain_id) && out.contains("opened"), "{out}");
-    let r = json(&expect(0, &["audit", "--file", p(&live), "--genesis", p(&genesis_bin), "--json"]));
+    let r = json(&expect(
+        0,
+        &[
+            "audit",
+            "--file",
+            p(&live),
+            "--genesis",
+            p(&genesis_bin),
+            "--json",
+        ],
+    ));
     let report = &r["sources"][0]["report"];
     assert_eq!(r["chain_id"], chain_id.as_str());
     assert!(report["by_kind"]["open"].as_u64() >= Some(1), "{r}");
@@ -154,47 +175,125 @@ fn the_auditor_verifies_a_testnet_ledger_from_every_source() {
     let peer = net.p2p_addr(1).to_string();
     let out = expect(0, &["audit", "--peer", &peer, "--chain-id", &chain_id]);
     assert!(out.contains(&chain_id), "{out}");
-    let url = format!("http://{}", std::fs::read_to_string(net.dir(1).join("public.addr")).unwrap().trim());
-    let out = expect(0, &["audit", "--url", &url, "--chain-id", &chain_id, "--balances"]);
-    assert!(out.contains(&chain_id) && out.contains("balances at height"), "{out}");
+    let url = format!(
+        "http://{}",
+        std::fs::read_to_string(net.dir(1).join("public.addr"))
+            .unwrap()
+            .trim()
+    );
+    let out = expect(
+        0,
+        &["audit", "--url", &url, "--chain-id", &chain_id, "--balances"],
+    );
+    assert!(
+        out.contains(&chain_id) && out.contains("balances at height"),
+        "{out}"
+    );
 
     // A saved state: accepted once, then the next audit (another source) must agree.
     let state = w("audit.state");
-    expect(0, &["audit", "--file", p(&live), "--chain-id", &chain_id, "--state", p(&state)]);
+    expect(
+        0,
+        &[
+            "audit",
+            "--file",
+            p(&live),
+            "--chain-id",
+            &chain_id,
+            "--state",
+            p(&state),
+        ],
+    );
     let saved = json(&std::fs::read_to_string(&state).unwrap());
     let old_note = w("old.note");
     std::fs::write(&old_note, saved["note"].as_str().unwrap()).unwrap();
-    let out = expect(0, &["audit", "--url", &url, "--chain-id", &chain_id, "--state", p(&state)]);
-    assert!(out.contains("accepted checkpoint matched") || out.contains("checked against"), "{out}");
+    let out = expect(
+        0,
+        &[
+            "audit",
+            "--url",
+            &url,
+            "--chain-id",
+            &chain_id,
+            "--state",
+            p(&state),
+        ],
+    );
+    assert!(
+        out.contains("accepted checkpoint matched") || out.contains("checked against"),
+        "{out}"
+    );
 
     // A truncated export: `--to 2` holds a later witnessed checkpoint; a file cut short fails.
     let short = w("short.export");
-    cli_ok(&["ledger", "export", "--out", p(&short), "--to", "2", "--data-dir", d1]);
+    cli_ok(&[
+        "ledger",
+        "export",
+        "--out",
+        p(&short),
+        "--to",
+        "2",
+        "--data-dir",
+        d1,
+    ]);
     let out = expect(0, &["audit", "--file", p(&short), "--chain-id", &chain_id]);
     assert!(out.contains("height 2 ") && out.contains("BEHIND"), "{out}");
     let bytes = std::fs::read(&live).unwrap();
     let cut = w("cut.export");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let out = expect(1, &["audit", "--file", p(&cut), "--chain-id", &chain_id]);
-    assert!(out.contains("truncated") && out.contains("verified to height"), "{out}");
+    assert!(
+        out.contains("truncated") && out.contains("verified to height"),
+        "{out}"
+    );
     // The saved state is beyond the short export: refused.
-    expect(1, &["audit", "--file", p(&short), "--chain-id", &chain_id, "--state", p(&state)]);
+    expect(
+        1,
+        &[
+            "audit",
+            "--file",
+            p(&short),
+            "--chain-id",
+            &chain_id,
+            "--state",
+            p(&state),
+        ],
+    );
 
     // A channel that stays open: prove its open transaction offline.
     open(&net, 2, 1, 4_000);
     let opens = wait_until("node 1 holds both opens", STEP, || {
         let opens = txs_of_kind(&net, 1, "open");
-        (opens.len() == 2).then_some(opens.clone()).ok_or(format!("{opens:?}"))
+        (opens.len() == 2)
+            .then_some(opens.clone())
+            .ok_or(format!("{opens:?}"))
     });
     let tx = opens[1].clone();
     let (proof, entry) = (w("open.proof"), w("open.tx"));
     wait_until("a witnessed checkpoint covers the open", STEP, || {
         let out = run(&[
-            "audit", "prove", "--tx", &tx, "--out", p(&proof), "--entry-out", p(&entry), "--data-dir", d1,
+            "audit",
+            "prove",
+            "--tx",
+            &tx,
+            "--out",
+            p(&proof),
+            "--entry-out",
+            p(&entry),
+            "--data-dir",
+            d1,
         ]);
         out.status.success().then_some(()).ok_or_else(|| text(&out))
     });
-    let mut verify = vec!["audit", "verify-proof", p(&proof), "--entry", p(&entry), "--log-key", &log_key];
+    let mut verify = vec![
+        "audit",
+        "verify-proof",
+        p(&proof),
+        "--entry",
+        p(&entry),
+        "--log-key",
+        &log_key,
+    ];
     for k in &witness_keys {
         verify.extend(["--witness", k.as_str()]);
     }
@@ -208,14 +307,29 @@ fn the_auditor_verifies_a_testnet_ledger_from_every_source() {
     let out = expect(
         1,
         &[
-            "audit", "verify-proof", p(&proof), "--entry", p(&entry), "--log-key", &log_key,
-            "--witness", &witness_keys[0], "--witness", &stranger, "--quorum", "2",
+            "audit",
+            "verify-proof",
+            p(&proof),
+            "--entry",
+            p(&entry),
+            "--log-key",
+            &log_key,
+            "--witness",
+            &witness_keys[0],
+            "--witness",
+            &stranger,
+            "--quorum",
+            "2",
         ],
     );
     assert!(out.contains("needed"), "{out}");
     // A wrong log key.
-    let wrong = VerifierKey::new(&note::origin(&net.genesis().chain_id()), KEY_TYPE_ED25519, Keypair::generate().public())
-        .to_text();
+    let wrong = VerifierKey::new(
+        &note::origin(&net.genesis().chain_id()),
+        KEY_TYPE_ED25519,
+        Keypair::generate().public(),
+    )
+    .to_text();
     let mut wrong_key = with_quorum.clone();
     wrong_key[6] = wrong.as_str();
     expect(1, &wrong_key);
@@ -254,12 +368,45 @@ fn the_auditor_verifies_a_testnet_ledger_from_every_source() {
     std::fs::write(&new_note, proof_text.split_once("\n\n").unwrap().1).unwrap();
     let out = expect(
         0,
-        &["audit", "consistency", p(&old_note), p(&new_note), "--url", &url, "--genesis", p(&genesis_bin)],
+        &[
+            "audit",
+            "consistency",
+            p(&old_note),
+            p(&new_note),
+            "--url",
+            &url,
+            "--genesis",
+            p(&genesis_bin),
+        ],
     );
     assert!(out.contains("consistent"), "{out}");
-    expect(0, &["audit", "consistency", p(&old_note), p(&new_note), "--peer", &peer, "--log-key", &log_key]);
+    expect(
+        0,
+        &[
+            "audit",
+            "consistency",
+            p(&old_note),
+            p(&new_note),
+            "--peer",
+            &peer,
+            "--log-key",
+            &log_key,
+        ],
+    );
     // Swapped: the "newer" is behind.
-    expect(1, &["audit", "consistency", p(&new_note), p(&old_note), "--url", &url, "--chain-id", &chain_id]);
+    expect(
+        1,
+        &[
+            "audit",
+            "consistency",
+            p(&new_note),
+            p(&old_note),
+            "--url",
+            &url,
+            "--chain-id",
+            &chain_id,
+        ],
+    );
 
     // The same node stopped: an export of its store, audited clean, and no split view with the
     // live export.
@@ -268,13 +415,44 @@ fn the_auditor_verifies_a_testnet_ledger_from_every_source() {
     assert_eq!(net.down(), 3);
     let stopped = w("stopped.export");
     cli_ok(&["ledger", "export", "--out", p(&stopped), "--data-dir", d1]);
-    let out = expect(0, &["audit", "--file", p(&stopped), "--chain-id", &chain_id, "--state", p(&state)]);
+    let out = expect(
+        0,
+        &[
+            "audit",
+            "--file",
+            p(&stopped),
+            "--chain-id",
+            &chain_id,
+            "--state",
+            p(&state),
+        ],
+    );
     assert!(out.contains(&chain_id), "{out}");
-    let out = expect(0, &["audit", "--file", p(&live2), "--file", p(&stopped), "--chain-id", &chain_id]);
+    let out = expect(
+        0,
+        &[
+            "audit",
+            "--file",
+            p(&live2),
+            "--file",
+            p(&stopped),
+            "--chain-id",
+            &chain_id,
+        ],
+    );
     assert!(out.contains("no split view"), "{out}");
     // Offline prove from the stopped store gives a proof that verifies too.
     let proof2 = w("open2.proof");
-    cli_ok(&["audit", "prove", "--tx", &tx, "--out", p(&proof2), "--data-dir", d1]);
+    cli_ok(&[
+        "audit",
+        "prove",
+        "--tx",
+        &tx,
+        "--out",
+        p(&proof2),
+        "--data-dir",
+        d1,
+    ]);
     let mut v = with_quorum.clone();
     v[2] = p(&proof2);
     expect(0, &v);
