@@ -38,6 +38,16 @@ impl ApiClient {
         ApiClient { base, token, agent }
     }
 
+    /// The base URL (`http://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// `GET /v1/{path}`.
     pub fn get(&self, path: &str) -> Result<Value> {
         let resp = self

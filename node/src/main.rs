@@ -6,13 +6,17 @@
 //! - `api`: the HTTP control API.
 //! - `http`: the CLI's client of that API.
 //! - `testnet`: local multi-process testnets.
+//! - `audit_cmd`: `ledger export`, `ledger keys` and `audit` (the auditor's commands).
+//! - `ledger_source`: where those read a ledger (a store, raw HTTP routes, a p2p peer).
 
 mod api;
+mod audit_cmd;
 mod client;
 mod config;
 mod demo;
 mod evidence;
 mod http;
+mod ledger_source;
 mod node;
 mod offline;
 mod public;
@@ -68,6 +72,9 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Verify a ledger trusting nobody who serves it: from export files, peers or public
+    /// endpoints; offline inclusion proofs; consistency of two checkpoint notes.
+    Audit(Box<audit_cmd::AuditCli>),
     /// A local testnet of several node processes.
     Testnet {
         #[command(subcommand)]
@@ -132,6 +139,17 @@ enum LedgerCommand {
         /// Account key (hex).
         account: Option<String>,
     },
+    /// Write the ledger to an export file (from the running node, or a stopped one's store).
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Last height to export (default: the tip).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// The verifier keys of the log and of each witness (C2SP note keys), with the origin.
+    Keys,
     /// Transfer from the node's account.
     Transfer {
         /// Recipient key (hex).
@@ -362,6 +380,11 @@ fn main() -> Result<()> {
             });
         }
         Command::Channel { command } => channel(&dir, cli.json, command)?,
+        Command::Audit(args) => {
+            init_quiet_tracing();
+            let code = audit_cmd::run_audit(&dir, cli.json, *args);
+            std::process::exit(code);
+        }
         Command::Testnet { command } => match command {
             TestnetCommand::Up {
                 nodes,
@@ -460,6 +483,8 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
     // Reads work from a running node's API or, when it is stopped, from its data dir.
     let reader = || Reader::open(dir);
     match command {
+        LedgerCommand::Export { out, to } => audit_cmd::export(dir, json_out, &out, to)?,
+        LedgerCommand::Keys => audit_cmd::keys(dir, json_out)?,
         LedgerCommand::Transfer { to, amount } => {
             if PublicKey::from_hex(&to).is_err() {
                 bail!("--to is an account: 64 hex characters");

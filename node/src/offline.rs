@@ -1,5 +1,6 @@
 //! Reading the ledger of a stopped node straight from its data dir: the same answers as the
-//! control API's read endpoints, from the stored blocks replayed and verified again.
+//! control API's read endpoints, from the stored blocks replayed and verified again by the
+//! auditor (`paychan_audit`).
 
 use anyhow::{Context, Result};
 use paychan_ledger::LedgerState;
@@ -8,8 +9,9 @@ use paychan_store::{SledStore, Store};
 use serde_json::{json, Value};
 
 use crate::api::BlockView;
+use crate::audit_cmd::replay_store;
 use crate::config::DataDir;
-use crate::node::{replay, LedgerStatus};
+use crate::node::LedgerStatus;
 
 /// A stopped node's ledger.
 #[derive(Debug)]
@@ -27,7 +29,8 @@ impl Offline {
             Some(g) => g,
             None => dir.genesis()?,
         };
-        let state = replay(&genesis, &store)?;
+        // Replayed through the auditor: the ledger rules and conservation after every block.
+        let state = replay_store(&genesis, &store)?;
         Ok(Offline { store, state })
     }
 

@@ -142,10 +142,7 @@ impl Auditor {
 
     fn push_block_inner(&mut self, block: &Block) -> Result<(), AuditError> {
         let height = self.state.height().saturating_add(1);
-        let effects = match self.state.apply_block_with(block, self.signatures) {
-            Ok(effects) => effects,
-            Err(error) => return Err(self.explain_block(height, block, error)),
-        };
+        let effects = apply_block(&mut self.state, block, self.signatures)?;
         let supply = self.state.genesis_supply();
         let found: u128 = self
             .state
@@ -206,67 +203,81 @@ impl Auditor {
             }
         }
     }
+}
 
-    /// Turns a refusal of the ledger into the precise failure: for the roots, recomputes what
-    /// the block should have said (only on this error path, from a copy of the state).
-    fn explain_block(&self, height: u64, block: &Block, error: BlockError) -> AuditError {
-        let h = &block.header;
-        let mismatch = |field, expected: String, found: String| AuditError::Block {
+/// Applies `block` to `state` under the ledger rules (`LedgerState::apply_block_with`), naming
+/// the first failure as the auditor does; a refused block changes nothing. The one block
+/// check shared by the auditor, the offline reader and the client's view of a remote ledger.
+pub fn apply_block(
+    state: &mut LedgerState,
+    block: &Block,
+    signatures: Signatures,
+) -> Result<Vec<TxEffect>, AuditError> {
+    let height = state.height().saturating_add(1);
+    state
+        .apply_block_with(block, signatures)
+        .map_err(|error| explain_block(state, height, block, error))
+}
+
+/// Turns a refusal of the ledger into the precise failure: for the roots, recomputes what
+/// the block should have said (only on this error path, from a copy of the state).
+fn explain_block(state: &LedgerState, height: u64, block: &Block, error: BlockError) -> AuditError {
+    let h = &block.header;
+    let mismatch = |field, expected: String, found: String| AuditError::Block {
+        height,
+        check: Check::Mismatch {
+            field,
+            expected,
+            found,
+        },
+    };
+    match error {
+        BlockError::Tx { index, error } => AuditError::Tx { height, index, error },
+        BlockError::WrongChain { expected, got } => mismatch("chain_id", expected.to_hex(), got.to_hex()),
+        BlockError::WrongHeight { expected, got } => {
+            mismatch("height", expected.to_string(), got.to_string())
+        }
+        BlockError::WrongPrevHash { expected, got } => mismatch("prev_hash", expected.to_hex(), got.to_hex()),
+        BlockError::BadSignature => AuditError::Block {
             height,
-            check: Check::Mismatch {
-                field,
-                expected,
-                found,
-            },
-        };
-        match error {
-            BlockError::Tx { index, error } => AuditError::Tx { height, index, error },
-            BlockError::WrongChain { expected, got } => mismatch("chain_id", expected.to_hex(), got.to_hex()),
-            BlockError::WrongHeight { expected, got } => {
-                mismatch("height", expected.to_string(), got.to_string())
-            }
-            BlockError::WrongPrevHash { expected, got } => {
-                mismatch("prev_hash", expected.to_hex(), got.to_hex())
-            }
-            BlockError::BadSignature => AuditError::Block {
-                height,
-                check: Check::SequencerSignature,
-            },
-            BlockError::TxRootMismatch => {
-                let leaves: Vec<Hash32> = block.txs.iter().map(Tx::leaf_hash).collect();
-                mismatch(
-                    "tx_root",
-                    merkle::root_from_leaf_hashes(&leaves).to_hex(),
-                    h.tx_root.to_hex(),
-                )
-            }
-            BlockError::LogSizeMismatch { expected, got } => {
-                mismatch("log_size", expected.to_string(), got.to_string())
-            }
-            BlockError::LogRootMismatch | BlockError::StateRootMismatch => {
-                let mut replay = self.state.clone();
-                let applied = block.txs.iter().all(|tx| replay.apply_tx(tx, h.time_ms).is_ok());
-                let (field, expected, found) = if matches!(error, BlockError::LogRootMismatch) {
-                    ("log_root", replay.log_root(), h.log_root)
-                } else {
-                    ("state_root", replay.state_root(), h.state_root)
-                };
-                if applied {
-                    mismatch(field, expected.to_hex(), found.to_hex())
-                } else {
-                    AuditError::Block {
-                        height,
-                        check: Check::Rule(error.to_string()),
-                    }
+            check: Check::SequencerSignature,
+        },
+        BlockError::TxRootMismatch => {
+            let leaves: Vec<Hash32> = block.txs.iter().map(Tx::leaf_hash).collect();
+            mismatch(
+                "tx_root",
+                merkle::root_from_leaf_hashes(&leaves).to_hex(),
+                h.tx_root.to_hex(),
+            )
+        }
+        BlockError::LogSizeMismatch { expected, got } => {
+            mismatch("log_size", expected.to_string(), got.to_string())
+        }
+        BlockError::LogRootMismatch | BlockError::StateRootMismatch => {
+            let mut replay = state.clone();
+            let applied = block.txs.iter().all(|tx| replay.apply_tx(tx, h.time_ms).is_ok());
+            let (field, expected, found) = if matches!(error, BlockError::LogRootMismatch) {
+                ("log_root", replay.log_root(), h.log_root)
+            } else {
+                ("state_root", replay.state_root(), h.state_root)
+            };
+            if applied {
+                mismatch(field, expected.to_hex(), found.to_hex())
+            } else {
+                AuditError::Block {
+                    height,
+                    check: Check::Rule(error.to_string()),
                 }
             }
-            other => AuditError::Block {
-                height,
-                check: Check::Rule(other.to_string()),
-            },
         }
+        other => AuditError::Block {
+            height,
+            check: Check::Rule(other.to_string()),
+        },
     }
+}
 
+impl Auditor {
     /// Verifies a signed checkpoint: the sequencer's signature, every cosignature present
     /// (each verifies and comes from a distinct genesis witness), then, once its block is
     /// replayed, that it states that block (log size, log root, block hash) and extends the

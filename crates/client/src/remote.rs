@@ -120,9 +120,9 @@ impl RemoteLedger {
                     if b.header.height <= state.height() {
                         continue;
                     }
-                    state
-                        .apply_block(b)
-                        .map_err(|e| RemoteError::Invalid(format!("block {}: {e}", b.header.height)))?;
+                    // The auditor's block check: the ledger rules, signatures in one batch.
+                    paychan_audit::apply_block(&mut state, b, paychan_ledger::Signatures::Batch)
+                        .map_err(|e| RemoteError::Invalid(e.to_string()))?;
                     applied += 1;
                     let mut index = self.channel_txs.write().expect("index lock");
                     for tx in &b.txs {
