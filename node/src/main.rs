@@ -394,7 +394,14 @@ fn main() -> Result<()> {
                 test_double_block,
                 force,
             } => {
-                let rows = testnet::up(&dir, nodes, test_drop_updates, test_equivocate, test_double_block, force)?;
+                let rows = testnet::up(
+                    &dir,
+                    nodes,
+                    test_drop_updates,
+                    test_equivocate,
+                    test_double_block,
+                    force,
+                )?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
