@@ -379,6 +379,7 @@ fn manager_error(e: paychan_client::ManagerError) -> ApiError {
         E::Unreachable(_) | E::Ledger(_) | E::Stopped => StatusCode::SERVICE_UNAVAILABLE,
         E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         E::Refused(_) | E::Channel(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::CloseExpired { .. } => StatusCode::GATEWAY_TIMEOUT,
     };
     ApiError(code, e.to_string())
 }
