@@ -380,6 +380,7 @@ fn manager_error(e: paychan_client::ManagerError) -> ApiError {
         E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         E::Refused(_) | E::Channel(_) => StatusCode::UNPROCESSABLE_ENTITY,
         E::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+        E::CloseExpired { .. } => StatusCode::GATEWAY_TIMEOUT,
     };
     ApiError(code, e.to_string())
 }

@@ -1013,9 +1013,11 @@ fn consistency(
     } else {
         src.consistency(older.log_size, newer.log_size)?
     };
+    // Both notes verified under the log key above: two validly signed checkpoints of one log
+    // that do not extend each other are a split view, whoever asks.
     verify_checkpoint_consistency(&older, &newer, &path).map_err(|e| {
         verification(format!(
-            "the checkpoint at height {} (size {}) is not extended by the one at height {} (size {}): {e}",
+            "split view: the checkpoint at height {} (size {}) is not extended by the one at height {} (size {}): {e}",
             older.height, older.log_size, newer.height, newer.log_size
         ))
     })?;

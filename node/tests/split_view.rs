@@ -83,6 +83,48 @@ fn an_equivocating_sequencer_is_caught_by_every_node() {
         assert!(*h <= height, "node-{} cosigned past the split view: {h}", k + 1);
     }
 
+    // `paychan audit consistency` with the two notes reports the split view (exit 1).
+    {
+        let v = &split_views(&net, 1)[0];
+        let work = tempfile::tempdir().expect("temp dir");
+        let (a, b) = (work.path().join("first.note"), work.path().join("second.note"));
+        let (first, second) = (&v["first"], &v["second"]);
+        // The older note first (by height), as the command expects.
+        let (older, newer) = if first["height"].as_u64() <= second["height"].as_u64() {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        std::fs::write(&a, older["note"].as_str().unwrap()).unwrap();
+        std::fs::write(&b, newer["note"].as_str().unwrap()).unwrap();
+        let url = format!(
+            "http://{}",
+            std::fs::read_to_string(net.dir(1).join("public.addr"))
+                .unwrap()
+                .trim()
+        );
+        let chain_id = genesis.chain_id().to_hex();
+        let mut cmd = paychan();
+        cmd.args([
+            "audit",
+            "consistency",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--url",
+            &url,
+            "--chain-id",
+            &chain_id,
+        ]);
+        let out = run_bounded(cmd, Duration::from_secs(60));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("split view"), "{text}");
+    }
+
     // The evidence survives a restart of a witness.
     let kept = split_views(&net, 1);
     net.kill9(1);

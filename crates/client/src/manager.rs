@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use paychan_channel::open::{accept_open, OpenAcceptance, OpenPolicy, OpenProposal};
-use paychan_channel::{Channel, ChannelError, ChannelStatus, PersistedChannel};
+use paychan_channel::{Channel, ChannelError, ChannelStatus, CloseState, PersistedChannel};
 use paychan_net::{peer_id_from_public_key, public_key_from_peer_id, NetHandle, PeerId};
 use paychan_protocol::codec::{decode, encode};
 use paychan_protocol::ledger::Settle;
@@ -37,6 +37,14 @@ const _: () = assert!(ROUND_SIGNATURES_MAX <= PAY_PROOFS_MAX);
 /// Ledger time after which an answer to a close or a settle that the ledger has not applied is
 /// submitted again.
 const RESUBMIT_MS: u64 = 2_000;
+
+/// First wait before a close transaction the ledger has not applied yet (a cooperative close,
+/// a unilateral close, an answer to a close, a settle) is submitted again; it doubles after each
+/// submission up to [`CLOSE_RESUBMIT_MAX`]. A close proposal the peer has not signed is resent
+/// on the same schedule.
+const CLOSE_RESUBMIT_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between two submissions of a close transaction.
+const CLOSE_RESUBMIT_MAX: Duration = Duration::from_secs(30);
 
 /// How long an open proposal waits for a stream to its peer before it fails (the stream is
 /// retried every tick meanwhile).
@@ -66,6 +74,10 @@ pub struct ManagerConfig {
     pub open_expiry_ms: u64,
     /// The most this key locks in a channel a peer proposes (also capped by its balance).
     pub accept_deposit_max: u64,
+    /// How long a cooperative close we proposed waits for the peer's signature (resent on
+    /// every reconnect and on a backoff meanwhile) before it expires: the close command then
+    /// fails and the channel shows `close_expired`, to be closed again or with `force`.
+    pub coop_close_wait: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -73,6 +85,7 @@ impl Default for ManagerConfig {
         ManagerConfig {
             open_expiry_ms: 120_000,
             accept_deposit_max: u64::MAX,
+            coop_close_wait: Duration::from_secs(600),
         }
     }
 }
@@ -104,6 +117,12 @@ pub enum ManagerError {
     /// The manager stopped.
     #[error("channel manager stopped")]
     Stopped,
+    /// The peer did not sign our cooperative close in time.
+    #[error("the peer did not sign the cooperative close within {secs} s: close again, or close with force")]
+    CloseExpired {
+        /// How long the proposal waited.
+        secs: u64,
+    },
 }
 
 /// A channel as [`ChannelManager::list`] shows it.
@@ -233,6 +252,12 @@ impl ChannelManager {
             };
             channels.insert(id, Slot::new(ch, peer));
         }
+        // A close proposal kept across the restart is sent again once the peer is back.
+        let proposing = channels
+            .iter()
+            .filter(|(_, s)| matches!(s.ch.close_state(), CloseState::Proposed { .. }))
+            .map(|(id, _)| *id)
+            .collect();
         info!(channels = channels.len(), "channels restored");
         let mut incoming = net
             .accept_channel_streams()
@@ -265,6 +290,7 @@ impl ChannelManager {
             queued: HashMap::new(),
             proposals: HashMap::new(),
             acceptances: HashMap::new(),
+            proposing,
         };
         tokio::spawn(actor.run(rx));
         Ok(ChannelManager { inbox: tx })
@@ -372,6 +398,47 @@ struct Slot {
     force_persist: bool,
     /// Ledger height at which the payout was first seen.
     closed_at: Option<u64>,
+    /// When the close transaction of the current state goes to the ledger again.
+    close_retry: Retry,
+    /// Since when our close proposal waits for the peer's signature (this run).
+    proposed_at: Option<Instant>,
+    /// When our close proposal goes to the peer again.
+    proposal_retry: Retry,
+    /// Our close proposal waited longer than `coop_close_wait`; it is no longer resent.
+    proposal_expired: bool,
+}
+
+/// A capped exponential backoff for resending something until its effect is seen.
+#[derive(Debug)]
+struct Retry {
+    /// When to send again; `None` while nothing was sent in this run.
+    next: Option<Instant>,
+    delay: Duration,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry {
+            next: None,
+            delay: CLOSE_RESUBMIT_FIRST,
+        }
+    }
+
+    /// Nothing was sent yet, or the wait is over.
+    fn due_or_unsent(&self) -> bool {
+        self.next.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Something was sent and the wait is over.
+    fn due(&self) -> bool {
+        self.next.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// It was sent now: wait, then twice as long next time.
+    fn sent(&mut self) {
+        self.next = Some(Instant::now() + self.delay);
+        self.delay = (self.delay * 2).min(CLOSE_RESUBMIT_MAX);
+    }
 }
 
 impl Slot {
@@ -387,6 +454,10 @@ impl Slot {
             coop_sent: None,
             force_persist: false,
             closed_at: None,
+            close_retry: Retry::new(),
+            proposed_at: None,
+            proposal_retry: Retry::new(),
+            proposal_expired: false,
         }
     }
 }
@@ -410,6 +481,8 @@ struct Actor {
     /// Opens peers proposed that this key signed, waiting for their signature (bounded,
     /// expiring).
     acceptances: HashMap<ChannelId, Accepted>,
+    /// Channels whose cooperative close we proposed and the peer has not signed yet.
+    proposing: HashSet<ChannelId>,
 }
 
 /// An open this key proposed.
@@ -457,6 +530,7 @@ impl Actor {
             }
             let signed_now = self.sign_round().await;
             let persisted = self.persist_round().await;
+            self.drive_proposals().await;
             // A persist may have unblocked signing (a seq reservation became durable).
             progress = signed_now > 0 || (persisted && self.has_pay_work());
         }
@@ -517,7 +591,13 @@ impl Actor {
                 let _ = reply.send(
                     self.channels
                         .iter()
-                        .map(|(id, s)| view(id, &s.ch, ledger.channel(id)))
+                        .map(|(id, s)| {
+                            let mut v = view(id, &s.ch, ledger.channel(id));
+                            if s.proposal_expired && s.ch.status() == ChannelStatus::ShuttingDown {
+                                v.status = "close_expired".into();
+                            }
+                            v
+                        })
                         .collect(),
                 );
             }
@@ -655,6 +735,56 @@ impl Actor {
         for (_, msg) in self.queued.remove(&peer).unwrap_or_default() {
             self.send(peer, msg).await;
         }
+        // A close proposal the peer may have missed goes out again on the new stream.
+        for id in &self.proposing {
+            if let Some(s) = self.channels.get_mut(id).filter(|s| s.peer == peer) {
+                s.proposal_retry = Retry::new();
+            }
+        }
+        self.drive_proposals().await;
+    }
+
+    /// Sends every close proposal the peer has not signed, once it is durable and the stream is
+    /// up, again on a backoff until the peer signs; expires one that waited longer than
+    /// `coop_close_wait` (in this run).
+    async fn drive_proposals(&mut self) {
+        if self.proposing.is_empty() {
+            return;
+        }
+        let wait = self.config.coop_close_wait;
+        let mut out = Vec::new();
+        let (channels, links) = (&mut self.channels, &self.links);
+        self.proposing.retain(|id| {
+            let Some(slot) = channels.get_mut(id) else {
+                return false;
+            };
+            let (close, sig) = match slot.ch.close_state() {
+                CloseState::Proposed { close, sig } if slot.ch.status() == ChannelStatus::ShuttingDown => {
+                    (*close, *sig)
+                }
+                // Signed by both, closed unilaterally or paid out: the ledger path takes over.
+                _ => return false,
+            };
+            let since = *slot.proposed_at.get_or_insert_with(Instant::now);
+            if since.elapsed() > wait {
+                warn!(channel = %id, "the peer did not sign the cooperative close in time");
+                slot.proposal_expired = true;
+                for w in slot.close_waiters.drain(..) {
+                    let _ = w.send(Err(ManagerError::CloseExpired { secs: wait.as_secs() }));
+                }
+                return false;
+            }
+            // Persist before you send: the proposal carries our signature.
+            let durable = !slot.force_persist && !slot.ch.persist_needs().any();
+            if durable && links.contains_key(&slot.peer) && slot.proposal_retry.due_or_unsent() {
+                slot.proposal_retry.sent();
+                out.push((slot.peer, ChannelMsg::ClosePropose { close, sig }));
+            }
+            true
+        });
+        for (peer, msg) in out {
+            self.send(peer, msg).await;
+        }
     }
 
     async fn cmd_open(
@@ -720,12 +850,12 @@ impl Actor {
             let _ = reply.send(Ok(()));
             return;
         }
-        let peer = slot.peer;
         if force {
             match slot.ch.unilateral_close_tx() {
                 Ok(tx) => {
                     slot.force_persist = true;
                     slot.close_waiters.push(reply);
+                    slot.close_retry.sent();
                     self.submit(tx);
                 }
                 Err(e) => {
@@ -734,11 +864,23 @@ impl Actor {
             }
             return;
         }
-        match slot.ch.propose_close() {
-            Ok(msg) => {
-                slot.force_persist = true;
+        let proposed_before = matches!(slot.ch.close_state(), CloseState::Proposed { .. })
+            && slot.ch.status() == ChannelStatus::ShuttingDown;
+        // The proposal leaves once it is durable (drive_proposals, after this round's persist),
+        // and again until the peer signs; closing again re-arms an expired one.
+        let proposed = if proposed_before {
+            Ok(())
+        } else {
+            slot.ch.propose_close().map(|_| ())
+        };
+        match proposed {
+            Ok(()) => {
+                slot.force_persist |= !proposed_before;
                 slot.close_waiters.push(reply);
-                self.send(peer, msg).await;
+                slot.proposed_at = Some(Instant::now());
+                slot.proposal_retry = Retry::new();
+                slot.proposal_expired = false;
+                self.proposing.insert(id);
             }
             Err(e) => {
                 let _ = reply.send(Err(e.into()));
@@ -986,6 +1128,7 @@ impl Actor {
                             });
                             if !repeat {
                                 slot.coop_sent = Some((signed.close, now));
+                                slot.close_retry.sent();
                                 self.submit(Tx::CoopClose(signed));
                             }
                         }
@@ -1065,6 +1208,27 @@ impl Actor {
                             let _ = w.send(Ok(*id));
                         }
                     }
+                    // A close of ours the ledger has not applied: lost with a mempool, refused
+                    // by an unreachable sequencer, or never sent before a restart. Submit it
+                    // again on a backoff until the ledger shows the channel closing or closed.
+                    if slot.close_retry.due_or_unsent() {
+                        let coop = slot.ch.coop_close_tx();
+                        let unilateral = match slot.ch.status() {
+                            ChannelStatus::Closing => slot.ch.unilateral_close_tx().ok(),
+                            _ => None,
+                        };
+                        let coop = coop.filter(|_| {
+                            matches!(
+                                slot.ch.status(),
+                                ChannelStatus::ShuttingDown | ChannelStatus::Closing
+                            )
+                        });
+                        if coop.is_some() || unilateral.is_some() {
+                            slot.close_retry.sent();
+                            debug!(channel = %id, "submitting our close again");
+                            to_submit.extend(coop.into_iter().chain(unilateral));
+                        }
+                    }
                 }
                 LedgerChannel::Closing {
                     window_end_ms,
@@ -1075,21 +1239,34 @@ impl Actor {
                     // Answer each ledger state of the close, and again every RESUBMIT_MS of ledger
                     // time while the window is open and the ledger still lacks the answer (a
                     // submission can be lost; resubmitting is harmless).
-                    let stale = slot.answered.is_none_or(|(ab, ba, at)| {
-                        (ab, ba) != (best_ab, best_ba) || now >= at.saturating_add(RESUBMIT_MS)
-                    });
+                    // The same holds in wall time on a backoff, for a ledger whose time stalls.
+                    let moved = slot
+                        .answered
+                        .is_none_or(|(ab, ba, _)| (ab, ba) != (best_ab, best_ba));
+                    if moved {
+                        slot.close_retry = Retry::new();
+                    }
+                    let due = slot.close_retry.due();
+                    let stale = moved
+                        || due
+                        || slot
+                            .answered
+                            .is_some_and(|(_, _, at)| now >= at.saturating_add(RESUBMIT_MS));
                     if stale && now < window_end_ms {
                         slot.answered = Some((best_ab, best_ba, now));
                         if let Some(update) = slot.ch.answer_close(best_ab, best_ba) {
                             info!(channel = %id, "answering a close with a newer proof");
+                            slot.close_retry.sent();
                             to_submit.push(update);
                         }
                     }
-                    let resend = slot
-                        .settle_sent_ms
-                        .is_none_or(|t| now >= t.saturating_add(RESUBMIT_MS));
+                    let resend = due
+                        || slot
+                            .settle_sent_ms
+                            .is_none_or(|t| now >= t.saturating_add(RESUBMIT_MS));
                     if now >= window_end_ms && resend {
                         slot.settle_sent_ms = Some(now);
+                        slot.close_retry.sent();
                         to_submit.push(Tx::Settle(Settle {
                             chain_id: self.chain_id,
                             channel_id: *id,
@@ -1388,6 +1565,7 @@ mod tests {
             queued: HashMap::new(),
             proposals: HashMap::new(),
             acceptances: HashMap::new(),
+            proposing: HashSet::new(),
         };
         let peer_id = peer_id_from_public_key(&peer.public()).unwrap();
         let (tx, rx) = mpsc::channel(20_000);

@@ -130,6 +130,10 @@ pub fn verify_checkpoint_consistency(
         if older.log_root != merkle::empty_root() {
             return Err(CheckpointError::Inconsistent(MerkleError::FirstRootMismatch));
         }
+        // Equal sizes need equal roots: a second empty log with another root is a split view.
+        if newer.log_size == 0 && newer.log_root != older.log_root {
+            return Err(CheckpointError::Inconsistent(MerkleError::SecondRootMismatch));
+        }
         if !path.is_empty() {
             return Err(CheckpointError::Inconsistent(MerkleError::PathTooLong {
                 expected: 0,

@@ -884,3 +884,30 @@ fn genesis_rules() {
         GenesisError::SupplyOverflow
     );
 }
+
+/// Two checkpoints of the empty log with different roots do not extend each other: the
+/// sequencer signed a second root for size 0, a split view.
+#[test]
+fn two_empty_logs_with_different_roots_are_inconsistent() {
+    use paychan_ledger::verify_checkpoint_consistency;
+    use paychan_protocol::{merkle, Checkpoint, Hash32};
+    let chain_id = Hash32([7; 32]);
+    let older = Checkpoint {
+        chain_id,
+        log_size: 0,
+        log_root: merkle::empty_root(),
+        height: 1,
+        block_hash: Hash32([1; 32]),
+    };
+    let honest = Checkpoint {
+        height: 3,
+        block_hash: Hash32([3; 32]),
+        ..older
+    };
+    assert!(verify_checkpoint_consistency(&older, &honest, &[]).is_ok());
+    let fake = Checkpoint {
+        log_root: Hash32([9; 32]),
+        ..honest
+    };
+    assert!(verify_checkpoint_consistency(&older, &fake, &[]).is_err());
+}
