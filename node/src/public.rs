@@ -433,6 +433,9 @@ impl IntoResponse for PublicError {
             }
             PublicError::MethodNotAllowed => {
                 h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                // A refused method's body is never read, so the connection cannot carry another
+                // request reliably: say it closes, so that a client does not reuse it.
+                h.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

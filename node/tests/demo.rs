@@ -17,6 +17,41 @@ fn the_demo_passes_against_a_fresh_testnet() {
         "{out}"
     );
     assert!(!out.contains("MISMATCH"), "{out}");
+
+    // The demo's ledger audits clean from an export, from a peer and from the public endpoints,
+    // pinned to its chain id, and the report names that chain.
+    let chain_id = net.genesis().chain_id().to_hex();
+    let export = net.root.join("demo.export");
+    let node1 = net.dir(1);
+    let d1 = node1.to_str().unwrap();
+    cli_ok(&[
+        "ledger",
+        "export",
+        "--out",
+        export.to_str().unwrap(),
+        "--data-dir",
+        d1,
+    ]);
+    let url = format!(
+        "http://{}",
+        std::fs::read_to_string(node1.join("public.addr")).unwrap().trim()
+    );
+    let peer = net.p2p_addr(2).to_string();
+    for source in [
+        ["--file", export.to_str().unwrap()],
+        ["--url", url.as_str()],
+        ["--peer", peer.as_str()],
+    ] {
+        let report = cli_ok(&["audit", source[0], source[1], "--chain-id", &chain_id, "--json"]);
+        let v: Value = serde_json::from_str(report.trim()).expect("a JSON audit report");
+        assert_eq!(v["ok"], true, "{source:?}: {v}");
+        assert_eq!(v["chain_id"], chain_id, "{source:?}: {v}");
+        let r = &v["sources"][0]["report"];
+        assert_eq!(r["chain_id"], chain_id, "{source:?}: {v}");
+        assert!(r["blocks"].as_u64().unwrap() > 0, "{source:?}: {v}");
+        // The demo settles its unilateral close: the audit replayed it.
+        assert!(r["channels"]["settled"].as_u64().unwrap() > 0, "{source:?}: {v}");
+    }
 }
 
 /// `paychan client`: its own key, no node of its own; it opens a channel with a node, pays,
