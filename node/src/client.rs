@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use paychan_client::{ChannelManager, ManagerConfig, RemoteError, RemoteLedger};
-use paychan_net::{MessageAcceptance, Multiaddr, Net, NetConfig, NetEvent};
+use paychan_net::{MessageAcceptance, Multiaddr, Net, NetConfig, NetEvent, NetHandle};
 use paychan_protocol::wire::LedgerResponse;
 use paychan_protocol::{ChannelId, Keypair, Payment};
 use paychan_store::MemStore;
@@ -28,32 +28,9 @@ impl Client {
     /// Starts the client's network, dials the node (and the sequencer, when its address is
     /// given) and syncs the ledger view.
     pub async fn start(keypair: Keypair, node: Multiaddr, sequencer: Option<Multiaddr>) -> Result<Client> {
-        let (net, mut events, _task) =
+        let (net, events, _task) =
             Net::new(keypair.seed(), NetConfig::new("/ip4/127.0.0.1/tcp/0".parse()?)).await?;
-        // A client keeps no replica: it relays nothing and serves nobody.
-        let drain = net.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                match ev {
-                    NetEvent::Gossip { msg_id, source, .. } => {
-                        let _ = drain
-                            .report_validation(msg_id, source, MessageAcceptance::Ignore)
-                            .await;
-                    }
-                    NetEvent::LedgerRequest { responder, .. } => {
-                        let _ = drain
-                            .respond(
-                                responder,
-                                LedgerResponse::Error {
-                                    text: "a client keeps no ledger".into(),
-                                },
-                            )
-                            .await;
-                    }
-                    _ => {}
-                }
-            }
-        });
+        drain_events(net.clone(), events, "a client keeps no ledger");
         if let Some(seq) = sequencer {
             net.dial(seq).await.context("dial the sequencer")?;
         }
@@ -177,4 +154,29 @@ pub fn read_key(path: &std::path::Path) -> Result<Keypair> {
     let mut seed = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut seed).context("a key file holds 64 hex characters")?;
     Ok(Keypair::from_seed(seed))
+}
+
+/// Answers the network events of a process that keeps no replica (a client, an auditor): it
+/// relays no gossip and serves no ledger request, answering each with `refusal`.
+pub fn drain_events(
+    net: NetHandle,
+    mut events: tokio::sync::mpsc::Receiver<NetEvent>,
+    refusal: &'static str,
+) {
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                NetEvent::Gossip { msg_id, source, .. } => {
+                    let _ = net
+                        .report_validation(msg_id, source, MessageAcceptance::Ignore)
+                        .await;
+                }
+                NetEvent::LedgerRequest { responder, .. } => {
+                    let text = refusal.into();
+                    let _ = net.respond(responder, LedgerResponse::Error { text }).await;
+                }
+                _ => {}
+            }
+        }
+    });
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use paychan_ledger::LedgerState;
-use paychan_net::{Multiaddr, Net, NetConfig, NetEvent, NetHandle, PeerId};
+use paychan_net::{Multiaddr, Net, NetConfig, NetHandle, PeerId};
 use paychan_protocol::wire::{LedgerRequest, LedgerResponse, BLOCKS_PER_RESPONSE_MAX};
 use paychan_protocol::{Block, Genesis, Hash32, Keypair, SignedCheckpoint, Wire};
 use paychan_store::{SledStore, Store};
@@ -288,26 +288,9 @@ impl PeerSource {
             "/ip4/0.0.0.0/tcp/0"
         };
         let (net, peer) = rt.block_on(async {
-            let (net, mut events, _task) =
+            let (net, events, _task) =
                 Net::new(Keypair::generate().seed(), NetConfig::new(listen.parse()?)).await?;
-            // An auditor keeps no replica: it relays nothing and serves nobody.
-            let drain = net.clone();
-            tokio::spawn(async move {
-                while let Some(ev) = events.recv().await {
-                    match ev {
-                        NetEvent::Gossip { msg_id, source, .. } => {
-                            let _ = drain
-                                .report_validation(msg_id, source, paychan_net::MessageAcceptance::Ignore)
-                                .await;
-                        }
-                        NetEvent::LedgerRequest { responder, .. } => {
-                            let text = "an auditor serves no ledger".into();
-                            let _ = drain.respond(responder, LedgerResponse::Error { text }).await;
-                        }
-                        _ => {}
-                    }
-                }
-            });
+            crate::client::drain_events(net.clone(), events, "an auditor serves no ledger");
             let peer = tokio::time::timeout(PEER_TIMEOUT, net.dial(target))
                 .await
                 .map_err(|_| anyhow!("dial {addr}: timed out"))??;
