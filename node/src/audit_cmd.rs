@@ -89,6 +89,11 @@ pub struct AuditArgs {
     /// A node's public endpoints: `http://host:port` (repeatable).
     #[arg(long)]
     url: Vec<String>,
+    /// A signed checkpoint note (C2SP text, as a witness or another node received it) to hold
+    /// against every verified source: a note of the chain that the verified log contradicts is
+    /// a split view (repeatable).
+    #[arg(long)]
+    note: Vec<PathBuf>,
     #[command(flatten)]
     pin: PinArgs,
     /// Keeps the last checkpoint this auditor accepted; the next audit must be consistent
@@ -707,6 +712,64 @@ pub fn split_view(
     }
 }
 
+/// What a checkpoint note says against one verified source.
+#[derive(Debug, PartialEq, Eq)]
+enum NoteCheck {
+    /// The source's verified log has this note's block and root.
+    Holds,
+    /// The note is past what the source verified: nothing to compare.
+    Ahead,
+    /// The source's verified log contradicts the note.
+    Split(SplitView),
+}
+
+/// Holds a (validly signed) checkpoint note against what a source verified: the block hash
+/// at the note's height and the log root at its size must be the verified ones.
+fn note_against(cp: &Checkpoint, r: &Audited) -> NoteCheck {
+    let state = r.auditor.state();
+    if cp.chain_id != state.chain_id() {
+        return NoteCheck::Split(SplitView {
+            reason: format!(
+                "the note is of chain {}, the source of {}",
+                cp.chain_id.to_hex(),
+                state.chain_id().to_hex()
+            ),
+        });
+    }
+    if cp.height > state.height() || cp.log_size > state.log_size() {
+        return NoteCheck::Ahead;
+    }
+    if let Some(h) = r.watched.get(&cp.height) {
+        if *h != cp.block_hash {
+            return NoteCheck::Split(SplitView {
+                reason: format!(
+                    "block {} has hash {} in the note and {} in the verified log",
+                    cp.height,
+                    cp.block_hash.to_hex(),
+                    h.to_hex()
+                ),
+            });
+        }
+    }
+    match state.log().root_at(cp.log_size) {
+        Ok(root) if root == cp.log_root => NoteCheck::Holds,
+        Ok(root) => NoteCheck::Split(SplitView {
+            reason: format!(
+                "the note gives log size {} the root {} and the verified log {}",
+                cp.log_size,
+                cp.log_root.to_hex(),
+                root.to_hex()
+            ),
+        }),
+        Err(e) => NoteCheck::Split(SplitView {
+            reason: format!(
+                "the note's log size {} is not in the verified log: {e}",
+                cp.log_size
+            ),
+        }),
+    }
+}
+
 fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
     let pin = pin_of(&args.pin)?;
     let count = args.file.len() + args.peer.len() + args.url.len();
@@ -719,11 +782,24 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
         Some(p) => SavedState::load(p)?,
         None => None,
     };
+    // The notes are read first: their heights are where each source's block hash is kept.
+    let mut notes: Vec<(String, String, u64)> = Vec::new();
+    for path in &args.note {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the note {}", path.display()))
+            .map_err(CmdError::Usage)?;
+        let body = SignedNote::parse(&text)
+            .and_then(|n| note::parse_checkpoint_body(&n.body))
+            .map_err(|e| verification(format!("the note {}: {e}", path.display())))?;
+        notes.push((path.display().to_string(), text, body.height));
+    }
+    let note_heights: Vec<u64> = notes.iter().map(|n| n.2).collect();
     let mut results: Vec<Audited> = Vec::new();
     let watch = |results: &[Audited]| -> Vec<u64> {
         results
             .iter()
             .filter_map(|r| r.last_matched.as_ref().map(|c| c.checkpoint.height))
+            .chain(note_heights.iter().copied())
             .collect()
     };
     for f in &args.file {
@@ -744,8 +820,16 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
             w,
         )?);
     }
-    // Split views: every pair of sources' newest matched checkpoints.
-    let mut split: Option<(usize, usize, SplitView)> = None;
+    // Split views: every pair of sources' newest matched checkpoints, then every note against
+    // every source. Each is (view, its note) for both sides, and why.
+    let seq = results[0].genesis.sequencer;
+    let newest_note = |r: &Audited| {
+        r.last_matched
+            .as_ref()
+            .map(|c| c.to_note(&seq))
+            .unwrap_or_default()
+    };
+    let mut split: Option<((String, String), (String, String), SplitView)> = None;
     'pairs: for i in 0..results.len() {
         for j in i + 1..results.len() {
             let (a, b) = (&results[i], &results[j]);
@@ -772,8 +856,42 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
                 Ok(newer_run.auditor.state().consistency_proof(first, second)?)
             };
             if let Some(s) = split_view(&older.checkpoint, &newer.checkpoint, proof, block_at) {
-                split = Some((o, n, s));
+                let (a, b) = (&results[o], &results[n]);
+                split = Some((
+                    (a.source.clone(), newest_note(a)),
+                    (b.source.clone(), newest_note(b)),
+                    s,
+                ));
                 break 'pairs;
+            }
+        }
+    }
+    let mut notes_held = Vec::new();
+    if split.is_none() {
+        'notes: for (name, text, _) in &notes {
+            let cp = note::parse_checkpoint_note(text, &results[0].genesis)
+                .map_err(|e| verification(format!("the note {name}: {e}")))?;
+            for r in &results {
+                match note_against(&cp.checkpoint, r) {
+                    NoteCheck::Split(s) => {
+                        split = Some((
+                            (r.source.clone(), newest_note(r)),
+                            (name.clone(), text.clone()),
+                            s,
+                        ));
+                        break 'notes;
+                    }
+                    NoteCheck::Ahead => notes_held.push(format!(
+                        "{name}: height {} is past what {} verified ({}): not compared",
+                        cp.checkpoint.height,
+                        r.source,
+                        r.auditor.height()
+                    )),
+                    NoteCheck::Holds => notes_held.push(format!(
+                        "{name}: height {} (log size {}) agrees with {}",
+                        cp.checkpoint.height, cp.checkpoint.log_size, r.source
+                    )),
+                }
             }
         }
     }
@@ -782,34 +900,22 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
         .iter()
         .map(|r| json!({"source": r.source, "report": r.auditor.report()}))
         .collect();
-    if let Some((o, n, s)) = &split {
-        let (a, b) = (&results[*o], &results[*n]);
-        let seq = &a.genesis.sequencer;
-        let note_a = a
-            .last_matched
-            .as_ref()
-            .map(|c| c.to_note(seq))
-            .unwrap_or_default();
-        let note_b = b
-            .last_matched
-            .as_ref()
-            .map(|c| c.to_note(seq))
-            .unwrap_or_default();
+    if let Some(((source_a, note_a), (source_b, note_b), s)) = &split {
         if json_out {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({"ok": false, "error": "split_view", "detail": s.reason,
-                    "sources": reports, "notes": [{"source": a.source, "note": note_a}, {"source": b.source, "note": note_b}]}))
+                    "sources": reports, "notes": [{"source": source_a, "note": note_a}, {"source": source_b, "note": note_b}]}))
                 .unwrap_or_default()
             );
         } else {
             println!("SPLIT VIEW: {}", s.reason);
-            println!("\n{}:\n{note_a}", a.source);
-            println!("{}:\n{note_b}", b.source);
+            println!("\n{source_a}:\n{note_a}");
+            println!("{source_b}:\n{note_b}");
         }
         return Err(CmdError::SplitView(format!(
-            "between {} and {}: {}",
-            a.source, b.source, s.reason
+            "between {source_a} and {source_b}: {}",
+            s.reason
         )));
     }
     // A clean audit: save the newest witnessed checkpoint accepted (or the newest matched one).
@@ -827,7 +933,7 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
     }
     if json_out {
         let mut v = json!({"ok": true, "chain_id": first.genesis.chain_id().to_hex(), "sources": reports,
-                           "state_saved_at": saved});
+                           "notes": notes_held, "state_saved_at": saved});
         if args.balances {
             v["balances"] = serde_json::to_value(first.auditor.balances()).map_err(anyhow::Error::from)?;
         }
@@ -838,6 +944,9 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
         }
         if results.len() > 1 {
             println!("no split view: the sources' checkpoints are consistent");
+        }
+        for line in &notes_held {
+            println!("note {line}");
         }
         if let Some(h) = saved {
             println!("state: accepted the checkpoint at height {h}");

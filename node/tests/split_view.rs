@@ -123,6 +123,42 @@ fn an_equivocating_sequencer_is_caught_by_every_node() {
         );
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert!(text.contains("split view"), "{text}");
+
+        // `paychan audit` of an export with each note: the true one agrees with the verified
+        // log, the fake one is a split view printed with both notes.
+        let export = work.path().join("ledger.export");
+        let mut cmd = paychan();
+        cmd.args([
+            "ledger",
+            "export",
+            "--out",
+            export.to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(net.dir(1));
+        let out = run_bounded(cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for (path, c) in [(&a, older), (&b, newer)] {
+            let fake = c["log_root"] == fake_root;
+            let mut cmd = paychan();
+            cmd.args(["audit", "--file", export.to_str().unwrap(), "--note"])
+                .arg(path)
+                .args(["--chain-id", &chain_id]);
+            let out = run_bounded(cmd, Duration::from_secs(60));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if fake {
+                assert_eq!(out.status.code(), Some(1), "{text}");
+                assert!(text.contains("SPLIT VIEW"), "{text}");
+                assert!(text.contains(c["note"].as_str().unwrap().trim_end()), "{text}");
+            } else {
+                assert_eq!(out.status.code(), Some(0), "{text}");
+                assert!(text.contains("agrees with"), "{text}");
+            }
+        }
     }
 
     // The evidence survives a restart of a witness.

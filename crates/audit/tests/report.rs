@@ -126,3 +126,29 @@ fn a_checkpoint_ahead_of_the_blocks_is_held_then_matched() {
     assert_eq!((r.checkpoints_matched, r.behind_newest_witnessed), (1, 0));
     assert!(r.reaches_newest_witnessed && r.newest_witnessed.as_ref().expect("matched").matched);
 }
+
+/// A ledger whose first blocks carry no transaction (a testnet's heartbeats before its first
+/// payment): checkpoints of the empty log, then of a grown one, are consistent.
+#[test]
+fn checkpoints_of_an_empty_log_then_a_grown_one_are_consistent() {
+    use paychan_ledger::testkit::{TestChain, TestNet};
+    let mut chain = TestChain::new(TestNet::new(2, 1_000));
+    let (a, b) = (chain.net.users[0].clone(), chain.net.users[1].clone());
+    chain.next_block(vec![]);
+    chain.next_block(vec![]);
+    chain.next_block(vec![chain.net.transfer(&a, b.public(), 5, 0)]);
+    let mut state = chain.net.state();
+    let mut cps = Vec::new();
+    for blk in &chain.blocks {
+        state.apply_block(blk).expect("valid");
+        cps.push(chain.net.signed_checkpoint(state.checkpoint(), &[]));
+    }
+    assert_eq!(
+        cps.iter().map(|c| c.checkpoint.log_size).collect::<Vec<_>>(),
+        [0, 0, 1]
+    );
+    let bytes = common::export(&chain.net, &chain.blocks, &cps, None);
+    let auditor = audit_export(&bytes[..], Pin::ChainId(chain.net.chain_id), None)
+        .expect("the empty log is a prefix of every log");
+    assert_eq!(auditor.report().checkpoints_matched, 3);
+}

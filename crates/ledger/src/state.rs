@@ -398,6 +398,11 @@ impl LedgerState {
 
     /// The consistency proof between two log sizes.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash32>, ProofError> {
+        if first == 0 && second <= self.log.size() {
+            // RFC 6962 defines no proof from the empty tree: it is a prefix of every log, and
+            // the checkpoint rule (`verify_checkpoint_consistency`) takes an empty path for it.
+            return Ok(Vec::new());
+        }
         Ok(self.log.consistency_proof(first, second)?)
     }
 
