@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use paychan_ledger::{ErrorClass, LedgerState, Mempool};
+use paychan_ledger::{ErrorClass, LedgerState, Mempool, Signatures};
 use paychan_net::{
     peer_id_from_public_key, LedgerResponder, MessageAcceptance, MessageId, Multiaddr, Net, NetConfig,
     NetEvent, NetHandle, PeerId, Topic,
@@ -813,9 +813,10 @@ impl NodeHandle {
         }
         // Judged on the ledger before the block, recorded only once the block applies.
         let judged = self.judge_settlements(&ledger, block);
-        match ledger.apply_block(block) {
+        // The auditor's block check: one verifier for the replica, the client and the CLI.
+        match paychan_audit::apply_block_classified(&mut ledger, block, Signatures::Batch) {
             Ok(_) => {}
-            Err(e) if e.class() == ErrorClass::Violation => {
+            Err(paychan_audit::Refused { class, error: e }) if class == ErrorClass::Violation => {
                 if block
                     .header
                     .verify(&s.genesis.sequencer, &block.signature)
@@ -827,7 +828,7 @@ impl NodeHandle {
                 }
                 return Err(Verdict::Reject(e.to_string()));
             }
-            Err(e) => {
+            Err(paychan_audit::Refused { error: e, .. }) => {
                 debug!(%e, "block not applied");
                 return Err(Verdict::Ignore);
             }

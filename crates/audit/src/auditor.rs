@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use paychan_ledger::{
-    verify_checkpoint_consistency, BlockError, CheckpointError, CheckpointStatus, LedgerState, Signatures,
-    TxEffect,
+    verify_checkpoint_consistency, BlockError, CheckpointError, CheckpointStatus, ErrorClass, LedgerState,
+    Signatures, TxEffect,
 };
 use paychan_protocol::merkle;
 use paychan_protocol::{Block, Checkpoint, Genesis, Hash32, SignedCheckpoint, Tx};
@@ -213,10 +213,32 @@ pub fn apply_block(
     block: &Block,
     signatures: Signatures,
 ) -> Result<Vec<TxEffect>, AuditError> {
+    apply_block_classified(state, block, signatures).map_err(|r| r.error)
+}
+
+/// A block the ledger rules refuse: what the refusal means for whoever sent it, and the
+/// precise failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Retryable (a gap, a block not yet applicable), rejected or a violation of the rules.
+    pub class: ErrorClass,
+    /// The first failure, named as the auditor names it.
+    pub error: AuditError,
+}
+
+/// [`apply_block`] for a live replica, which must also know how to treat a block's sender.
+pub fn apply_block_classified(
+    state: &mut LedgerState,
+    block: &Block,
+    signatures: Signatures,
+) -> Result<Vec<TxEffect>, Refused> {
     let height = state.height().saturating_add(1);
     state
         .apply_block_with(block, signatures)
-        .map_err(|error| explain_block(state, height, block, error))
+        .map_err(|error| Refused {
+            class: error.class(),
+            error: explain_block(state, height, block, error),
+        })
 }
 
 /// Turns a refusal of the ledger into the precise failure: for the roots, recomputes what
