@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use paychan_protocol::{Genesis, Keypair, Wire};
+use paychan_store::{SledOptions, SledStore, SyncMode};
 use serde::{Deserialize, Serialize};
 
 /// Node configuration, read from `config.toml`.
@@ -40,6 +41,9 @@ pub struct Config {
     /// The public read listener (tlog tiles and raw ledger bytes, no token); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<PublicConfig>,
+    /// The `[storage]` section: how the database makes writes durable.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// TEST ONLY: a sequencer with this set silently drops dispute updates, to show that such
     /// censorship is caught by the witnesses. Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -74,6 +78,7 @@ impl Default for Config {
             api_listen: default_api(),
             witness: true,
             public: None,
+            storage: StorageConfig::default(),
             test_drop_updates: false,
             test_equivocate: false,
             test_double_block: false,
@@ -127,6 +132,43 @@ impl Default for PublicConfig {
     }
 }
 
+/// The `[storage]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `"fsync"` (the default): a flush (before every ack, signature or seq reservation that
+    /// depends on it) ends with `fsync`, so what was acknowledged survives a power loss.
+    /// `"flush"`: sled's own flush only, which survives a killed process but may lose the last
+    /// flushed writes to a power loss. BENCHMARKS.md has the cost of each.
+    #[serde(default, with = "durability_name")]
+    pub durability: SyncMode,
+}
+
+impl StorageConfig {
+    /// The options the node's database is opened with.
+    pub fn sled_options(&self) -> SledOptions {
+        SledOptions {
+            sync_mode: self.durability,
+            ..SledOptions::default()
+        }
+    }
+}
+
+/// `durability` as its name in the config (`"fsync"` or `"flush"`).
+mod durability_name {
+    use paychan_store::SyncMode;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &SyncMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SyncMode, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(D::Error::custom)
+    }
+}
+
 /// Paths of one data dir.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -161,6 +203,11 @@ impl DataDir {
     /// `db/`.
     pub fn db_path(&self) -> PathBuf {
         self.root.join("db")
+    }
+    /// Opens the node's database (`db/`) as `config` says.
+    pub fn open_store(&self, config: &Config) -> Result<SledStore> {
+        SledStore::open_with(self.db_path(), config.storage.sled_options())
+            .with_context(|| format!("open the database in {}", self.db_path().display()))
     }
     /// `api.addr`: written by a running node so that the CLI finds its API.
     pub fn api_addr_path(&self) -> PathBuf {
@@ -277,4 +324,48 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_defaults_to_fsync_and_reaches_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().join("node"));
+        data.init(&Config::default(), None).unwrap();
+        let text = std::fs::read_to_string(data.config_path()).unwrap();
+        assert!(
+            text.contains("[storage]") && text.contains("durability = \"fsync\""),
+            "{text}"
+        );
+        let config = data.config().unwrap();
+        assert_eq!(config.storage.durability, SyncMode::Fsync);
+        let store = data.open_store(&config).unwrap();
+        assert_eq!(store.sync_mode(), SyncMode::Fsync);
+        assert_eq!(store.fsync_passes(), 1);
+        drop(store);
+
+        // An older config without the section gets the default; "flush" opts out.
+        for (section, mode) in [
+            ("", SyncMode::Fsync),
+            ("[storage]\ndurability = \"flush\"\n", SyncMode::SyncFileRange),
+        ] {
+            std::fs::write(data.config_path(), format!("witness = true\n{section}")).unwrap();
+            let config = data.config().unwrap();
+            assert_eq!(config.storage.durability, mode);
+            let store = data.open_store(&config).unwrap();
+            assert_eq!(store.sync_mode(), mode);
+        }
+    }
+
+    #[test]
+    fn an_unknown_durability_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        std::fs::write(data.config_path(), "[storage]\ndurability = \"sometimes\"\n").unwrap();
+        let err = format!("{:#}", data.config().unwrap_err());
+        assert!(err.contains("unknown durability mode \"sometimes\""), "{err}");
+    }
 }

@@ -207,7 +207,7 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     let config = dir.config()?;
     let keypair = dir.keypair()?;
     let genesis = dir.genesis()?;
-    let store = Arc::new(SledStore::open(dir.db_path()).context("open the database")?);
+    let store = Arc::new(dir.open_store(&config)?);
     store
         .put_genesis(&genesis)
         .context("the database holds another genesis")?;

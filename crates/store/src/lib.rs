@@ -27,7 +27,7 @@
 //! Callers batch writes and flush once (group commit), and send an ack or a signature only
 //! after the flush that covers the state it depends on ("persist before you send").
 //!
-//! **[`SledStore`] with sled 0.34 on Linux, default [`SyncMode::SyncFileRange`].**
+//! **[`SledStore`] with sled 0.34 on Linux, [`SyncMode::SyncFileRange`] (`flush` in configs).**
 //! - *What flush does.* sled writes its buffered log entries (all trees share one log, the
 //!   file `db`) with `pwrite`, and for each written range calls `sync_file_range` with
 //!   `WAIT_BEFORE | WRITE | WAIT_AFTER`: it starts writeback of that range's dirty pages and
@@ -58,9 +58,14 @@
 //!   writes in sled's log order: a later write never survives without the earlier ones.
 //!   Since `put_block` only appends, recovered blocks have no gap ([`Store::blocks`] reports
 //!   one as corruption).
-//! - [`SyncMode::Fsync`] adds, after sled's flush, `fsync` of the log file, of every blob file
-//!   and of both directories: a write covered by a successful flush then survives a power loss
-//!   too, on a disk that honours cache flushes, at the price of several `fsync`s per flush.
+//! - **[`SyncMode::Fsync`]** (`fsync` in configs, the default) adds, after sled's flush,
+//!   `fdatasync` of the log file (its data, and the size needed to read it back), `fsync` of
+//!   each blob file not synced yet, and `fsync` of `blobs/` and of the database directory
+//!   whenever their entries changed; opening a store in this mode also syncs sled's `conf`
+//!   file (written without sync), every file, both directories and the directory holding the
+//!   database, so a database created now keeps its name. A write covered by a successful
+//!   flush then survives a power loss too, on a disk that honours cache flushes. Its cost on
+//!   the payment path is measured in BENCHMARKS.md.
 //! - On other systems sled's flush calls `fsync` on the log file itself; blob files are still
 //!   not synced.
 //!
@@ -83,7 +88,7 @@ use paychan_protocol::{Block, ChannelId, Direction, Genesis, SignedCheckpoint};
 pub use error::{Result, StoreError};
 pub use faulty::FaultyStore;
 pub use mem::MemStore;
-pub use sled_store::{SledOptions, SledStore, SyncMode};
+pub use sled_store::{SledOptions, SledStore, SyncMode, UnknownSyncMode};
 
 /// What a put of an immutable record (genesis, block) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,14 @@
 //! The sled 0.34 backend: one tree per namespace of [`crate::keys`].
 //!
-//! See the crate documentation for exactly what [`Store::flush`] makes durable, and
-//! [`SyncMode`] for the stronger, slower mode.
+//! See the crate documentation for exactly what [`Store::flush`] makes durable in each
+//! [`SyncMode`].
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use paychan_protocol::{Block, ChannelId, Direction, Genesis, SignedCheckpoint};
@@ -19,13 +23,46 @@ use crate::{PutOutcome, Store};
 pub enum SyncMode {
     /// sled's own flush only: `pwrite` plus, on Linux, `sync_file_range` over the written range.
     /// Survives a killed process; a power loss may lose recently flushed writes (see the
-    /// crate documentation).
-    #[default]
+    /// crate documentation). Named `flush` in configs.
     SyncFileRange,
-    /// After sled's flush, also `fsync` sled's log file, every file of its `blobs/` directory
-    /// and both directories. Flushed writes then survive a power loss too, on a disk that
-    /// honours cache flushes, at the price of several `fsync` calls per flush.
+    /// After sled's flush, also `fdatasync` sled's log file, `fsync` every blob file not yet
+    /// synced, and `fsync` a directory whenever its entries changed. Flushed writes then
+    /// survive a power loss too, on a disk that honours cache flushes. Named `fsync` in
+    /// configs; the default.
+    #[default]
     Fsync,
+}
+
+impl SyncMode {
+    /// The name of the mode in configs: `fsync` or `flush`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Fsync => "fsync",
+            SyncMode::SyncFileRange => "flush",
+        }
+    }
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A durability mode name that is neither `fsync` nor `flush`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown durability mode {0:?} (expected \"fsync\" or \"flush\")")]
+pub struct UnknownSyncMode(pub String);
+
+impl FromStr for SyncMode {
+    type Err = UnknownSyncMode;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "fsync" => Ok(SyncMode::Fsync),
+            "flush" => Ok(SyncMode::SyncFileRange),
+            other => Err(UnknownSyncMode(other.chars().take(32).collect())),
+        }
+    }
 }
 
 /// How to open a [`SledStore`].
@@ -41,10 +78,22 @@ pub struct SledOptions {
 impl Default for SledOptions {
     fn default() -> Self {
         SledOptions {
-            sync_mode: SyncMode::SyncFileRange,
+            sync_mode: SyncMode::default(),
             flush_every_ms: Some(500),
         }
     }
+}
+
+/// What [`SyncMode::Fsync`] keeps between flushes: an open handle on sled's log file and the
+/// directory entries already made durable, so that a flush syncs only what changed.
+#[derive(Debug)]
+struct FsyncState {
+    /// sled's log file `db` (fsync works on the inode: our descriptor syncs sled's writes).
+    log: File,
+    /// Names in the database directory when it was last synced.
+    dir_entries: BTreeSet<OsString>,
+    /// Names in `blobs/` when it was last synced; each of these files was synced too.
+    blob_entries: BTreeSet<OsString>,
 }
 
 /// A store in a sled 0.34 database directory.
@@ -65,6 +114,10 @@ pub struct SledStore {
     meta: sled::Tree,
     write_lock: Mutex<()>,
     sync_mode: SyncMode,
+    /// `Some` exactly in [`SyncMode::Fsync`].
+    fsync: Option<Mutex<FsyncState>>,
+    /// Completed fsync passes (one per successful flush in [`SyncMode::Fsync`], one at open).
+    fsync_passes: AtomicU64,
     dir: PathBuf,
 }
 
@@ -88,6 +141,10 @@ impl SledStore {
     }
 
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// In [`SyncMode::Fsync`] the open ends with a full sync: sled's log and configuration
+    /// files, every blob, the database directory and the directory that holds it (so that a
+    /// database created now survives a power loss with its name).
     pub fn open_with(dir: impl AsRef<Path>, options: SledOptions) -> Result<SledStore> {
         let dir = dir.as_ref().to_path_buf();
         let db = sled::Config::new()
@@ -96,6 +153,18 @@ impl SledStore {
             .open()
             .map_err(sled_err)?;
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
+        let fsync = match options.sync_mode {
+            SyncMode::SyncFileRange => None,
+            SyncMode::Fsync => Some(Mutex::new(FsyncState {
+                log: OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(dir.join("db"))
+                    .map_err(|e| io_err("open sled's log file", e))?,
+                dir_entries: BTreeSet::new(),
+                blob_entries: BTreeSet::new(),
+            })),
+        };
         let store = SledStore {
             genesis: tree(NS_GENESIS)?,
             blocks: tree(NS_BLOCKS)?,
@@ -107,13 +176,32 @@ impl SledStore {
             db,
             write_lock: Mutex::new(()),
             sync_mode: options.sync_mode,
+            fsync,
+            fsync_passes: AtomicU64::new(0),
             dir,
         };
-        if store.sync_mode == SyncMode::Fsync {
-            // Make the tree creation and the files sled just created durable too.
-            store.flush()?;
+        if store.fsync.is_some() {
+            // The tree creation, and the files sled created or rewrote at open (`conf`,
+            // snapshots), which it writes without any sync.
+            store.db.flush().map_err(sled_err)?;
+            sync_file(&store.dir.join("conf")).map_err(|e| io_err("fsync conf", e))?;
+            store.fsync_files()?;
+            if let Some(parent) = store.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(|e| io_err("fsync the database's parent dir", e))?;
+            }
         }
         Ok(store)
+    }
+
+    /// What a flush of this store does.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sync_mode
+    }
+
+    /// How many fsync passes have completed: one at open and one per successful
+    /// [`Store::flush`] in [`SyncMode::Fsync`], always 0 in [`SyncMode::SyncFileRange`].
+    pub fn fsync_passes(&self) -> u64 {
+        self.fsync_passes.load(Ordering::Relaxed)
     }
 
     /// The underlying sled database, for tools and tests. Writing through it bypasses every
@@ -154,36 +242,64 @@ impl SledStore {
         }
     }
 
-    /// `fsync` of sled's files, for [`SyncMode::Fsync`]. fsync works on the inode, so a
-    /// descriptor of our own flushes what sled wrote through its descriptor. Large values go
-    /// to separate files under `blobs/`, which sled writes without any sync.
+    /// The sync of [`SyncMode::Fsync`], after sled's flush: `fdatasync` of the log file
+    /// (its data and the size needed to read it back), `fsync` of every blob file that
+    /// appeared since the last pass (sled writes a blob once, under a new name, and never
+    /// syncs it), and `fsync` of `blobs/` and of the database directory when their entries
+    /// changed (new blobs; `conf` and snapshot renames, whose contents sled syncs itself
+    /// except `conf`). Passes are serialised; a failed pass leaves the remembered entries
+    /// untouched, so the next one syncs them again.
     fn fsync_files(&self) -> Result<()> {
-        fn sync(path: &Path, write: bool) -> std::io::Result<()> {
-            match OpenOptions::new().read(true).write(write).open(path) {
-                Ok(f) => f.sync_all(),
-                // sled's garbage collector may remove a blob between listing and opening.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
+        let Some(state) = &self.fsync else {
+            return Ok(());
+        };
+        // Guards no invariant a panic could break: at worst a later pass syncs more.
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        state.log.sync_data().map_err(|e| io_err("fsync db", e))?;
+        let blobs_dir = self.dir.join("blobs");
+        let blobs = list_dir(&blobs_dir).map_err(|e| io_err("list blobs", e))?;
+        if blobs != state.blob_entries {
+            for name in blobs.difference(&state.blob_entries) {
+                sync_file(&blobs_dir.join(name)).map_err(|e| io_err("fsync blob", e))?;
             }
+            sync_dir(&blobs_dir).map_err(|e| io_err("fsync blobs dir", e))?;
+            state.blob_entries = blobs;
         }
-        sync(&self.dir.join("db"), true).map_err(|e| io_err("fsync db", e))?;
-        let blobs = self.dir.join("blobs");
-        match std::fs::read_dir(&blobs) {
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry.map_err(|e| io_err("list blobs", e))?;
-                    sync(&entry.path(), true).map_err(|e| io_err("fsync blob", e))?;
-                }
-                File::open(&blobs)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| io_err("fsync blobs dir", e))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("list blobs", e)),
+        let entries = list_dir(&self.dir).map_err(|e| io_err("list the database dir", e))?;
+        if entries != state.dir_entries {
+            sync_dir(&self.dir).map_err(|e| io_err("fsync the database dir", e))?;
+            state.dir_entries = entries;
         }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err("fsync dir", e))
+        self.fsync_passes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// `fsync` of one file; a file gone meanwhile (sled's garbage collector removes blobs) is
+/// nothing to sync.
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `fsync` of a directory: makes its entries (created, renamed, removed files) durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match File::open(path) {
+        Ok(d) => d.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The names in a directory (none if it does not exist).
+fn list_dir(path: &Path) -> std::io::Result<BTreeSet<OsString>> {
+    match std::fs::read_dir(path) {
+        Ok(entries) => entries.map(|e| e.map(|e| e.file_name())).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(e),
     }
 }
 
@@ -412,9 +528,95 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<()> {
         self.db.flush().map_err(sled_err)?;
-        if self.sync_mode == SyncMode::Fsync {
-            self.fsync_files()?;
+        self.fsync_files()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paychan_protocol::Hash32;
+
+    fn chan(i: u8) -> ChannelId {
+        ChannelId(Hash32([i; 32]))
+    }
+
+    fn open(dir: &Path, mode: &str) -> SledStore {
+        let options = SledOptions {
+            sync_mode: mode.parse().unwrap(),
+            // No background flusher: only our own flushes write, so the counts below are ours.
+            flush_every_ms: None,
+        };
+        SledStore::open_with(dir, options).unwrap()
+    }
+
+    #[test]
+    fn mode_names_round_trip_and_unknown_ones_are_refused() {
+        for mode in [SyncMode::Fsync, SyncMode::SyncFileRange] {
+            assert_eq!(mode.as_str().parse::<SyncMode>(), Ok(mode));
         }
-        Ok(())
+        assert_eq!(SyncMode::default(), SyncMode::Fsync);
+        assert_eq!(SledOptions::default().sync_mode, SyncMode::Fsync);
+        let err = "fdatasync".parse::<SyncMode>().unwrap_err();
+        assert_eq!(err, UnknownSyncMode("fdatasync".into()));
+        assert!(err.to_string().contains("\"fsync\" or \"flush\""), "{err}");
+        // A long name is cut in the error, never echoed whole.
+        let long = "x".repeat(10_000).parse::<SyncMode>().unwrap_err();
+        assert_eq!(long.0.len(), 32);
+    }
+
+    #[test]
+    fn fsync_mode_runs_one_fsync_pass_per_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), "fsync");
+        assert_eq!(s.sync_mode(), SyncMode::Fsync);
+        // The open itself syncs what sled created.
+        assert_eq!(s.fsync_passes(), 1);
+        {
+            let state = s.fsync.as_ref().unwrap().lock().unwrap();
+            assert!(state.dir_entries.contains(&OsString::from("db")));
+            assert!(state.dir_entries.contains(&OsString::from("conf")));
+        }
+        for i in 1..=3u8 {
+            s.put_channel(&chan(i), &[i; 64]).unwrap();
+            s.flush().unwrap();
+            assert_eq!(s.fsync_passes(), 1 + u64::from(i));
+        }
+        // A blob (a value above sled's ~128 KiB threshold) gets its file synced and remembered.
+        s.put_channel(&chan(9), &vec![0xab; 300 * 1024]).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.fsync_passes(), 5);
+        let blobs = s.fsync.as_ref().unwrap().lock().unwrap().blob_entries.clone();
+        assert_eq!(blobs, list_dir(&dir.path().join("blobs")).unwrap());
+        assert!(!blobs.is_empty());
+        drop(s);
+        // Reopened in fsync mode the data is there and a fresh pass ran.
+        let s = open(dir.path(), "fsync");
+        assert_eq!(s.fsync_passes(), 1);
+        assert_eq!(s.channel(&chan(2)).unwrap(), Some(vec![2; 64]));
+        assert_eq!(s.channel(&chan(9)).unwrap().map(|v| v.len()), Some(300 * 1024));
+    }
+
+    #[test]
+    fn flush_mode_runs_no_fsync_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), "flush");
+        assert_eq!(s.sync_mode(), SyncMode::SyncFileRange);
+        assert!(s.fsync.is_none());
+        s.put_channel(&chan(1), &[1; 64]).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.fsync_passes(), 0);
+        drop(s);
+        let s = open(dir.path(), "flush");
+        assert_eq!(s.channel(&chan(1)).unwrap(), Some(vec![1; 64]));
+    }
+
+    #[test]
+    fn open_in_a_new_subdirectory_creates_and_syncs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a").join("db");
+        let s = open(&db, "fsync");
+        assert_eq!(s.fsync_passes(), 1);
+        assert!(db.join("conf").exists());
     }
 }
