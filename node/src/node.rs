@@ -12,9 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use paychan_ledger::{ErrorClass, LedgerState, Mempool, Signatures};
+use paychan_net::limits::{
+    LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX, LEDGER_REQUESTS_PER_PEER_PER_S, LEDGER_REQUEST_BURST_PER_PEER,
+};
+use paychan_net::rate::TokenBucket;
 use paychan_net::{
-    peer_id_from_public_key, LedgerResponder, MessageAcceptance, MessageId, Multiaddr, Net, NetConfig,
-    NetEvent, NetHandle, PeerId, Topic,
+    peer_id_from_public_key, LedgerResponder, MessageAcceptance, MessageId, Misbehaviour, Multiaddr, Net,
+    NetConfig, NetEvent, NetHandle, PeerId, Topic,
 };
 use paychan_protocol::ledger::Checkpoint;
 use paychan_protocol::wire::{
@@ -95,7 +99,81 @@ struct Shared {
     split_views: Mutex<SplitViews>,
     /// Split views recorded since start (Prometheus `paychan_split_views_total`).
     split_view_counter: prometheus_client::metrics::counter::Counter,
+    /// What this node relays for its peers (off the sequencer), and at what rate.
+    relay: Mutex<Relay>,
+    /// Relayed submissions in flight to the sequencer.
+    relay_slots: tokio::sync::Semaphore,
 }
+
+/// Submissions one peer may have this node check and relay per second (token-bucket refill).
+const RELAY_SUBMITS_PER_PEER_PER_S: u32 = 20;
+/// Submissions one peer may send in one burst.
+const RELAY_SUBMIT_BURST_PER_PEER: u32 = 40;
+/// Non-dispute submissions relayed to the sequencer per second, all peers together: half the
+/// sequencer's per-peer request rate, so that a relay never meets the sequencer's refusals
+/// (and their disconnect) whatever its own peers send.
+const RELAY_SUBMITS_PER_S: u32 = LEDGER_REQUESTS_PER_PEER_PER_S / 2;
+/// Burst of non-dispute submissions relayed, all peers together.
+const RELAY_SUBMIT_BURST: u32 = LEDGER_REQUEST_BURST_PER_PEER / 2;
+/// Dispute submissions (updates, settles) relayed per second, all peers together: a budget of
+/// their own, so that spam never takes it.
+const RELAY_DISPUTES_PER_S: u32 = LEDGER_REQUESTS_PER_PEER_PER_S / 10;
+/// Burst of dispute submissions relayed.
+const RELAY_DISPUTE_BURST: u32 = LEDGER_REQUEST_BURST_PER_PEER / 10;
+/// Relayed submissions waiting for the sequencer's answer at once: below the sequencer's
+/// per-peer in-flight limit, so that a relay is never refused as busy for its peers' traffic.
+const RELAY_IN_FLIGHT_MAX: usize = LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX as usize / 2;
+// What a relay sends the sequencer, its own requests (catch-up) included, stays within the
+// sequencer's limits for one peer.
+const _: () = assert!(RELAY_SUBMITS_PER_S + RELAY_DISPUTES_PER_S < LEDGER_REQUESTS_PER_PEER_PER_S);
+const _: () = assert!(RELAY_SUBMIT_BURST + RELAY_DISPUTE_BURST < LEDGER_REQUEST_BURST_PER_PEER);
+const _: () = assert!(RELAY_IN_FLIGHT_MAX < LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX as usize);
+const _: () = assert!(RELAY_SUBMITS_PER_PEER_PER_S <= RELAY_SUBMITS_PER_S);
+
+/// The rates a relay enforces: per inbound peer, and in total towards the sequencer. A peer's
+/// bucket is dropped when it disconnects (so the map is bounded by the connection limits).
+#[derive(Debug)]
+struct Relay {
+    started: std::time::Instant,
+    per_peer: HashMap<PeerId, TokenBucket>,
+    submits: TokenBucket,
+    disputes: TokenBucket,
+}
+
+impl Relay {
+    fn new() -> Relay {
+        Relay {
+            started: std::time::Instant::now(),
+            per_peer: HashMap::new(),
+            submits: TokenBucket::new(RELAY_SUBMITS_PER_S, RELAY_SUBMIT_BURST, Duration::ZERO),
+            disputes: TokenBucket::new(RELAY_DISPUTES_PER_S, RELAY_DISPUTE_BURST, Duration::ZERO),
+        }
+    }
+
+    /// Takes a token from `peer`'s own bucket.
+    fn peer_allows(&mut self, peer: PeerId) -> bool {
+        let now = self.started.elapsed();
+        self.per_peer
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::new(RELAY_SUBMITS_PER_PEER_PER_S, RELAY_SUBMIT_BURST_PER_PEER, now))
+            .try_take(now)
+    }
+
+    /// Takes a token from the total budget of the transaction's kind.
+    fn total_allows(&mut self, dispute: bool) -> bool {
+        let now = self.started.elapsed();
+        if dispute {
+            self.disputes.try_take(now)
+        } else {
+            self.submits.try_take(now)
+        }
+    }
+}
+
+/// Text of the refusal of a peer's submission beyond its own relay rate.
+pub const RELAY_REFUSED_PEER_RATE: &str = "too many submissions from this peer; slow down";
+/// Text of the refusal of a submission beyond the relay's total rate towards the sequencer.
+pub const RELAY_REFUSED_BUSY: &str = "relay busy; try again or submit elsewhere";
 
 /// Split views on record, each with what makes it one.
 type SplitViews = Vec<(SplitView, String)>;
@@ -222,7 +300,7 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         Role::Replica
     };
     let listen = listen_addr(&dir, &config)?;
-    let (net, events, net_task) = start_net(&config, listen.clone(), &keypair).await?;
+    let (net, events, net_task) = start_net(&config, listen.clone(), &keypair, &genesis).await?;
     let peer_id = net.local_peer_id();
     let bound = net.listen_addrs().await?;
     remember_listen_addr(&dir, &listen, &bound)?;
@@ -273,6 +351,8 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         cosigned: Mutex::new(cosigned),
         split_views: Mutex::new(split_views),
         split_view_counter: split_view_counter.clone(),
+        relay: Mutex::new(Relay::new()),
+        relay_slots: tokio::sync::Semaphore::new(RELAY_IN_FLIGHT_MAX),
     });
     if shared.drop_updates {
         warn!("TEST SWITCH: this sequencer drops dispute updates");
@@ -388,8 +468,15 @@ async fn start_net(
     config: &Config,
     listen: Multiaddr,
     keypair: &Keypair,
+    genesis: &Genesis,
 ) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, tokio::task::JoinHandle<()>)> {
     let mut net_config = NetConfig::new(listen);
+    // The peers the ledger cannot do without get the reserved connection slots and a share of
+    // the event queue for what they author.
+    net_config.reserved_peers = std::iter::once(&genesis.sequencer)
+        .chain(&genesis.witnesses)
+        .filter_map(peer_id_from_public_key)
+        .collect();
     for b in &config.bootstrap {
         net_config
             .bootstrap
@@ -618,8 +705,8 @@ impl NodeHandle {
         &self.shared.genesis
     }
 
-    /// Submits a transaction: into the mempool on the sequencer, forwarded to the sequencer
-    /// elsewhere.
+    /// Submits a transaction: into the mempool on the sequencer; elsewhere checked against this
+    /// node's replica (signature, nonce window, funds) and only then forwarded to the sequencer.
     pub async fn submit(&self, tx: Tx) -> Result<(Hash32, SubmitStatus), SubmitError> {
         let s = &self.shared;
         if tx.chain_id() != s.chain_id {
@@ -637,6 +724,58 @@ impl NodeHandle {
                 .map(|st| (id, st))
                 .map_err(|e| SubmitError::Rejected(e.to_string()));
         }
+        if let Some(status) = self.check_before_relay(&tx)? {
+            return Ok((tx.id(), status));
+        }
+        self.forward(tx).await
+    }
+
+    /// A submission from `peer` over `/paychan/ledger/1`. Off the sequencer it is rate-limited
+    /// per peer and in total before it is checked and relayed: what this node sends the
+    /// sequencer stays within the sequencer's limits for one peer, whatever its peers send.
+    async fn submit_from_peer(&self, peer: PeerId, tx: Tx) -> Result<(Hash32, SubmitStatus), SubmitError> {
+        let s = &self.shared;
+        if s.role == Role::Sequencer {
+            // The network layer's per-peer request limits apply; the mempool's rules do the rest.
+            return self.submit(tx).await;
+        }
+        if tx.chain_id() != s.chain_id {
+            return Err(SubmitError::Rejected("transaction is for another chain".into()));
+        }
+        if !s.relay.lock().expect("relay lock").peer_allows(peer) {
+            return Err(SubmitError::Unavailable(RELAY_REFUSED_PEER_RATE.into()));
+        }
+        if let Some(status) = self.check_before_relay(&tx)? {
+            return Ok((tx.id(), status));
+        }
+        if !s.relay.lock().expect("relay lock").total_allows(tx.is_dispute()) {
+            return Err(SubmitError::Unavailable(RELAY_REFUSED_BUSY.into()));
+        }
+        let Ok(_slot) = s.relay_slots.try_acquire() else {
+            return Err(SubmitError::Unavailable(RELAY_REFUSED_BUSY.into()));
+        };
+        self.forward(tx).await
+    }
+
+    /// Checks a transaction against this node's replica with the sequencer's admission rules
+    /// (an empty pool: what other nodes have pending is the sequencer's to judge). Refuses what
+    /// the sequencer would refuse, except what a replica one block behind cannot judge (a
+    /// channel it does not know yet, a window that has ended by the sequencer's clock). Returns
+    /// a status to answer at once for a transaction already in the replica.
+    fn check_before_relay(&self, tx: &Tx) -> Result<Option<SubmitStatus>, SubmitError> {
+        let s = &self.shared;
+        let ledger = s.ledger.read().expect("ledger lock");
+        match Mempool::new(&s.genesis).submit(tx.clone(), &ledger) {
+            Ok(SubmitStatus::AlreadyIncluded) => Ok(Some(SubmitStatus::AlreadyIncluded)),
+            Ok(_) => Ok(None),
+            Err(paychan_ledger::TxError::UnknownChannel(_) | paychan_ledger::TxError::WindowOpen { .. }) => Ok(None),
+            Err(e) => Err(SubmitError::Rejected(e.to_string())),
+        }
+    }
+
+    /// Forwards a checked transaction to the sequencer.
+    async fn forward(&self, tx: Tx) -> Result<(Hash32, SubmitStatus), SubmitError> {
+        let s = &self.shared;
         let Some(seq) = s.sequencer_peer else {
             return Err(SubmitError::Unavailable(
                 "the genesis sequencer key is not a libp2p identity".into(),
@@ -706,11 +845,21 @@ impl NodeHandle {
                     self.spawn_catch_up(Some(peer));
                 }
             }
+            // Kept sending after its requests were refused: a load it put on us, already cut
+            // off by the network layer, but no proof of bad intent (it may relay for others),
+            // so it may come back. Bans are for bytes no honest peer sends.
+            NetEvent::Misbehaviour {
+                peer,
+                what: Misbehaviour::IgnoredRefusals,
+            } => warn!(%peer, "peer ignored our refusals; disconnected, not banned"),
             NetEvent::Misbehaviour { peer, what } => {
                 warn!(%peer, ?what, "peer misbehaved; banning it");
                 let _ = self.shared.net.ban(peer).await;
             }
-            NetEvent::PeerDisconnected { .. } | NetEvent::PeerSubscribed { .. } => {}
+            NetEvent::PeerDisconnected { peer } => {
+                self.shared.relay.lock().expect("relay lock").per_peer.remove(&peer);
+            }
+            NetEvent::PeerSubscribed { .. } => {}
         }
     }
 
@@ -743,6 +892,11 @@ impl NodeHandle {
         let acceptance = match verdict {
             Verdict::Accept => MessageAcceptance::Accept,
             Verdict::Ignore => MessageAcceptance::Ignore,
+            Verdict::Penalise(why) => {
+                debug!(%source, why, "worthless gossip; charging the sender");
+                let _ = self.shared.net.penalise_gossip(source).await;
+                MessageAcceptance::Ignore
+            }
             Verdict::Reject(why) => {
                 warn!(%source, %why, "invalid gossip; cutting the sender off");
                 MessageAcceptance::Reject
@@ -769,6 +923,21 @@ impl NodeHandle {
             // Signed by the sequencer: the relay is not at fault, and the others need it.
             Ok(Applied::Equivocation(true)) => Verdict::Accept,
             Ok(Applied::Gap) => {
+                // A block beyond the tip cannot be checked against the replica, but its
+                // signature can: only one the sequencer signed is worth a catch-up, and one it
+                // did not sign is no block an honest relay forwards.
+                let s = &self.shared;
+                if block.header.chain_id != s.chain_id
+                    || block
+                        .header
+                        .verify(&s.genesis.sequencer, &block.signature)
+                        .is_err()
+                {
+                    return Verdict::Reject(format!(
+                        "block {} beyond the tip not signed by the sequencer",
+                        block.header.height
+                    ));
+                }
                 self.spawn_catch_up(Some(source));
                 Verdict::Ignore
             }
@@ -1501,13 +1670,14 @@ impl NodeHandle {
             .get(&block_hash)
             .copied()
         else {
-            return Verdict::Ignore;
+            // Nothing to check it against, and no use to anyone here.
+            return Verdict::Penalise("cosignature for a block with no checkpoint here");
         };
         let Ok(Some(mut cp)) = s.store.checkpoint(height) else {
-            return Verdict::Ignore;
+            return Verdict::Penalise("cosignature for a checkpoint not stored here");
         };
         if cp.checkpoint.block_hash != block_hash {
-            return Verdict::Ignore;
+            return Verdict::Penalise("cosignature for a block that is not the checkpoint's");
         }
         match paychan_ledger::add_cosignature(&s.genesis, &mut cp, cosig) {
             Ok(_) => {
@@ -1523,11 +1693,25 @@ impl NodeHandle {
         let span = tracing::debug_span!("ledger.request", %peer);
         tokio::spawn(
             async move {
-                let response = node.answer(request).await;
+                let response = node.answer_peer(peer, request).await;
                 let _ = node.shared.net.respond(responder, response).await;
             }
             .instrument(span),
         );
+    }
+
+    /// Answers one `/paychan/ledger/1` request from `peer`: submissions go through the relay
+    /// limits.
+    async fn answer_peer(&self, peer: PeerId, request: LedgerRequest) -> LedgerResponse {
+        match request {
+            LedgerRequest::Submit(tx) => match self.submit_from_peer(peer, *tx).await {
+                Ok((tx_id, status)) => LedgerResponse::Submitted { tx_id, status },
+                Err(SubmitError::Rejected(m) | SubmitError::Unavailable(m)) => LedgerResponse::Error {
+                    text: paychan_protocol::wire::error_text(m),
+                },
+            },
+            other => self.answer(other).await,
+        }
     }
 
     /// Answers one `/paychan/ledger/1` request.
@@ -1605,54 +1789,84 @@ impl NodeHandle {
         );
     }
 
-    async fn catch_up(&self, peer: Option<PeerId>) -> Result<()> {
+    /// Fetches the blocks after the tip in rounds: each round asks up to [`CATCH_UP_PEERS`]
+    /// peers at once (`hint` first, then the sequencer, then the others) and applies the first
+    /// answer that extends the replica; a peer that times out, errs or serves nothing new is
+    /// dropped from the candidates. A silent peer costs [`CATCH_UP_REQUEST_TIMEOUT_MS`] at most
+    /// once, and nothing while another peer answers.
+    async fn catch_up(&self, hint: Option<PeerId>) -> Result<()> {
         let s = &self.shared;
         let connected = s.net.connected_peers().await?;
-        let mut candidates: Vec<PeerId> = peer.into_iter().collect();
-        candidates.extend(s.sequencer_peer.filter(|p| connected.contains(p)));
-        candidates.extend(connected.iter().copied());
-        candidates.dedup();
-        for peer in candidates {
-            loop {
-                let from = s.ledger.read().expect("ledger lock").height() + 1;
-                let resp = s
-                    .net
-                    .request(
-                        peer,
-                        LedgerRequest::GetBlocks {
-                            from,
-                            limit: BLOCKS_PER_RESPONSE_MAX as u32,
-                        },
-                    )
-                    .await;
+        let mut candidates: Vec<PeerId> = Vec::new();
+        for p in hint.into_iter().chain(s.sequencer_peer).chain(connected.iter().copied()) {
+            if connected.contains(&p) && !candidates.contains(&p) {
+                candidates.push(p);
+            }
+        }
+        while !candidates.is_empty() {
+            let from = s.ledger.read().expect("ledger lock").height() + 1;
+            let mut asks = tokio::task::JoinSet::new();
+            for &peer in candidates.iter().take(CATCH_UP_PEERS) {
+                let net = s.net.clone();
+                asks.spawn(async move {
+                    let request = LedgerRequest::GetBlocks {
+                        from,
+                        limit: BLOCKS_PER_RESPONSE_MAX as u32,
+                    };
+                    let timeout = Duration::from_millis(CATCH_UP_REQUEST_TIMEOUT_MS);
+                    (peer, tokio::time::timeout(timeout, net.request(peer, request)).await)
+                });
+            }
+            let mut useless = Vec::new();
+            let mut more = false;
+            let mut progressed = false;
+            while let Some(joined) = asks.join_next().await {
+                let Ok((peer, resp)) = joined else { continue };
                 let blocks = match resp {
-                    Ok(LedgerResponse::Blocks(b)) => b,
-                    Ok(_) | Err(_) => break,
+                    Ok(Ok(LedgerResponse::Blocks(b))) if !b.is_empty() => b,
+                    _ => {
+                        useless.push(peer);
+                        continue;
+                    }
                 };
-                if blocks.is_empty() {
-                    break;
-                }
-                let n = blocks.len();
+                let before = s.ledger.read().expect("ledger lock").height();
                 for b in &blocks {
                     match self.apply_block(b) {
                         Ok(_) => {}
                         Err(Verdict::Reject(why)) => {
                             warn!(%peer, %why, "peer served an invalid block; banning it");
                             let _ = s.net.ban(peer).await;
+                            useless.push(peer);
                             break;
                         }
                         Err(_) => break,
                     }
                 }
-                self.cosign_pending();
-                if n < BLOCKS_PER_RESPONSE_MAX {
+                let after = s.ledger.read().expect("ledger lock").height();
+                if after > before {
+                    progressed = true;
+                    more = blocks.len() == BLOCKS_PER_RESPONSE_MAX;
+                    // The others' answers (if they come) are for blocks we now have.
                     break;
                 }
+                useless.push(peer);
+            }
+            // Dropping the set abandons the slower requests.
+            drop(asks);
+            self.cosign_pending();
+            candidates.retain(|p| !useless.contains(p));
+            if progressed && !more {
+                break;
             }
         }
         Ok(())
     }
 }
+
+/// Peers asked at once in one catch-up round.
+const CATCH_UP_PEERS: usize = 3;
+/// Time a peer gets to answer a catch-up request before the round goes on without it.
+const CATCH_UP_REQUEST_TIMEOUT_MS: u64 = 3_000;
 
 /// The channel manager's view of the ledger: this node's verified replica.
 #[derive(Debug)]
@@ -1815,6 +2029,9 @@ enum Applied {
 enum Verdict {
     Accept,
     Ignore,
+    /// Ignored, and worthless enough that the forwarder is charged a little (its score decays
+    /// back): honest relays rarely send it, a flooder sends nothing else.
+    Penalise(&'static str),
     Reject(String),
 }
 

@@ -24,6 +24,7 @@ const INVALID_MESSAGE_WEIGHT: f64 = -100.0;
 pub(crate) struct Behaviour {
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) slots: crate::slots::Slots,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -41,7 +42,7 @@ pub(crate) fn build(
 
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX))
-        .with_max_established_incoming(Some(CONNECTIONS_INBOUND_MAX))
+        // The inbound total is the slots' to enforce: they know which peers are reserved.
         .with_max_established_outgoing(Some(CONNECTIONS_OUTBOUND_MAX))
         .with_max_pending_incoming(Some(CONNECTIONS_PENDING_INBOUND_MAX))
         .with_max_pending_outgoing(Some(CONNECTIONS_PENDING_OUTBOUND_MAX));
@@ -53,7 +54,12 @@ pub(crate) fn build(
 
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
     kad_config.set_query_timeout(std::time::Duration::from_secs(30));
-    let mut kad = kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
+    // The DHT is for finding peers only: nothing here stores or reads records or providers.
+    // Inbound PUT_VALUE / ADD_PROVIDER reach the (ignored) event stream, never the store, and
+    // the store holds nothing even if asked.
+    kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    let store = kad::store::MemoryStore::with_config(local, record_store_config());
+    let mut kad = kad::Behaviour::with_config(local, store, kad_config);
     // Every node serves the DHT. Without this kad stays a client until an external address is
     // confirmed, which never happens on a loopback testnet.
     kad.set_mode(Some(kad::Mode::Server));
@@ -69,6 +75,7 @@ pub(crate) fn build(
     Ok(Behaviour {
         blocked: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(limits),
+        slots: crate::slots::Slots::new(config.slots.clone(), config.reserved_peers.iter().copied()),
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),
         kad,
@@ -76,6 +83,16 @@ pub(crate) fn build(
         ledger,
         channel: libp2p_stream::Behaviour::new(),
     })
+}
+
+/// A record store that holds nothing: nothing in paychan uses DHT records.
+pub(crate) fn record_store_config() -> kad::store::MemoryStoreConfig {
+    kad::store::MemoryStoreConfig {
+        max_records: 0,
+        max_value_bytes: 0,
+        max_providers_per_key: 0,
+        max_provided_keys: 0,
+    }
 }
 
 fn gossipsub(
@@ -111,6 +128,9 @@ fn gossipsub(
     let mut params = PeerScoreParams {
         // Testnets run many nodes on one address; co-location says nothing here.
         ip_colocation_factor_weight: 0.0,
+        // The event loop charges ignored gossip (over the per-peer rate, or judged worthless
+        // by the node) as a negative application score, one point per message.
+        app_specific_weight: 1.0,
         ..PeerScoreParams::default()
     };
     for topic in Topic::ALL {
@@ -134,4 +154,25 @@ fn gossipsub(
             .map_err(|e| NetError::Config(format!("gossipsub subscribe: {e}")))?;
     }
     Ok(gs)
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::kad::store::RecordStore;
+    use libp2p::kad::{ProviderRecord, Record, RecordKey};
+
+    use super::*;
+
+    #[test]
+    fn the_record_store_holds_nothing() {
+        let local = libp2p::PeerId::random();
+        let mut store = kad::store::MemoryStore::with_config(local, record_store_config());
+        let key = RecordKey::new(&b"k");
+        assert!(store.put(Record::new(key.clone(), vec![1; 1024])).is_err());
+        assert!(store.get(&key).is_none());
+        assert!(store
+            .add_provider(ProviderRecord::new(key.clone(), libp2p::PeerId::random(), vec![]))
+            .is_err());
+        assert!(store.providers(&key).is_empty());
+    }
 }

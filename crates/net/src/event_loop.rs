@@ -14,7 +14,7 @@ use libp2p::request_response::{self, InboundRequestId, OutboundFailure, Outbound
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
-use paychan_protocol::wire::{GossipMsg, LedgerResponse};
+use paychan_protocol::wire::{GossipMsg, LedgerRequest, LedgerResponse};
 use paychan_protocol::Wire;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,12 +26,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::addrs::{dialable, DialScope};
 use crate::behaviour::{self, Behaviour, BehaviourEvent};
 use crate::codec::{violation_of, InboundRequest};
 use crate::handle::{Command, LedgerResponder, NetHandle, Reply};
 use crate::identity::keypair_from_seed;
 use crate::limits::*;
-use crate::rate::TokenBucket;
+use crate::rate::{ByteBudget, TokenBucket};
 use crate::{
     Misbehaviour, NetConfig, NetError, NetEvent, PeerLimits, Topic, KAD_PROTOCOL, REFUSED_BUSY,
     REFUSED_MALFORMED, REFUSED_RATE_LIMITED,
@@ -89,14 +90,26 @@ impl Net {
             request_timeout: config.request_timeout,
         };
 
+        let dial_scope = config
+            .dial_scope
+            .unwrap_or_else(|| DialScope::of_listen_addrs([&first_addr]));
+        let started = Instant::now();
         let mut event_loop = EventLoop {
+            served_total: ByteBudget::new(
+                config.served_bytes_total_per_s,
+                config.served_bytes_total_burst,
+                Duration::ZERO,
+            ),
+            reserved: config.reserved_peers.iter().copied().collect(),
+            priority_reserve: config.events_capacity.max(1) / EVENTS_PRIORITY_SHARE_DIVISOR,
+            dial_scope,
             swarm,
             commands: commands_rx,
             events: events_tx,
             metrics,
             own: own_metrics,
             limits: config.limits,
-            started: Instant::now(),
+            started,
             listen_addrs: vec![first_addr],
             peers: HashMap::new(),
             pending_dials: HashMap::new(),
@@ -159,6 +172,11 @@ struct NetMetrics {
     misbehaviour: Family<KindLabel, Counter>,
     /// Events the node was too slow to take, by kind.
     events_dropped: Family<KindLabel, Counter>,
+    /// Gossip messages ignored at the door, by why: rate (over the forwarder's rate), crowded
+    /// (the event queue's last places are kept for blocks and checkpoints).
+    gossip_shed: Family<KindLabel, Counter>,
+    /// Penalties charged to forwarders of ignored gossip.
+    gossip_penalised: Family<KindLabel, Counter>,
     /// Peers with an established connection.
     peers: Gauge,
 }
@@ -170,8 +188,20 @@ impl NetMetrics {
             ledger_inbound: Family::default(),
             misbehaviour: Family::default(),
             events_dropped: Family::default(),
+            gossip_shed: Family::default(),
+            gossip_penalised: Family::default(),
             peers: Gauge::default(),
         };
+        sub.register(
+            "gossip_shed",
+            "Gossip messages ignored before the node saw them, by reason",
+            m.gossip_shed.clone(),
+        );
+        sub.register(
+            "gossip_penalised",
+            "Penalties charged to peers that forwarded ignored gossip",
+            m.gossip_penalised.clone(),
+        );
         sub.register(
             "ledger_inbound_requests",
             "Inbound ledger requests by outcome",
@@ -207,9 +237,23 @@ struct PeerState {
     in_flight: u32,
     /// Requests refused on this connection.
     refusals: u32,
+    /// Bytes of responses it may still be served.
+    served: ByteBudget,
+    /// Gossip it may forward (messages not authored by a reserved peer).
+    gossip: TokenBucket,
+    /// Its penalty for ignored gossip, decaying; its gossipsub application score is minus this.
+    penalty: f64,
 }
 
 struct EventLoop {
+    /// Bytes of responses all peers together may still be served.
+    served_total: ByteBudget,
+    /// The genesis sequencer and witnesses (see `NetConfig::reserved_peers`).
+    reserved: HashSet<PeerId>,
+    /// Event-queue places kept for priority gossip ([`EVENTS_PRIORITY_SHARE_DIVISOR`]).
+    priority_reserve: usize,
+    /// What addresses a peer may make us dial.
+    dial_scope: DialScope,
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
@@ -276,6 +320,8 @@ impl Kept {
 impl EventLoop {
     async fn run(mut self) {
         tracing::info!(addrs = ?self.listen_addrs, "network started");
+        let mut decay = tokio::time::interval(PENALTY_DECAY_TICK);
+        decay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_disconnect = self.condemned.values().flatten().min().copied();
             let next_redial = self.kept.values().filter_map(|k| k.due).min();
@@ -287,9 +333,44 @@ impl EventLoop {
                 },
                 () = sleep_until_or_never(next_disconnect) => self.disconnect_due(),
                 () = sleep_until_or_never(next_redial) => self.redial_due(),
+                _ = decay.tick() => self.decay_penalties(PENALTY_DECAY_TICK),
             }
         }
         tracing::info!("network stopped");
+    }
+
+    /// Charges one ignored gossip message to the peer that forwarded it: a lower gossipsub
+    /// score, so that a peer that keeps sending worthless gossip is first left out of gossip,
+    /// then graylisted. Reserved peers relay everyone's gossip and are not charged.
+    fn penalise(&mut self, peer: PeerId) {
+        if self.reserved.contains(&peer) {
+            return;
+        }
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.penalty += GOSSIP_IGNORED_PENALTY;
+            let score = -state.penalty;
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, score);
+            NetMetrics::count(&self.own.gossip_penalised, "ignored");
+        }
+    }
+
+    /// Lets penalties decay (half-life [`GOSSIP_PENALTY_HALF_LIFE_MS`]).
+    fn decay_penalties(&mut self, elapsed: Duration) {
+        let half_lives = elapsed.as_secs_f64() * 1000.0 / GOSSIP_PENALTY_HALF_LIFE_MS as f64;
+        let factor = 0.5f64.powf(half_lives);
+        for (peer, state) in self.peers.iter_mut().filter(|(_, s)| s.penalty > 0.0) {
+            state.penalty *= factor;
+            if state.penalty < 0.01 {
+                state.penalty = 0.0;
+            }
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(peer, -state.penalty);
+        }
     }
 
     /// Closes the connections of condemned peers whose linger time has come.
@@ -423,6 +504,7 @@ impl EventLoop {
                     other => NetError::Publish(other.to_string()),
                 }));
             }
+            Command::PenaliseGossip(peer) => self.penalise(peer),
             Command::ReportValidation {
                 msg_id,
                 source,
@@ -447,6 +529,14 @@ impl EventLoop {
                     request_id,
                     channel,
                 } = responder;
+                // Every byte served counts against the peer's budget and the total one; the
+                // next request that needs bytes waits until both are positive again.
+                let bytes = response.to_bytes().len() as u64;
+                let now = self.now();
+                self.served_total.spend(bytes, now);
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.served.spend(bytes, now);
+                }
                 if self
                     .swarm
                     .behaviour_mut()
@@ -599,6 +689,17 @@ impl EventLoop {
                             ),
                             in_flight: 0,
                             refusals: 0,
+                            served: ByteBudget::new(
+                                self.limits.served_bytes_per_s,
+                                self.limits.served_bytes_burst,
+                                now,
+                            ),
+                            gossip: TokenBucket::new(
+                                self.limits.gossip_msgs_per_s,
+                                self.limits.gossip_msg_burst.max(1),
+                                now,
+                            ),
+                            penalty: 0.0,
                         },
                     );
                     self.own.peers.set(self.peers.len() as i64);
@@ -673,8 +774,26 @@ impl EventLoop {
             BehaviourEvent::Identify(event) => {
                 self.metrics.record(&event);
                 if let identify::Event::Received { peer_id, info, .. } = event {
+                    // What a peer says it listens on is a claim: only addresses in our dial
+                    // scope, and only a few, go where they would be dialled.
+                    let scope = self.dial_scope;
+                    let listen_addrs: Vec<Multiaddr> = info
+                        .listen_addrs
+                        .iter()
+                        .filter(|a| dialable(a, &peer_id, scope))
+                        .take(IDENTIFY_ADDRS_PER_PEER_MAX)
+                        .cloned()
+                        .collect();
+                    if listen_addrs.len() < info.listen_addrs.len() {
+                        tracing::debug!(
+                            peer = %peer_id,
+                            reported = info.listen_addrs.len(),
+                            kept = listen_addrs.len(),
+                            "listen addresses outside the dial scope dropped"
+                        );
+                    }
                     if let Some(kept) = self.kept.get_mut(&peer_id) {
-                        for addr in &info.listen_addrs {
+                        for addr in &listen_addrs {
                             let mut addr = addr.clone();
                             if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
                                 addr.push(Protocol::P2p(peer_id));
@@ -685,7 +804,7 @@ impl EventLoop {
                     // Peers that serve our DHT become routing entries with the addresses they
                     // listen on.
                     if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
-                        for addr in info.listen_addrs {
+                        for addr in listen_addrs {
                             self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                         }
                     }
@@ -726,11 +845,34 @@ impl EventLoop {
                         self.misbehaved(source, what);
                     }
                     Ok(msg) => {
+                        let topic = Topic::of(&msg);
+                        let by_reserved = message.source.is_some_and(|a| self.reserved.contains(&a));
+                        let now = self.now();
+                        // Anyone may author disputes; only reserved peers author blocks,
+                        // checkpoints and cosignatures that matter. What a forwarder sends of
+                        // the former beyond its rate is ignored and charged to it.
+                        let over_rate =
+                            !by_reserved && self.peers.get_mut(&source).is_some_and(|s| !s.gossip.try_take(now));
+                        // The last places in the queue are kept for the sequencer's blocks and
+                        // checkpoints (and the witnesses' cosignatures), whoever floods.
+                        let priority = by_reserved && matches!(topic, Topic::Blocks | Topic::Checkpoints);
+                        let crowded = !priority && self.events.capacity() < self.priority_reserve;
+                        if over_rate || crowded {
+                            NetMetrics::count(&self.own.gossip_shed, if over_rate { "rate" } else { "crowded" });
+                            self.swarm
+                                .behaviour_mut()
+                                .gossipsub
+                                .report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
+                            if over_rate {
+                                self.penalise(source);
+                            }
+                            return;
+                        }
                         let event = NetEvent::Gossip {
                             msg_id: msg_id.clone(),
                             source,
                             author: message.source,
-                            topic: Topic::of(&msg),
+                            topic,
                             msg,
                         };
                         if self.events.try_send(event).is_err() {
@@ -881,6 +1023,11 @@ impl EventLoop {
 
         let now = self.now();
         let limits = self.limits;
+        // Submissions are answered with a few bytes; every other request may be answered with
+        // many (blocks, genesis), so it waits for a positive byte budget, its peer's and the
+        // total one.
+        let needs_bytes = !matches!(request, LedgerRequest::Submit(_));
+        let total_credit = !needs_bytes || self.served_total.has_credit(now);
         let refusal = match self.peers.get_mut(&peer) {
             // Events of a connection that is closing can still arrive; nothing is owed to it.
             None => Some(REFUSED_BUSY),
@@ -888,6 +1035,8 @@ impl EventLoop {
                 if !state.bucket.try_take(now) {
                     Some(REFUSED_RATE_LIMITED)
                 } else if state.in_flight >= limits.ledger_requests_in_flight_max {
+                    Some(REFUSED_BUSY)
+                } else if needs_bytes && !(total_credit && state.served.has_credit(now)) {
                     Some(REFUSED_BUSY)
                 } else {
                     state.in_flight += 1;
@@ -940,6 +1089,9 @@ impl EventLoop {
         }
     }
 }
+
+/// How often gossip penalties decay.
+const PENALTY_DECAY_TICK: Duration = Duration::from_secs(1);
 
 /// Sleeps until `at`, or forever if there is nothing to wait for.
 async fn sleep_until_or_never(at: Option<Instant>) {

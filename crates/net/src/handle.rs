@@ -46,6 +46,7 @@ pub(crate) enum Command {
         data: Vec<u8>,
         reply: Reply<MessageId>,
     },
+    PenaliseGossip(PeerId),
     ReportValidation {
         msg_id: MessageId,
         source: PeerId,
@@ -161,6 +162,14 @@ impl NetHandle {
             acceptance,
         })
         .await
+    }
+
+    /// Charges `peer` for forwarding a gossip message the node ignored as worthless (e.g. a
+    /// cosignature for a block nobody knows): its gossipsub score drops a little, and decays
+    /// back. A peer that keeps doing it is left out of gossip, then graylisted. Reserved peers
+    /// are not charged.
+    pub async fn penalise_gossip(&self, peer: PeerId) -> Result<(), NetError> {
+        self.send(Command::PenaliseGossip(peer)).await
     }
 
     /// Sends a ledger request and waits for the response, at most the configured request

@@ -14,7 +14,9 @@
 //! - [`codec`]: the ledger codec (4-byte BE length + postcard, strict `Wire` decoding).
 //! - [`identity`]: paychan `PublicKey` <-> libp2p `PeerId`.
 //! - [`limits`]: every limit of this crate as a named constant.
-//! - `rate`: the per-peer token bucket.
+//! - `rate`: the per-peer token bucket and byte budget.
+//! - `slots`: inbound connection slots (a cap per IP, slots reserved for genesis peers).
+//! - [`addrs`]: which addresses a peer may make us dial (identify, Kademlia, redials).
 //!
 //! **Architecture invariant**: the event loop never waits on the node. Events go out with
 //! `try_send`; when the node lags, gossip is ignored and requests are refused as busy, so pings,
@@ -25,6 +27,7 @@
 //! topic) is disconnected and reported as [`NetEvent::Misbehaviour`]; whether to ban it is the
 //! node's decision ([`NetHandle::ban`]). Nothing a peer sends panics the loop.
 
+pub mod addrs;
 mod behaviour;
 pub mod codec;
 mod event_loop;
@@ -32,6 +35,7 @@ pub mod handle;
 pub mod identity;
 pub mod limits;
 pub mod rate;
+mod slots;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,10 +47,12 @@ pub use libp2p_stream::IncomingStreams;
 use paychan_protocol::wire::{GossipMsg, LedgerRequest, BLOCKS_TOPIC, CHECKPOINTS_TOPIC, DISPUTES_TOPIC};
 use prometheus_client::registry::Registry;
 
+pub use crate::addrs::DialScope;
 pub use crate::codec::FrameViolation;
 pub use crate::event_loop::Net;
 pub use crate::handle::{LedgerResponder, NetHandle};
 pub use crate::identity::{keypair_from_seed, peer_id_from_public_key, public_key_from_peer_id};
+pub use crate::slots::{SlotDenied, SlotLimits};
 use crate::limits::*;
 
 /// Kademlia protocol id: a private DHT, so that paychan nodes never join (or answer for) the
@@ -119,6 +125,14 @@ pub struct PeerLimits {
     pub ledger_requests_in_flight_max: u32,
     /// Refusals on one connection before the peer is disconnected.
     pub ledger_refusals_max: u32,
+    /// Bytes of responses served per second, sustained (see [`rate::ByteBudget`]).
+    pub served_bytes_per_s: u64,
+    /// Bytes of responses served in a burst.
+    pub served_bytes_burst: u64,
+    /// Gossip messages not authored by a reserved peer, per second.
+    pub gossip_msgs_per_s: u32,
+    /// Burst of those.
+    pub gossip_msg_burst: u32,
 }
 
 impl Default for PeerLimits {
@@ -128,6 +142,10 @@ impl Default for PeerLimits {
             ledger_request_burst: LEDGER_REQUEST_BURST_PER_PEER,
             ledger_requests_in_flight_max: LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX,
             ledger_refusals_max: LEDGER_REFUSALS_PER_CONNECTION_MAX,
+            served_bytes_per_s: SERVED_BYTES_PER_PEER_PER_S,
+            served_bytes_burst: SERVED_BYTES_BURST_PER_PEER,
+            gossip_msgs_per_s: GOSSIP_MSGS_PER_PEER_PER_S,
+            gossip_msg_burst: GOSSIP_MSG_BURST_PER_PEER,
         }
     }
 }
@@ -141,6 +159,19 @@ pub struct NetConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Inbound ledger request limits per peer.
     pub limits: PeerLimits,
+    /// Bytes of responses served to all peers together per second.
+    pub served_bytes_total_per_s: u64,
+    /// Bytes served to all peers together in a burst.
+    pub served_bytes_total_burst: u64,
+    /// Peers that matter to the ledger (the genesis sequencer and witnesses): they get the
+    /// reserved inbound slots, are not counted against the per-IP cap, and the blocks and
+    /// checkpoints they author keep a share of the event queue.
+    pub reserved_peers: Vec<PeerId>,
+    /// Inbound connection slots.
+    pub slots: SlotLimits,
+    /// What addresses peers may make us dial; `None`: from the listen address
+    /// ([`DialScope::of_listen_addrs`]).
+    pub dial_scope: Option<DialScope>,
     /// Time for one ledger request, either way.
     pub request_timeout: Duration,
     /// Gossipsub heartbeat; tests shorten it so that meshes form quickly.
@@ -161,6 +192,16 @@ impl NetConfig {
             listen,
             bootstrap: Vec::new(),
             limits: PeerLimits::default(),
+            served_bytes_total_per_s: SERVED_BYTES_TOTAL_PER_S,
+            served_bytes_total_burst: SERVED_BYTES_BURST_TOTAL,
+            reserved_peers: Vec::new(),
+            slots: SlotLimits {
+                inbound_max: CONNECTIONS_INBOUND_MAX,
+                inbound_reserved: CONNECTIONS_INBOUND_RESERVED,
+                per_ip_max: CONNECTIONS_PER_IP_MAX,
+                loopback_exempt: true,
+            },
+            dial_scope: None,
             request_timeout: Duration::from_millis(LEDGER_REQUEST_TIMEOUT_MS),
             gossip_heartbeat: Duration::from_millis(GOSSIP_HEARTBEAT_MS),
             idle_connection_timeout: Duration::from_millis(IDLE_CONNECTION_TIMEOUT_MS),

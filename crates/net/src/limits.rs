@@ -17,6 +17,12 @@ pub const FRAME_PREFIX_BYTES: usize = 4;
 pub const CONNECTIONS_PER_PEER_MAX: u32 = 1;
 /// Established inbound connections in total.
 pub const CONNECTIONS_INBOUND_MAX: u32 = 1_024;
+/// Of those, the slots only reserved peers (the genesis sequencer and witnesses) may take: an
+/// attacker with free peer ids that fills every other slot does not lock them out.
+pub const CONNECTIONS_INBOUND_RESERVED: u32 = 64;
+/// Established inbound connections from one IP address (reserved peers not counted; loopback
+/// exempt by default, since a local testnet runs every node on 127.0.0.1).
+pub const CONNECTIONS_PER_IP_MAX: u32 = 8;
 /// Established outbound connections in total.
 pub const CONNECTIONS_OUTBOUND_MAX: u32 = 256;
 /// Inbound connections still in their handshake.
@@ -41,6 +47,15 @@ pub const LEDGER_REQUEST_BURST_PER_PEER: u32 = 400;
 /// Requests refused (rate or concurrency) on one connection before the peer is disconnected as
 /// abusive: a peer that keeps sending after this many refusals ignores them.
 pub const LEDGER_REFUSALS_PER_CONNECTION_MAX: u32 = 1_000;
+/// Bytes of ledger responses served to one peer per second, sustained (byte-budget refill).
+/// Every response counts; requests other than submissions wait for a positive balance.
+pub const SERVED_BYTES_PER_PEER_PER_S: u64 = 4 * 1024 * 1024;
+/// Bytes served to one peer in a burst: two of the largest blocks.
+pub const SERVED_BYTES_BURST_PER_PEER: u64 = 2 * BLOCK_BYTES_MAX as u64;
+/// Bytes of ledger responses served to all peers together per second.
+pub const SERVED_BYTES_TOTAL_PER_S: u64 = 32 * 1024 * 1024;
+/// Bytes served to all peers together in a burst.
+pub const SERVED_BYTES_BURST_TOTAL: u64 = 64 * 1024 * 1024;
 /// Time for one ledger request: opening the substream, writing, and reading the response.
 pub const LEDGER_REQUEST_TIMEOUT_MS: u64 = 10_000;
 
@@ -66,6 +81,18 @@ pub const GOSSIP_ENVELOPE_BYTES_MAX: usize = 16 * 1024;
 pub const GOSSIP_TRANSMIT_BYTES_MAX: usize = <GossipMsg as Wire>::BYTES_MAX + GOSSIP_ENVELOPE_BYTES_MAX;
 /// Gossip messages queued for sending to one peer before further ones are dropped.
 pub const GOSSIP_QUEUE_PER_PEER_MAX: usize = 1_024;
+/// Gossip messages per second one peer may forward to us, sustained, counting only messages
+/// not authored by a reserved peer (sequencer and witnesses author blocks, checkpoints and
+/// cosignatures; everyone else only disputes). Beyond it they are ignored and the forwarder is
+/// penalised.
+pub const GOSSIP_MSGS_PER_PEER_PER_S: u32 = 50;
+/// Burst of such gossip messages from one peer.
+pub const GOSSIP_MSG_BURST_PER_PEER: u32 = 200;
+/// Application-specific score one ignored gossip message costs its forwarder (weight 1): ten
+/// take it below gossipsub's default gossip threshold (-10), eighty to the graylist (-80).
+pub const GOSSIP_IGNORED_PENALTY: f64 = 1.0;
+/// Half-life of those penalties.
+pub const GOSSIP_PENALTY_HALF_LIFE_MS: u64 = 10_000;
 /// Gossipsub heartbeat (mesh maintenance) interval.
 pub const GOSSIP_HEARTBEAT_MS: u64 = 1_000;
 
@@ -76,11 +103,26 @@ pub const COMMANDS_QUEUE_MAX: usize = 256;
 /// node.
 pub const EVENTS_QUEUE_MAX: usize = 1_024;
 
+/// The share of the event queue (one part in this many) kept for blocks and checkpoints
+/// authored by a reserved peer: once fewer places are free, any other gossip is ignored, so
+/// that a flood cannot crowd them out.
+pub const EVENTS_PRIORITY_SHARE_DIVISOR: usize = 4;
+/// Addresses taken from one peer's identify report (after filtering).
+pub const IDENTIFY_ADDRS_PER_PEER_MAX: usize = 8;
+
 /// A connection with no stream open is closed after this long.
 pub const IDLE_CONNECTION_TIMEOUT_MS: u64 = 60_000;
 /// Time for `Net::new` to see its first listen address.
 pub const LISTEN_TIMEOUT_MS: u64 = 5_000;
 
+const _: () = assert!(CONNECTIONS_INBOUND_RESERVED < CONNECTIONS_INBOUND_MAX);
+const _: () = assert!(CONNECTIONS_PER_IP_MAX < CONNECTIONS_INBOUND_MAX - CONNECTIONS_INBOUND_RESERVED);
+// The largest block can always be served, and a whole response fits the total burst.
+const _: () = assert!(BLOCK_BYTES_MAX as u64 <= SERVED_BYTES_BURST_PER_PEER);
+const _: () = assert!(SERVED_BYTES_BURST_PER_PEER <= SERVED_BYTES_BURST_TOTAL);
+const _: () = assert!(SERVED_BYTES_PER_PEER_PER_S <= SERVED_BYTES_TOTAL_PER_S);
+const _: () = assert!(GOSSIP_MSGS_PER_PEER_PER_S <= GOSSIP_MSG_BURST_PER_PEER);
+const _: () = assert!(EVENTS_PRIORITY_SHARE_DIVISOR > 1 && EVENTS_QUEUE_MAX / EVENTS_PRIORITY_SHARE_DIVISOR > 0);
 const _: () = assert!(0 < REDIAL_BACKOFF_MIN_MS && REDIAL_BACKOFF_MIN_MS <= REDIAL_BACKOFF_MAX_MS);
 // The node's own requests to a peer must still fit beside that peer's in-flight requests.
 const _: () = assert!((LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX as usize) < LEDGER_STREAMS_PER_CONNECTION_MAX);

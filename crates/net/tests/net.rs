@@ -515,6 +515,7 @@ async fn a_flood_beyond_the_rate_limit_is_refused_for_that_peer_only() {
         ledger_request_burst: 20,
         ledger_requests_in_flight_max: 32,
         ledger_refusals_max: 30,
+        ..PeerLimits::default()
     };
     let mut config = test_config();
     config.limits = limits;
