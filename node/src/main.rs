@@ -292,7 +292,7 @@ fn main() -> Result<()> {
                     <paychan_protocol::Genesis as paychan_protocol::Wire>::from_bytes(&bytes)
                         .context("not a valid genesis")?
                 }
-                None => testnet::testnet_genesis(&[kp.public()], &[]),
+                None => testnet::init_genesis(kp.public()),
             };
             dir.write_genesis(&genesis)?;
             output(

@@ -34,7 +34,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `down` waits for a node to exit after SIGTERM before it sends SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The genesis of a local testnet: short periods so that a demo finishes quickly.
+/// Fees of the shipped geneses: a fixed part and one unit per byte of the transaction.
+pub const TX_FEE_MIN: u64 = 100;
+/// See [`TX_FEE_MIN`].
+pub const TX_FEE_PER_BYTE: u64 = 1;
+
+/// The genesis of a local testnet: a challenge window short enough that the demo's unilateral
+/// close settles in half a minute, yet of 60 largest time steps (half a second each, with a
+/// heartbeat as often), so that even after a sequencer outage a window takes at least 60
+/// blocks, about 12 s of real time at one block per 200 ms, to pass.
 pub fn testnet_genesis(nodes: &[PublicKey], clients: &[PublicKey]) -> Genesis {
     let witnesses: Vec<PublicKey> = nodes[1..].to_vec();
     let threshold = if witnesses.is_empty() {
@@ -54,13 +62,29 @@ pub fn testnet_genesis(nodes: &[PublicKey], clients: &[PublicKey]) -> Genesis {
         sequencer: nodes[0],
         witnesses,
         witness_threshold: threshold,
-        challenge_period_ms: 5_000,
+        challenge_period_ms: 30_000,
         block_interval_ms: 200,
-        heartbeat_interval_ms: 2_000,
-        max_time_step_ms: 4_000,
+        heartbeat_interval_ms: 500,
+        max_time_step_ms: 500,
         max_txs_per_block: 1_024,
         max_pending_per_account: 256,
+        tx_fee_min: TX_FEE_MIN,
+        tx_fee_per_byte: TX_FEE_PER_BYTE,
         allocations,
+    }
+}
+
+/// The genesis `paychan init` writes when given none: a one-node development chain with the
+/// testnet's schedule but a realistic challenge window of 24 hours, so that a party offline
+/// for a night still answers a stale close in time.
+pub fn init_genesis(node: PublicKey) -> Genesis {
+    Genesis {
+        network: "paychan-dev".into(),
+        challenge_period_ms: 24 * 3_600_000,
+        max_time_step_ms: 60_000,
+        heartbeat_interval_ms: 10_000,
+        block_interval_ms: 1_000,
+        ..testnet_genesis(&[node], &[])
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Genesis {
     pub max_txs_per_block: u32,
     /// Most pending (not yet included) transactions per account at the sequencer.
     pub max_pending_per_account: u32,
+    /// The fixed part of a transaction's fee (PROTOCOL.md §8.4, fees).
+    pub tx_fee_min: u64,
+    /// The part of a transaction's fee per byte of its canonical encoding.
+    pub tx_fee_per_byte: u64,
     /// Initial balances, in strictly increasing key order.
     pub allocations: Vec<(PublicKey, u64)>,
 }

@@ -38,6 +38,14 @@ pub const SEQ_RESERVATION: u64 = 1 << 16;
 /// Unacknowledged proofs a payer keeps in flight on one channel direction.
 pub const UNACKED_PROOFS_MAX: usize = 4_096;
 
+/// Fewest largest time steps a challenge window must span (`challenge_period_ms >=
+/// CHALLENGE_STEPS_MIN * max_time_step_ms`), so that no window can pass in a few blocks after
+/// a sequencer outage.
+pub const CHALLENGE_STEPS_MIN: u64 = 20;
+/// How far ahead of a replica's own clock a block's time may be before the replica refuses it
+/// (a node rule, not a replay rule: an auditor replaying history has no such clock).
+pub const BLOCK_TIME_AHEAD_MS_MAX: u64 = 5_000;
+
 /// Encoded size of a balance proof carrying one payment, signature included (upper bound).
 pub const SINGLE_PAYMENT_PROOF_BYTES_MAX: usize = 320;
 

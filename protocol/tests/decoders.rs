@@ -444,7 +444,7 @@ fn genesis() -> impl Strategy<Value = Genesis> {
             prop::collection::vec(key(), 0..4),
             int32(),
         ),
-        (int(), int(), int(), int(), int32(), int32()),
+        (int(), int(), int(), int(), int32(), int32(), int(), int()),
         prop::collection::vec((key(), int()), 0..4),
     )
         .prop_map(
@@ -457,6 +457,8 @@ fn genesis() -> impl Strategy<Value = Genesis> {
                     max_time_step_ms,
                     max_txs_per_block,
                     max_pending_per_account,
+                    tx_fee_min,
+                    tx_fee_per_byte,
                 ),
                 allocations,
             )| Genesis {
@@ -471,6 +473,8 @@ fn genesis() -> impl Strategy<Value = Genesis> {
                 max_time_step_ms,
                 max_txs_per_block,
                 max_pending_per_account,
+                tx_fee_min,
+                tx_fee_per_byte,
                 allocations,
             },
         )
@@ -909,6 +913,8 @@ fn limits_at_their_boundaries() {
         max_time_step_ms: 1,
         max_txs_per_block: 1,
         max_pending_per_account: 1,
+        tx_fee_min: 0,
+        tx_fee_per_byte: 0,
         allocations: vec![(PublicKey([3; 32]), 1); allocations],
     };
     assert!(limit(&gen(NETWORK_NAME_BYTES_MAX, WITNESSES_MAX, ALLOCATIONS_MAX)).is_ok());

@@ -47,6 +47,8 @@ fn chain() -> Chain {
         max_time_step_ms: 60_000,
         max_txs_per_block: 100,
         max_pending_per_account: 16,
+        tx_fee_min: 0,
+        tx_fee_per_byte: 0,
         allocations: vec![],
     };
     Chain {

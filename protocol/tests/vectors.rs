@@ -152,6 +152,8 @@ fn genesis_fields(g: &Genesis) -> Value {
         "max_time_step_ms": g.max_time_step_ms,
         "max_txs_per_block": g.max_txs_per_block,
         "max_pending_per_account": g.max_pending_per_account,
+        "tx_fee_min": g.tx_fee_min,
+        "tx_fee_per_byte": g.tx_fee_per_byte,
         "allocations": g
             .allocations
             .iter()
@@ -323,6 +325,8 @@ fn compute() -> Golden {
         max_time_step_ms: 60_000,
         max_txs_per_block: 1_024,
         max_pending_per_account: 64,
+        tx_fee_min: 100,
+        tx_fee_per_byte: 2,
         allocations,
     };
     let chain_id = genesis.chain_id();
@@ -940,7 +944,9 @@ fn spec_genesis(f: &Value) -> Vec<u8> {
         .u(f, "heartbeat_interval_ms")
         .u(f, "max_time_step_ms")
         .u(f, "max_txs_per_block")
-        .u(f, "max_pending_per_account");
+        .u(f, "max_pending_per_account")
+        .u(f, "tx_fee_min")
+        .u(f, "tx_fee_per_byte");
     let allocs = arr(f, "allocations");
     w.varint(allocs.len() as u64);
     for a in allocs {

@@ -18,8 +18,9 @@ fn the_report_counts_a_known_history() {
     let blocks = chain.blocks.len() as u64;
     assert_eq!(
         blocks,
-        6 + 3,
-        "4 blocks, 2 heartbeats, the closes, then 3 blocks of transfers"
+        24 + 3,
+        "3 blocks, 20 heartbeats (a window spans at least 20 time steps), the closes, then 3 \
+         blocks of transfers"
     );
     assert_eq!(r.chain_id, chain.net.chain_id.to_hex());
     assert_eq!(r.network, "paychan-test");
@@ -51,14 +52,15 @@ fn the_report_counts_a_known_history() {
     assert_eq!((r.accounts, r.supply), (4, 4_000_000));
     assert_eq!(r.time_ms, chain.state.time_ms());
 
-    // Checkpoints at heights 1 (one cosigner: not witnessed), 3, 6 and 9 (witnessed).
-    assert_eq!((r.checkpoints, r.checkpoints_matched), (4, 4));
+    // Checkpoints at heights 1 and 16 (one cosigner: not witnessed), and every third height
+    // from 3 to 27 (witnessed).
+    assert_eq!((r.checkpoints, r.checkpoints_matched), (11, 11));
     let newest = r.newest_checkpoint.as_ref().expect("newest");
     let witnessed = r.newest_witnessed.as_ref().expect("witnessed");
     assert_eq!(newest, witnessed);
     assert_eq!(
         (witnessed.height, witnessed.cosigners, witnessed.witnessed),
-        (9, 2, true)
+        (27, 2, true)
     );
     assert_eq!(witnessed.log_size, 29);
     assert_eq!(witnessed.log_root, chain.state.log_root().to_hex());
@@ -69,10 +71,10 @@ fn the_report_counts_a_known_history() {
 
     let json = serde_json::to_value(&r).expect("json");
     assert_eq!(json["by_kind"]["transfer"], 21);
-    assert_eq!(json["newest_witnessed"]["height"], 9);
+    assert_eq!(json["newest_witnessed"]["height"], 27);
     assert!(r
         .summary()
-        .contains("reaches the newest witnessed checkpoint (height 9, size 29, 2 cosigners)"));
+        .contains("reaches the newest witnessed checkpoint (height 27, size 29, 2 cosigners)"));
 
     // Balances: every account and channel; balances plus live deposits are the supply.
     let b = auditor.balances();

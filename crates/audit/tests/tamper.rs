@@ -106,19 +106,19 @@ fn swapped_blocks_are_named() {
 #[test]
 fn a_removed_transaction_with_recomputed_roots_is_caught_by_the_rules() {
     let f = fixture();
-    // Block 7 holds transfers from users 0, 1, 2, 3, 0, 1, 2, 3: without user 1's first, its
+    // Block 25, the first of transfers after 3 blocks, 20 heartbeats and the closes, holds transfers from users 0, 1, 2, 3, 0, 1, 2, 3: without user 1's first, its
     // second (now at index 4) carries a nonce one too high.
-    let mut blocks = f.blocks[..7].to_vec();
-    let removed = blocks[6].txs.remove(1);
+    let mut blocks = f.blocks[..25].to_vec();
+    let removed = blocks[24].txs.remove(1);
     let Tx::Transfer { body, .. } = removed else {
-        panic!("block 7 holds transfers")
+        panic!("block 25 holds transfers")
     };
-    resign_from(&f, &mut blocks, 6);
+    resign_from(&f, &mut blocks, 24);
     let e = audit(&f, &blocks, &f.cps).expect_err("removed");
     assert_eq!(
         e,
         AuditError::Tx {
-            height: 7,
+            height: 25,
             index: 4,
             error: TxError::BadNonce {
                 expected: body.nonce,
@@ -126,17 +126,17 @@ fn a_removed_transaction_with_recomputed_roots_is_caught_by_the_rules() {
             }
         }
     );
-    assert!(e.to_string().starts_with("block 7 tx 4: "), "{e}");
+    assert!(e.to_string().starts_with("block 25 tx 4: "), "{e}");
 }
 
 #[test]
 fn a_removed_transaction_the_rules_allow_is_caught_by_the_witnessed_checkpoint() {
     let f = fixture();
     let mut blocks = f.blocks.clone();
-    // Block 9's last transfer: nothing later in this block depends on it, and re-signing
-    // block 10 keeps the whole history valid under the rules.
-    let i = 8;
-    blocks[i].txs.pop().expect("block 9 holds transfers");
+    // Block 27's last transfer: nothing later in this block depends on it, and re-signing
+    // block 28 keeps the whole history valid under the rules.
+    let i = 26;
+    blocks[i].txs.pop().expect("block 27 holds transfers");
     resign_from(&f, &mut blocks, i);
     let alone: Vec<SignedCheckpoint> = Vec::new();
     audit(&f, &blocks, &alone).expect("the rewritten blocks are valid on their own");
@@ -150,15 +150,15 @@ fn a_removed_transaction_the_rules_allow_is_caught_by_the_witnessed_checkpoint()
     assert_eq!(
         e,
         AuditError::Checkpoint {
-            height: 9,
+            height: 27,
             check: Check::Mismatch {
                 field: "log_size",
                 expected: replayed.expect("genesis").to_string(),
                 found: f
                     .cps
                     .iter()
-                    .find(|c| c.checkpoint.height == 9)
-                    .expect("cp 9")
+                    .find(|c| c.checkpoint.height == 27)
+                    .expect("cp 27")
                     .checkpoint
                     .log_size
                     .to_string(),
@@ -170,30 +170,30 @@ fn a_removed_transaction_the_rules_allow_is_caught_by_the_witnessed_checkpoint()
 #[test]
 fn a_history_rewritten_and_resigned_end_to_end_fails_against_the_accepted_checkpoint() {
     let f = fixture();
-    // The sequencer rewrites from block 7 on: two independent transfers swapped, every later
+    // The sequencer rewrites from block 25 on: two independent transfers swapped, every later
     // header recomputed and signed, checkpoints signed and even cosigned anew.
     let mut blocks = f.blocks.clone();
-    blocks[6].txs.swap(0, 1);
-    resign_from(&f, &mut blocks, 6);
+    blocks[24].txs.swap(0, 1);
+    resign_from(&f, &mut blocks, 24);
     let cps = common::checkpoints(&f.net, &blocks);
     let forged = common::export(&f.net, &blocks, &cps, None);
     let pin = || Pin::Genesis(Box::new(f.net.genesis.clone()));
     let alone = audit_export(&forged[..], pin(), None).expect("valid on its own");
 
-    // An auditor accepted the true witnessed checkpoint at height 9 before.
-    let accepted = f.cps.iter().find(|c| c.checkpoint.height == 9).expect("cp 9");
+    // An auditor accepted the true witnessed checkpoint at height 27 before.
+    let accepted = f.cps.iter().find(|c| c.checkpoint.height == 27).expect("cp 27");
     let failure = audit_export(&forged[..], pin(), Some(accepted)).expect_err("rewritten");
     match &failure.error {
         AuditError::Accepted {
-            height: 9,
+            height: 27,
             check: Check::Mismatch { field, .. },
         } => assert_eq!(*field, "log_root"),
         other => panic!("unexpected {other}"),
     }
     assert_eq!(
         failure.report.as_ref().map(|r| r.height),
-        Some(9),
-        "block 9 passed the rules; its replay is what disagrees"
+        Some(27),
+        "block 27 passed the rules; its replay is what disagrees"
     );
 
     // And after the fact, from the auditor of the rewritten history: not consistent.
@@ -204,8 +204,8 @@ fn a_history_rewritten_and_resigned_end_to_end_fails_against_the_accepted_checkp
         matches!(
             e,
             AuditError::Accepted {
-                height: 9,
-                check: Check::Inconsistent { older_height: 9, .. }
+                height: 27,
+                check: Check::Inconsistent { older_height: 27, .. }
             }
         ),
         "{e}"
@@ -265,12 +265,12 @@ fn a_truncated_export_says_how_far_it_verified_and_what_it_is_behind() {
     let report = failure.report.as_ref().expect("report");
     assert_eq!(report.height, 5);
     assert!(!report.reaches_newest_witnessed);
-    assert_eq!(report.behind_newest_witnessed, 4);
-    assert_eq!(report.newest_witnessed.as_ref().map(|w| w.height), Some(9));
+    assert_eq!(report.behind_newest_witnessed, 22);
+    assert_eq!(report.newest_witnessed.as_ref().map(|w| w.height), Some(27));
     let text = failure.to_string();
     assert!(
         text.contains("verified to height 5")
-            && text.contains("behind the newest witnessed checkpoint it holds, at height 9"),
+            && text.contains("behind the newest witnessed checkpoint it holds, at height 27"),
         "{text}"
     );
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use paychan_protocol::limits::BLOCK_TIME_AHEAD_MS_MAX;
 use paychan_protocol::merkle;
 use paychan_protocol::{Block, BlockHeader, Genesis, Keypair, Tx};
 
@@ -128,7 +129,17 @@ impl LedgerState {
     /// block's time; and the header's tx root, log size, log root and state root equal what
     /// applying gives. Returns what each transaction did.
     pub fn apply_block(&mut self, block: &Block) -> Result<Vec<TxEffect>, BlockError> {
-        self.apply_block_inner(block, &mut Sigs::Now)
+        self.apply_block_inner(block, &mut Sigs::Now, None)
+    }
+
+    /// [`LedgerState::apply_block`] by a live replica whose clock reads `now_ms`: also refuses,
+    /// right after the signature check, a block whose time is more than
+    /// [`BLOCK_TIME_AHEAD_MS_MAX`] ahead of that clock ([`BlockError::FromTheFuture`],
+    /// retryable: the same block applies once the clock has caught up). Without it a sequencer
+    /// could run ledger time ahead of real time and end challenge windows early. Not a replay
+    /// rule: auditors and startup replay use [`LedgerState::apply_block`].
+    pub fn apply_block_at(&mut self, block: &Block, now_ms: u64) -> Result<Vec<TxEffect>, BlockError> {
+        self.apply_block_inner(block, &mut Sigs::Now, Some(now_ms))
     }
 
     /// [`LedgerState::apply_block`] with the signatures checked as `signatures` says. The
@@ -143,7 +154,7 @@ impl LedgerState {
             Signatures::Batch => {
                 // `apply_block_inner` commits nothing unless it succeeds, so the reference path
                 // starts from the same state.
-                match self.apply_block_inner(block, &mut Sigs::Defer(Default::default())) {
+                match self.apply_block_inner(block, &mut Sigs::Defer(Default::default()), None) {
                     Ok(effects) => Ok(effects),
                     Err(_) => self.apply_block(block),
                 }
@@ -151,7 +162,12 @@ impl LedgerState {
         }
     }
 
-    fn apply_block_inner(&mut self, block: &Block, sigs: &mut Sigs) -> Result<Vec<TxEffect>, BlockError> {
+    fn apply_block_inner(
+        &mut self,
+        block: &Block,
+        sigs: &mut Sigs,
+        now_ms: Option<u64>,
+    ) -> Result<Vec<TxEffect>, BlockError> {
         let h = &block.header;
         if h.chain_id != self.chain_id {
             return Err(BlockError::WrongChain {
@@ -174,6 +190,16 @@ impl LedgerState {
         }
         sigs.header(h, &self.genesis.sequencer, &block.signature)
             .map_err(|_| BlockError::BadSignature)?;
+        if let Some(now_ms) = now_ms {
+            let ahead_ms = h.time_ms.saturating_sub(now_ms);
+            if ahead_ms > BLOCK_TIME_AHEAD_MS_MAX {
+                return Err(BlockError::FromTheFuture {
+                    time_ms: h.time_ms,
+                    ahead_ms,
+                    max_ms: BLOCK_TIME_AHEAD_MS_MAX,
+                });
+            }
+        }
         let max_step = self.genesis.max_time_step_ms;
         if h.time_ms < self.time_ms {
             return Err(BlockError::TimeBackwards {

@@ -156,6 +156,20 @@ pub enum TxError {
     /// Mempool: the pool is full.
     #[error("mempool full")]
     PoolFull,
+    /// The fee payer cannot pay the transaction's fee on top of what the transaction itself
+    /// takes from its balance (PROTOCOL.md §8.4, fees).
+    #[error("{payer:?} cannot pay the fee of {fee}: {available} available after the transaction")]
+    FeeUnpaid {
+        /// Who pays the fee.
+        payer: PublicKey,
+        /// The fee.
+        fee: u64,
+        /// What the payer would have left for it.
+        available: u64,
+    },
+    /// Mempool: a close of this channel is already pending.
+    #[error("a close of channel {0:?} is already pending")]
+    ClosePending(ChannelId),
 }
 
 impl TxError {
@@ -166,7 +180,7 @@ impl TxError {
             // A nonce ahead of the account may become valid once the gap is filled.
             BadNonce { expected, got } if got > expected => ErrorClass::Retryable,
             Overdraft { .. } | UnknownChannel(_) | WindowOpen { .. } | BlockFull | PendingLimit { .. }
-            | PoolFull => ErrorClass::Retryable,
+            | PoolFull | FeeUnpaid { .. } => ErrorClass::Retryable,
             AlreadyIncluded { .. }
             | BadNonce { .. }
             | NonceConflict { .. }
@@ -179,6 +193,7 @@ impl TxError {
             // Two parties may sign close balances just before a deposit lands.
             | BalanceMismatch { .. }
             | StaleProof
+            | ClosePending(_)
             | WindowClosed { .. } => ErrorClass::Rejected,
             WrongChain { .. }
             | BadSignature
@@ -284,6 +299,17 @@ pub enum BlockError {
     /// Building: the key given is not the genesis sequencer.
     #[error("{0:?} is not the sequencer of this ledger")]
     NotSequencer(PublicKey),
+    /// A replica's clock rule, not a replay rule: the block's time is further ahead of the
+    /// replica's own clock than `BLOCK_TIME_AHEAD_MS_MAX` allows.
+    #[error("block time {time_ms} is {ahead_ms} ms ahead of this replica's clock (at most {max_ms})")]
+    FromTheFuture {
+        /// The block's time.
+        time_ms: u64,
+        /// How far ahead of the replica's clock it is.
+        ahead_ms: u64,
+        /// The bound.
+        max_ms: u64,
+    },
 }
 
 impl BlockError {
@@ -295,6 +321,8 @@ impl BlockError {
             // An old block: we already have its height.
             BlockError::WrongHeight { .. } => ErrorClass::Rejected,
             BlockError::NotSequencer(_) => ErrorClass::Rejected,
+            // Our clock may be behind: the same block may apply a few seconds later.
+            BlockError::FromTheFuture { .. } => ErrorClass::Retryable,
             _ => ErrorClass::Violation,
         }
     }
@@ -351,6 +379,20 @@ pub enum GenesisError {
     /// `max_pending_per_account` is zero.
     #[error("max_pending_per_account must be positive")]
     ZeroPendingLimit,
+    /// The challenge window spans too few time steps: after a sequencer outage it could pass
+    /// in a handful of blocks, before a watchtower has reconnected.
+    #[error("challenge_period_ms {challenge_period_ms} is under {steps_min} x max_time_step_ms {max_time_step_ms}")]
+    ChallengeTooShort {
+        /// The genesis window.
+        challenge_period_ms: u64,
+        /// The genesis largest step.
+        max_time_step_ms: u64,
+        /// Steps a window must span at least.
+        steps_min: u64,
+    },
+    /// The fee of the largest transaction would not fit `u64`.
+    #[error("tx_fee_min + tx_fee_per_byte x TX_BYTES_MAX overflows")]
+    FeeOverflow,
     /// Too many allocations.
     #[error("{count} allocations, at most {max}")]
     TooManyAllocations {

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use paychan_protocol::limits::{ALLOCATIONS_MAX, BLOCK_TXS_MAX, NETWORK_NAME_BYTES_MAX, WITNESSES_MAX};
+use paychan_protocol::limits::{
+    ALLOCATIONS_MAX, BLOCK_TXS_MAX, CHALLENGE_STEPS_MIN, NETWORK_NAME_BYTES_MAX, TX_BYTES_MAX, WITNESSES_MAX,
+};
 use paychan_protocol::Genesis;
 
 use crate::error::GenesisError;
@@ -13,9 +15,11 @@ use crate::error::GenesisError;
 /// witnesses are distinct and the sequencer is not one of them; `1 <= witness_threshold <=
 /// witnesses` when there are witnesses (a witness-less ledger has threshold 0 and every signed
 /// checkpoint counts as witnessed); every period is positive and
-/// `block_interval_ms <= heartbeat_interval_ms <= max_time_step_ms`;
-/// `1 <= max_txs_per_block <= BLOCK_TXS_MAX`; `max_pending_per_account >= 1`; allocation keys
-/// strictly increase, no allocation is zero and their sum fits `u64`.
+/// `block_interval_ms <= heartbeat_interval_ms <= max_time_step_ms`; the challenge window spans
+/// at least [`CHALLENGE_STEPS_MIN`] largest time steps; `1 <= max_txs_per_block <=
+/// BLOCK_TXS_MAX`; `max_pending_per_account >= 1`; the fee of a transaction of
+/// `TX_BYTES_MAX` bytes fits `u64`; allocation keys strictly increase, no allocation is zero
+/// and their sum fits `u64`.
 pub fn validate_genesis(g: &Genesis) -> Result<u64, GenesisError> {
     if g.network.len() > NETWORK_NAME_BYTES_MAX {
         return Err(GenesisError::NetworkNameTooLong {
@@ -62,6 +66,15 @@ pub fn validate_genesis(g: &Genesis) -> Result<u64, GenesisError> {
     if g.block_interval_ms > g.heartbeat_interval_ms || g.heartbeat_interval_ms > g.max_time_step_ms {
         return Err(GenesisError::TimingOrder);
     }
+    // A window of a few steps passes in a few blocks once the sequencer catches up after an
+    // outage, faster than a watchtower can reconnect and answer.
+    if g.max_time_step_ms.saturating_mul(CHALLENGE_STEPS_MIN) > g.challenge_period_ms {
+        return Err(GenesisError::ChallengeTooShort {
+            challenge_period_ms: g.challenge_period_ms,
+            max_time_step_ms: g.max_time_step_ms,
+            steps_min: CHALLENGE_STEPS_MIN,
+        });
+    }
     if g.max_txs_per_block == 0 || g.max_txs_per_block as usize > BLOCK_TXS_MAX {
         return Err(GenesisError::TxsPerBlock {
             got: g.max_txs_per_block,
@@ -71,6 +84,11 @@ pub fn validate_genesis(g: &Genesis) -> Result<u64, GenesisError> {
     if g.max_pending_per_account == 0 {
         return Err(GenesisError::ZeroPendingLimit);
     }
+    // So that computing a fee never saturates: every transaction's fee is exact.
+    g.tx_fee_per_byte
+        .checked_mul(TX_BYTES_MAX as u64)
+        .and_then(|f| f.checked_add(g.tx_fee_min))
+        .ok_or(GenesisError::FeeOverflow)?;
     if g.allocations.len() > ALLOCATIONS_MAX {
         return Err(GenesisError::TooManyAllocations {
             count: g.allocations.len(),

@@ -45,4 +45,4 @@ pub use error::{
 pub use genesis::validate_genesis;
 pub use mempool::Mempool;
 pub use state::{Account, ChannelEntry, ChannelStatus, InclusionProof, LedgerState};
-pub use tx::TxEffect;
+pub use tx::{fee_for_len, fee_payer, tx_fee, TxEffect};

@@ -1,14 +1,29 @@
 //! The sequencer's pending transactions: idempotent submission, per-account limits, cheap
-//! refusal of junk, and block candidates with disputes first.
+//! refusal of junk, expiry, and block candidates with disputes first and closes next.
 //!
-//! Every pending transaction is tied to something that costs an attacker: a funded account
-//! (transfers, deposits, opens, unilateral closes, counted against that account's limit), or a
-//! closing channel (disputes). Disputes are never refused for a full pool, since a sequencer
-//! that drops updates lets stale closes settle; instead each closing channel holds at most one
-//! pending settle and, per direction, the one pending update with the highest transferred
-//! amount (an update that beats neither is refused as stale, and one beaten in every direction
-//! it carries is evicted). So disputes stay bounded by the number of closing channels.
+//! Every pending transaction is tied to something that costs an attacker, and every class has
+//! its own room, so that no class can take another's:
+//! - **regular** (transfers, deposits, opens): counted against the paying account's pending
+//!   limit; admitted only within a small nonce window ([`NONCE_WINDOW`]) and only while the
+//!   account's balance covers the amounts and fees of all its pending transactions together;
+//!   at most `max_regular` in all, and a newcomer that pays a higher fee than the cheapest
+//!   pending one evicts it (lowest fee first, newest first among equal fees).
+//! - **closes** (cooperative and unilateral): their own room of `max_regular`, at most one
+//!   pending close of each kind per channel, so bounded by the number of live channels (each
+//!   paid its open's fee). Spam in the regular class never refuses or delays a close.
+//! - **disputes** (updates, settles): never refused for a full pool, since a sequencer that
+//!   drops updates lets stale closes settle; instead each closing channel holds at most one
+//!   pending settle and, per direction, the one pending update with the highest transferred
+//!   amount (an update that beats neither is refused as stale, and one beaten in every
+//!   direction it carries is evicted). So disputes stay bounded by the number of closing
+//!   channels.
+//!
+//! Regular transactions and closes expire [`EXPIRY_BLOCKS`] blocks after they were admitted,
+//! so that what cannot run (a nonce after a gap that is never filled, a spend the balance no
+//! longer covers) does not hold room for good. Block candidates come out disputes first, then
+//! closes, then regular transactions: the reserved block space of disputes and closes.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use paychan_protocol::ledger::Update;
@@ -17,20 +32,51 @@ use paychan_protocol::{ChannelId, Direction, Genesis, Hash32, PublicKey, Tx};
 
 use crate::error::TxError;
 use crate::state::{ChannelStatus, LedgerState};
+use crate::tx::tx_fee;
 
-/// Blocks' worth of non-dispute transactions the pool holds by default.
+/// Blocks' worth of non-dispute transactions the pool holds by default (per class).
 pub const POOL_BLOCKS: usize = 16;
+/// Nonces ahead of an account's next one that a transfer or deposit may carry: nonces
+/// `next .. next + NONCE_WINDOW` (and at most `max_pending_per_account` of them).
+pub const NONCE_WINDOW: u64 = 16;
+/// Blocks after which a pending transfer, deposit, open or close that has not gone into a
+/// block is dropped.
+pub const EXPIRY_BLOCKS: u64 = 32;
+
+/// Which room a pending transaction takes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Class {
+    Regular,
+    Close,
+    Dispute,
+}
+
+fn class_of(tx: &Tx) -> Class {
+    match tx {
+        Tx::Transfer { .. } | Tx::Deposit { .. } | Tx::Open(_) => Class::Regular,
+        Tx::CoopClose(_) | Tx::UnilateralClose { .. } => Class::Close,
+        Tx::Update(_) | Tx::Settle(_) => Class::Dispute,
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Entry {
     tx: Tx,
     id: Hash32,
-    /// The account whose pending limit it counts against.
-    account: Option<PublicKey>,
+    class: Class,
+    /// The fee it pays (0 for the free kinds).
+    fee: u64,
+    /// The account whose pending limit it counts against, and what it takes from that
+    /// account's balance (amount or deposit, plus fee).
+    account: Option<(PublicKey, u64)>,
     /// The (account, nonce) it consumes.
     nonce: Option<(PublicKey, u64)>,
     /// The channel a pending open would create.
     opens: Option<ChannelId>,
+    /// The channel and kind (0 cooperative, 1 unilateral) of a pending close.
+    closes: Option<(ChannelId, u8)>,
+    /// Ledger height when it was admitted.
+    admitted_height: u64,
 }
 
 /// Pending transactions, in arrival order. Pure: the caller passes the ledger state it checks
@@ -42,18 +88,24 @@ pub struct Mempool {
     next_seq: u64,
     entries: BTreeMap<u64, Entry>,
     by_id: BTreeMap<Hash32, u64>,
-    per_account: BTreeMap<PublicKey, u32>,
+    /// Per account: pending transactions counted against it, and the sum they take from its
+    /// balance.
+    per_account: BTreeMap<PublicKey, (u32, u64)>,
     nonces: BTreeMap<(PublicKey, u64), u64>,
     opens: BTreeSet<ChannelId>,
+    closes: BTreeSet<(ChannelId, u8)>,
+    /// Regular entries by eviction order: lowest fee first, newest first among equal fees.
+    by_fee: BTreeSet<(u64, Reverse<u64>)>,
     /// Per closing channel and direction: (seq, transferred) of the pending update that holds
     /// the highest transferred amount.
     holders: BTreeMap<ChannelId, [Option<(u64, u64)>; 2]>,
     regular: usize,
+    close_count: usize,
 }
 
 impl Mempool {
     /// A pool with the genesis limit per account and room for [`POOL_BLOCKS`] full blocks of
-    /// non-dispute transactions.
+    /// regular transactions, and as many closes.
     pub fn new(genesis: &Genesis) -> Mempool {
         Mempool::with_limits(
             genesis.max_pending_per_account,
@@ -61,8 +113,8 @@ impl Mempool {
         )
     }
 
-    /// A pool with explicit limits: pending transactions per account, and non-dispute
-    /// transactions in all.
+    /// A pool with explicit limits: pending transactions per account, and regular
+    /// transactions in all (closes have as much room again).
     pub fn with_limits(max_per_account: u32, max_regular: usize) -> Mempool {
         Mempool {
             max_per_account,
@@ -73,8 +125,11 @@ impl Mempool {
             per_account: BTreeMap::new(),
             nonces: BTreeMap::new(),
             opens: BTreeSet::new(),
+            closes: BTreeSet::new(),
+            by_fee: BTreeSet::new(),
             holders: BTreeMap::new(),
             regular: 0,
+            close_count: 0,
         }
     }
 
@@ -93,20 +148,29 @@ impl Mempool {
         self.by_id.contains_key(tx_id)
     }
 
-    /// Pending transactions counted against an account.
+    /// Pending transactions counted against an account (its transfers, deposits, and opens it
+    /// proposed).
     pub fn pending_for(&self, account: &PublicKey) -> u32 {
-        self.per_account.get(account).copied().unwrap_or(0)
+        self.per_account.get(account).map_or(0, |(n, _)| *n)
+    }
+
+    /// What an account's pending transactions take from its balance together (amounts,
+    /// deposits and fees).
+    pub fn pending_spend(&self, account: &PublicKey) -> u64 {
+        self.per_account.get(account).map_or(0, |(_, spend)| *spend)
     }
 
     /// Offers a transaction. Resubmitting one that is pending or included is harmless and
     /// answered with [`SubmitStatus::AlreadyPending`] / [`SubmitStatus::AlreadyIncluded`].
     ///
     /// Refused with a typed error: a foreign chain id or a bad signature (violations); a
-    /// transfer or deposit whose nonce is used, already pending, or further ahead than the
-    /// account's pending limit, or that the balance cannot cover on its own; an open, close or
-    /// dispute that would not apply at the current ledger time (so a settle is accepted once
-    /// ledger time has reached the end of the window); an update that raises neither
-    /// direction above both the ledger and the pending updates; and the limits.
+    /// transfer or deposit whose nonce is used, already pending, or outside the nonce window;
+    /// a transfer, deposit or open whose amount and fee the payer's balance cannot cover
+    /// together with its other pending transactions ([`TxError::Overdraft`],
+    /// [`TxError::FeeUnpaid`]); an open, close or dispute that would not apply at the current
+    /// ledger time (so a settle is accepted once ledger time has reached the end of the
+    /// window); a second pending close of one kind for one channel; an update that raises
+    /// neither direction above both the ledger and the pending updates; and the limits.
     pub fn submit(&mut self, tx: Tx, state: &LedgerState) -> Result<SubmitStatus, TxError> {
         let id = tx.id();
         if state.contains_tx(&id) {
@@ -121,11 +185,16 @@ impl Mempool {
                 got: tx.chain_id(),
             });
         }
+        let fee = tx_fee(state.genesis(), &tx);
         let mut entry = Entry {
             id,
+            class: class_of(&tx),
+            fee,
             account: None,
             nonce: None,
             opens: None,
+            closes: None,
+            admitted_height: state.height(),
             tx,
         };
         let mut update_raises = None;
@@ -141,8 +210,9 @@ impl Mempool {
                     .tx
                     .verify_own_signature()
                     .map_err(|_| TxError::BadSignature)?;
-                self.check_spend(state, body.from, body.nonce, body.amount)?;
-                entry.account = Some(body.from);
+                self.check_nonce(state, body.from, body.nonce)?;
+                let spend = self.check_funds(state, body.from, body.amount, fee)?;
+                entry.account = Some((body.from, spend));
                 entry.nonce = Some((body.from, body.nonce));
             }
             Tx::Deposit { body, .. } => {
@@ -164,8 +234,9 @@ impl Mempool {
                 if !channel.is_party(&body.from) {
                     return Err(TxError::NotAParty(body.from));
                 }
-                self.check_spend(state, body.from, body.nonce, body.amount)?;
-                entry.account = Some(body.from);
+                self.check_nonce(state, body.from, body.nonce)?;
+                let spend = self.check_funds(state, body.from, body.amount, fee)?;
+                entry.account = Some((body.from, spend));
                 entry.nonce = Some((body.from, body.nonce));
             }
             Tx::Open(open) => {
@@ -174,16 +245,17 @@ impl Mempool {
                 if self.opens.contains(&channel_id) {
                     return Err(TxError::DuplicateChannel(channel_id));
                 }
-                entry.account = Some(open.open.party_a);
+                let spend = self.check_funds(state, open.open.party_a, open.open.deposit_a, fee)?;
+                entry.account = Some((open.open.party_a, spend));
                 entry.opens = Some(channel_id);
             }
             Tx::CoopClose(close) => {
                 state.check_tx(&entry.tx, state.time_ms())?;
-                entry.account = state.channel(&close.close.channel_id).map(|c| c.party_a);
+                entry.closes = Some((close.close.channel_id, 0));
             }
             Tx::UnilateralClose { body, .. } => {
                 state.check_tx(&entry.tx, state.time_ms())?;
-                entry.account = Some(body.closer);
+                entry.closes = Some((body.channel_id, 1));
             }
             Tx::Update(update) => {
                 state.check_tx(&entry.tx, state.time_ms())?;
@@ -193,7 +265,7 @@ impl Mempool {
                 state.check_tx(&entry.tx, state.time_ms())?;
             }
         }
-        if let Some(account) = entry.account {
+        if let Some((account, _)) = entry.account {
             if self.pending_for(&account) >= self.max_per_account {
                 return Err(TxError::PendingLimit {
                     account,
@@ -201,8 +273,27 @@ impl Mempool {
                 });
             }
         }
-        if !entry.tx.is_dispute() && self.regular >= self.max_regular {
-            return Err(TxError::PoolFull);
+        match entry.class {
+            Class::Regular if self.regular >= self.max_regular => {
+                // The cheapest pending one (the newest among equals) makes room for a newcomer
+                // that pays strictly more; otherwise the newcomer waits.
+                match self.by_fee.first().copied() {
+                    Some((lowest, Reverse(seq))) if lowest < entry.fee => {
+                        self.remove(seq);
+                    }
+                    _ => return Err(TxError::PoolFull),
+                }
+            }
+            Class::Close => {
+                let key = entry.closes.expect("a close names its channel");
+                if self.closes.contains(&key) {
+                    return Err(TxError::ClosePending(key.0));
+                }
+                if self.close_count >= self.max_regular {
+                    return Err(TxError::PoolFull);
+                }
+            }
+            Class::Regular | Class::Dispute => {}
         }
         let seq = self.insert(entry);
         if let (Some(raises), Tx::Update(update)) = (update_raises, &self.entries[&seq].tx) {
@@ -212,19 +303,14 @@ impl Mempool {
         Ok(SubmitStatus::Accepted)
     }
 
-    /// Nonce and balance checks of a transfer or deposit that may follow other pending
-    /// transactions of the same account.
-    fn check_spend(
-        &self,
-        state: &LedgerState,
-        from: PublicKey,
-        nonce: u64,
-        amount: u64,
-    ) -> Result<(), TxError> {
+    /// The nonce of a transfer or deposit that may follow other pending transactions of the
+    /// same account: within the window after the account's next nonce, and not yet pending.
+    fn check_nonce(&self, state: &LedgerState, from: PublicKey, nonce: u64) -> Result<(), TxError> {
         let next = state.nonce(&from);
-        // A nonce further ahead than the pending limit could never be reached while the
-        // transactions before it wait in the pool.
-        if nonce < next || nonce - next >= u64::from(self.max_per_account) {
+        // A nonce further ahead than the window (or the pending limit) could not be reached
+        // while the transactions before it wait in the pool; spam with gaps gets no further.
+        let window = NONCE_WINDOW.min(u64::from(self.max_per_account));
+        if nonce < next || nonce - next >= window {
             return Err(TxError::BadNonce {
                 expected: next,
                 got: nonce,
@@ -233,14 +319,34 @@ impl Mempool {
         if self.nonces.contains_key(&(from, nonce)) {
             return Err(TxError::NonceConflict { nonce });
         }
-        let available = state.balance(&from);
+        Ok(())
+    }
+
+    /// Whether `payer`'s balance covers `amount` and then `fee` on top of everything its
+    /// pending transactions already take; returns what this one takes.
+    fn check_funds(
+        &self,
+        state: &LedgerState,
+        payer: PublicKey,
+        amount: u64,
+        fee: u64,
+    ) -> Result<u64, TxError> {
+        let balance = state.balance(&payer);
+        let available = balance.saturating_sub(self.pending_spend(&payer));
         if amount > available {
             return Err(TxError::Overdraft {
                 needed: amount,
                 available,
             });
         }
-        Ok(())
+        if fee > available - amount {
+            return Err(TxError::FeeUnpaid {
+                payer,
+                fee,
+                available: available - amount,
+            });
+        }
+        Ok(amount + fee)
     }
 
     /// The directions in which `update` beats both the ledger's best proof and every pending
@@ -295,8 +401,11 @@ impl Mempool {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_id.insert(entry.id, seq);
-        if let Some(account) = entry.account {
-            *self.per_account.entry(account).or_insert(0) += 1;
+        if let Some((account, spend)) = entry.account {
+            let slot = self.per_account.entry(account).or_insert((0, 0));
+            slot.0 += 1;
+            // Bounded by the balance (checked at admission), so it cannot overflow.
+            slot.1 = slot.1.saturating_add(spend);
         }
         if let Some(key) = entry.nonce {
             self.nonces.insert(key, seq);
@@ -304,8 +413,16 @@ impl Mempool {
         if let Some(id) = entry.opens {
             self.opens.insert(id);
         }
-        if !entry.tx.is_dispute() {
-            self.regular += 1;
+        if let Some(key) = entry.closes {
+            self.closes.insert(key);
+        }
+        match entry.class {
+            Class::Regular => {
+                self.regular += 1;
+                self.by_fee.insert((entry.fee, Reverse(seq)));
+            }
+            Class::Close => self.close_count += 1,
+            Class::Dispute => {}
         }
         self.entries.insert(seq, entry);
         seq
@@ -314,10 +431,11 @@ impl Mempool {
     fn remove(&mut self, seq: u64) -> Option<Tx> {
         let entry = self.entries.remove(&seq)?;
         self.by_id.remove(&entry.id);
-        if let Some(account) = entry.account {
-            if let Some(n) = self.per_account.get_mut(&account) {
-                *n -= 1;
-                if *n == 0 {
+        if let Some((account, spend)) = entry.account {
+            if let Some(slot) = self.per_account.get_mut(&account) {
+                slot.0 -= 1;
+                slot.1 = slot.1.saturating_sub(spend);
+                if slot.0 == 0 {
                     self.per_account.remove(&account);
                 }
             }
@@ -328,37 +446,50 @@ impl Mempool {
         if let Some(id) = entry.opens {
             self.opens.remove(&id);
         }
-        if entry.tx.is_dispute() {
-            if let Tx::Update(u) = &entry.tx {
-                if let Some(slots) = self.holders.get_mut(&u.channel_id) {
-                    for slot in slots.iter_mut() {
-                        if slot.is_some_and(|(s, _)| s == seq) {
-                            *slot = None;
+        if let Some(key) = entry.closes {
+            self.closes.remove(&key);
+        }
+        match entry.class {
+            Class::Regular => {
+                self.regular -= 1;
+                self.by_fee.remove(&(entry.fee, Reverse(seq)));
+            }
+            Class::Close => self.close_count -= 1,
+            Class::Dispute => {
+                if let Tx::Update(u) = &entry.tx {
+                    if let Some(slots) = self.holders.get_mut(&u.channel_id) {
+                        for slot in slots.iter_mut() {
+                            if slot.is_some_and(|(s, _)| s == seq) {
+                                *slot = None;
+                            }
                         }
-                    }
-                    if *slots == [None, None] {
-                        self.holders.remove(&u.channel_id);
+                        if *slots == [None, None] {
+                            self.holders.remove(&u.channel_id);
+                        }
                     }
                 }
             }
-        } else {
-            self.regular -= 1;
         }
         Some(entry.tx)
     }
 
     /// Drops what can no longer apply to `state`: included transactions, used nonces, opens of
     /// existing channels or past their expiry, closes of channels that moved on, updates that
-    /// no longer raise anything or whose window ended, settles of closed channels. Cheap (no
+    /// no longer raise anything or whose window ended, settles of closed channels; and every
+    /// regular transaction or close admitted more than [`EXPIRY_BLOCKS`] blocks ago. Cheap (no
     /// signature checks); call it after every applied block.
     pub fn prune(&mut self, state: &LedgerState) {
         let time = state.time_ms();
+        let height = state.height();
         let period = state.genesis().challenge_period_ms;
         let dead: Vec<u64> = self
             .entries
             .iter()
             .filter(|(_, e)| {
                 if state.contains_tx(&e.id) {
+                    return true;
+                }
+                if e.class != Class::Dispute && height.saturating_sub(e.admitted_height) > EXPIRY_BLOCKS {
                     return true;
                 }
                 if let Some((account, nonce)) = e.nonce {
@@ -396,27 +527,31 @@ impl Mempool {
     }
 
     /// Removes and returns up to `max` transactions for the next block, in block order: every
-    /// pending dispute first (oldest first), then the others, oldest first, except that each
-    /// account's transfers and deposits come out in nonce order and only as a run that starts
-    /// at the account's next nonce (those after a gap stay pending). Prunes first.
+    /// pending dispute first (oldest first), then every pending close (oldest first), then the
+    /// regular ones, oldest first, except that each account's transfers and deposits come out
+    /// in nonce order and only as a run that starts at the account's next nonce (those after a
+    /// gap stay pending). So the block space of disputes and closes is reserved: regular
+    /// transactions only get what they leave. Prunes first.
     ///
     /// Hand the result to [`LedgerState::produce_block`]; resubmit the dropped candidates whose
     /// error is [`TxError::BlockFull`] (or, if wanted, any retryable one).
     pub fn take_block_candidates(&mut self, state: &LedgerState, max: usize) -> Vec<Tx> {
         self.prune(state);
         let mut out = Vec::new();
-        let disputes: Vec<u64> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.tx.is_dispute())
-            .map(|(seq, _)| *seq)
-            .take(max)
-            .collect();
-        out.extend(disputes.into_iter().filter_map(|seq| self.remove(seq)));
+        for class in [Class::Dispute, Class::Close] {
+            let seqs: Vec<u64> = self
+                .entries
+                .iter()
+                .filter(|(_, e)| e.class == class)
+                .map(|(seq, _)| *seq)
+                .take(max.saturating_sub(out.len()))
+                .collect();
+            out.extend(seqs.into_iter().filter_map(|seq| self.remove(seq)));
+        }
         let regular: Vec<(u64, Option<PublicKey>)> = self
             .entries
             .iter()
-            .filter(|(_, e)| !e.tx.is_dispute())
+            .filter(|(_, e)| e.class == Class::Regular)
             .map(|(seq, e)| (*seq, e.nonce.map(|(account, _)| account)))
             .collect();
         // Each position an account's transaction holds in the arrival order yields that

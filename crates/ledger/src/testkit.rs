@@ -58,6 +58,10 @@ pub struct TestParams {
     pub max_txs_per_block: u32,
     /// Pending transactions per account.
     pub max_pending_per_account: u32,
+    /// Fixed part of a fee.
+    pub tx_fee_min: u64,
+    /// Fee per byte.
+    pub tx_fee_per_byte: u64,
 }
 
 impl Default for TestParams {
@@ -68,12 +72,15 @@ impl Default for TestParams {
             witnesses: 3,
             witness_threshold: 2,
             genesis_time_ms: 1_700_000_000_000,
-            challenge_period_ms: 10_000,
+            // The shortest window genesis allows: 20 largest steps.
+            challenge_period_ms: 100_000,
             block_interval_ms: 1_000,
             heartbeat_interval_ms: 5_000,
             max_time_step_ms: 5_000,
             max_txs_per_block: 64,
             max_pending_per_account: 8,
+            tx_fee_min: 0,
+            tx_fee_per_byte: 0,
         }
     }
 }
@@ -122,6 +129,8 @@ impl TestNet {
             max_time_step_ms: p.max_time_step_ms,
             max_txs_per_block: p.max_txs_per_block,
             max_pending_per_account: p.max_pending_per_account,
+            tx_fee_min: p.tx_fee_min,
+            tx_fee_per_byte: p.tx_fee_per_byte,
             allocations,
         };
         TestNet {

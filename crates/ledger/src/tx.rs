@@ -11,7 +11,7 @@ use paychan_protocol::crypto::{self, BatchVerifier, SignatureError};
 use paychan_protocol::hash::{tagged_hash, tags, Tag};
 use paychan_protocol::ledger::{Deposit, Settle, Transfer, UnilateralClose, Update};
 use paychan_protocol::merkle;
-use paychan_protocol::{BlockHeader, Signature};
+use paychan_protocol::{BlockHeader, Genesis, Signature};
 use paychan_protocol::{ChannelId, Direction, Hash32, PublicKey, SignedProof, Tx};
 
 use crate::error::TxError;
@@ -77,17 +77,70 @@ pub enum TxEffect {
     },
 }
 
+/// Who pays a transaction's fee (PROTOCOL.md §8.4, fees), or `None` for the kinds that pay
+/// none: a transfer's or deposit's `from`, an open's `party_a` (the proposer, from its balance,
+/// on top of its deposit). Closes, updates and settles are free: each channel can be closed,
+/// updated while closing and settled only a bounded number of times, its open paid, and a fee
+/// there could leave a channel too small to pay for its own way out or let spam price a
+/// dispute out of a block.
+pub fn fee_payer(tx: &Tx) -> Option<PublicKey> {
+    match tx {
+        Tx::Transfer { body, .. } => Some(body.from),
+        Tx::Deposit { body, .. } => Some(body.from),
+        Tx::Open(o) => Some(o.open.party_a),
+        Tx::CoopClose(_) | Tx::UnilateralClose { .. } | Tx::Update(_) | Tx::Settle(_) => None,
+    }
+}
+
+/// The fee of a transaction of `len` canonical bytes: `tx_fee_min + tx_fee_per_byte * len`
+/// (saturating; a valid genesis keeps it exact for every transaction up to `TX_BYTES_MAX`).
+pub fn fee_for_len(genesis: &Genesis, len: usize) -> u64 {
+    fee_of(genesis.tx_fee_min, genesis.tx_fee_per_byte, len)
+}
+
+/// The fee `tx` pays under `genesis`: 0 for the free kinds ([`fee_payer`]), else
+/// [`fee_for_len`] of its canonical encoding ([`Tx::bytes`]). The fee is credited to the
+/// sequencer's account.
+pub fn tx_fee(genesis: &Genesis, tx: &Tx) -> u64 {
+    match fee_payer(tx) {
+        None => 0,
+        Some(_) => fee_for_len(genesis, tx.bytes().len()),
+    }
+}
+
+fn fee_of(min: u64, per_byte: u64, len: usize) -> u64 {
+    per_byte
+        .saturating_mul(u64::try_from(len).unwrap_or(u64::MAX))
+        .saturating_add(min)
+}
+
 /// The parameters every check needs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rules {
     pub(crate) chain_id: Hash32,
     pub(crate) challenge_period_ms: u64,
+    /// Who receives the fees.
+    pub(crate) sequencer: PublicKey,
+    pub(crate) tx_fee_min: u64,
+    pub(crate) tx_fee_per_byte: u64,
+}
+
+impl Rules {
+    /// [`tx_fee`] with these rules.
+    fn fee(&self, tx: &Tx) -> u64 {
+        if fee_payer(tx).is_none() || (self.tx_fee_min == 0 && self.tx_fee_per_byte == 0) {
+            return 0;
+        }
+        fee_of(self.tx_fee_min, self.tx_fee_per_byte, tx.bytes().len())
+    }
 }
 
 /// The complete write set of one valid transaction.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    accounts: [Option<(PublicKey, Account)>; 2],
+    /// The accounts the transaction touches, then the sequencer's when it collects a fee and
+    /// is not already one of them.
+    accounts: [Option<(PublicKey, Account)>; 3],
     channel: Option<(ChannelId, ChannelEntry)>,
     effect: TxEffect,
 }
@@ -218,10 +271,11 @@ impl Books {
 
     fn commit(&mut self, plan: Plan) -> TxEffect {
         // Every plan touches distinct accounts (transfers to oneself and one-party channels are
-        // refused), so the writes do not depend on their order.
-        debug_assert!(match &plan.accounts {
-            [Some(a), Some(b)] => a.0 != b.0,
-            _ => true,
+        // refused, and the fee credit merges into the sequencer's slot if it has one), so the
+        // writes do not depend on their order.
+        debug_assert!({
+            let keys: Vec<_> = plan.accounts.iter().flatten().map(|(k, _)| *k).collect();
+            keys.iter().enumerate().all(|(i, k)| !keys[..i].contains(k))
         });
         for (key, account) in plan.accounts.into_iter().flatten() {
             self.accounts.insert(key, account);
@@ -244,15 +298,37 @@ impl Books {
                 got: tx.chain_id(),
             });
         }
-        match tx {
-            Tx::Transfer { body, .. } => self.check_transfer(tx, body, sigs),
-            Tx::Open(open) => self.check_open(open, time_ms, sigs),
-            Tx::Deposit { body, .. } => self.check_deposit(tx, body, sigs),
+        let fee = rules.fee(tx);
+        let mut plan = match tx {
+            Tx::Transfer { body, .. } => self.check_transfer(tx, body, fee, sigs),
+            Tx::Open(open) => self.check_open(open, fee, time_ms, sigs),
+            Tx::Deposit { body, .. } => self.check_deposit(tx, body, fee, sigs),
             Tx::CoopClose(close) => self.check_coop_close(close, sigs),
             Tx::UnilateralClose { body, .. } => self.check_unilateral_close(rules, tx, body, time_ms, sigs),
             Tx::Update(update) => self.check_update(rules, update, time_ms, sigs),
             Tx::Settle(settle) => self.check_settle(rules, settle, time_ms),
+        }?;
+        if fee > 0 {
+            self.collect_fee(&mut plan, &rules.sequencer, fee)?;
         }
+        Ok(plan)
+    }
+
+    /// Adds the credit of `fee` to the sequencer to a plan whose payer was debited it: into
+    /// the sequencer's slot if the plan already writes its account, else into the free slot.
+    fn collect_fee(&self, plan: &mut Plan, sequencer: &PublicKey, fee: u64) -> Result<(), TxError> {
+        if let Some((_, account)) = plan.accounts.iter_mut().flatten().find(|(k, _)| k == sequencer) {
+            account.balance = account.balance.checked_add(fee).ok_or(TxError::Overflow)?;
+            return Ok(());
+        }
+        let credited = self.credit(sequencer, fee)?;
+        let slot = plan
+            .accounts
+            .iter_mut()
+            .find(|slot| slot.is_none())
+            .expect("a plan leaves its third slot to the fee");
+        *slot = credited;
+        Ok(())
     }
 
     fn account(&self, key: &PublicKey) -> Account {
@@ -288,8 +364,45 @@ impl Books {
         Ok(Some((*key, account)))
     }
 
-    /// The account after paying `amount` with `nonce`, which must be its next nonce.
-    fn spend(&self, key: &PublicKey, amount: u64, nonce: u64) -> Result<(PublicKey, Account), TxError> {
+    /// The account after paying `amount` and then `fee` (no write when both are zero):
+    /// [`TxError::Overdraft`] if the balance does not cover `amount`, [`TxError::FeeUnpaid`]
+    /// if what is left does not cover `fee`.
+    fn pay(&self, key: &PublicKey, amount: u64, fee: u64) -> Result<Option<(PublicKey, Account)>, TxError> {
+        let Some((_, mut account)) = self.debit(key, amount)? else {
+            if fee == 0 {
+                return Ok(None);
+            }
+            let account = self.account(key);
+            return self.pay_fee(key, account, fee).map(Some);
+        };
+        if fee > 0 {
+            account = self.pay_fee(key, account, fee)?.1;
+        }
+        Ok(Some((*key, account)))
+    }
+
+    fn pay_fee(
+        &self,
+        key: &PublicKey,
+        mut account: Account,
+        fee: u64,
+    ) -> Result<(PublicKey, Account), TxError> {
+        account.balance = account.balance.checked_sub(fee).ok_or(TxError::FeeUnpaid {
+            payer: *key,
+            fee,
+            available: account.balance,
+        })?;
+        Ok((*key, account))
+    }
+
+    /// The account after paying `amount` and `fee` with `nonce`, which must be its next nonce.
+    fn spend(
+        &self,
+        key: &PublicKey,
+        amount: u64,
+        fee: u64,
+        nonce: u64,
+    ) -> Result<(PublicKey, Account), TxError> {
         let account = self.account(key);
         if nonce != account.nonce {
             return Err(TxError::BadNonce {
@@ -298,13 +411,13 @@ impl Books {
             });
         }
         let (_, mut after) = self
-            .debit(key, amount)?
+            .pay(key, amount, fee)?
             .expect("callers refuse zero amounts before spending");
         after.nonce = account.nonce.checked_add(1).ok_or(TxError::Overflow)?;
         Ok((*key, after))
     }
 
-    fn check_transfer(&self, tx: &Tx, body: &Transfer, sigs: &mut Sigs) -> Result<Plan, TxError> {
+    fn check_transfer(&self, tx: &Tx, body: &Transfer, fee: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
         if body.amount == 0 {
             return Err(TxError::ZeroAmount);
         }
@@ -312,10 +425,10 @@ impl Books {
             return Err(TxError::SelfTransfer);
         }
         sigs.own(tx)?;
-        let from = self.spend(&body.from, body.amount, body.nonce)?;
+        let from = self.spend(&body.from, body.amount, fee, body.nonce)?;
         let to = self.credit(&body.to, body.amount)?;
         Ok(Plan {
-            accounts: [Some(from), to],
+            accounts: [Some(from), to, None],
             channel: None,
             effect: TxEffect::Transferred {
                 from: body.from,
@@ -325,7 +438,13 @@ impl Books {
         })
     }
 
-    fn check_open(&self, signed: &SignedOpen, time_ms: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
+    fn check_open(
+        &self,
+        signed: &SignedOpen,
+        fee: u64,
+        time_ms: u64,
+        sigs: &mut Sigs,
+    ) -> Result<Plan, TxError> {
         let open = &signed.open;
         if open.party_a == open.party_b {
             return Err(TxError::SameParties);
@@ -345,10 +464,10 @@ impl Books {
         if self.channels.contains_key(&id) {
             return Err(TxError::DuplicateChannel(id));
         }
-        let a = self.debit(&open.party_a, open.deposit_a)?;
+        let a = self.pay(&open.party_a, open.deposit_a, fee)?;
         let b = self.debit(&open.party_b, open.deposit_b)?;
         Ok(Plan {
-            accounts: [a, b],
+            accounts: [a, b, None],
             channel: Some((
                 id,
                 ChannelEntry {
@@ -367,7 +486,7 @@ impl Books {
         })
     }
 
-    fn check_deposit(&self, tx: &Tx, body: &Deposit, sigs: &mut Sigs) -> Result<Plan, TxError> {
+    fn check_deposit(&self, tx: &Tx, body: &Deposit, fee: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
         if body.amount == 0 {
             return Err(TxError::ZeroAmount);
         }
@@ -392,9 +511,9 @@ impl Books {
             .deposit_a
             .checked_add(entry.deposit_b)
             .ok_or(TxError::Overflow)?;
-        let from = self.spend(&body.from, body.amount, body.nonce)?;
+        let from = self.spend(&body.from, body.amount, fee, body.nonce)?;
         Ok(Plan {
-            accounts: [Some(from), None],
+            accounts: [Some(from), None, None],
             channel: Some((id, entry)),
             effect: TxEffect::Deposited {
                 channel_id: id,
@@ -450,7 +569,7 @@ impl Books {
             best: Box::new(proofs),
         };
         Ok(Plan {
-            accounts: [None, None],
+            accounts: [None, None, None],
             channel: Some((id, entry)),
             effect: TxEffect::CloseStarted {
                 channel_id: id,
@@ -518,7 +637,7 @@ impl Books {
             best: Box::new(new_best),
         };
         Ok(Plan {
-            accounts: [None, None],
+            accounts: [None, None, None],
             channel: Some((id, entry)),
             effect: TxEffect::Updated {
                 channel_id: id,
@@ -566,7 +685,7 @@ impl Books {
         let mut entry = channel.clone();
         entry.status = ChannelStatus::Closed { payout_a, payout_b };
         Ok(Plan {
-            accounts: [a, b],
+            accounts: [a, b, None],
             channel: Some((id, entry)),
             effect: TxEffect::PaidOut {
                 channel_id: id,
@@ -619,6 +738,9 @@ impl LedgerState {
         Rules {
             chain_id: self.chain_id,
             challenge_period_ms: self.genesis.challenge_period_ms,
+            sequencer: self.genesis.sequencer,
+            tx_fee_min: self.genesis.tx_fee_min,
+            tx_fee_per_byte: self.genesis.tx_fee_per_byte,
         }
     }
 

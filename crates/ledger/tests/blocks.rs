@@ -867,6 +867,24 @@ fn genesis_rules() {
         check(&|g| g.max_pending_per_account = 0),
         GenesisError::ZeroPendingLimit
     );
+    // A window of two time steps (the shipped genesis once had 5 s against 4 s) passes in two
+    // blocks after an outage; 20 steps is the least genesis accepts.
+    assert_eq!(
+        check(&|g| g.challenge_period_ms = 2 * g.max_time_step_ms),
+        GenesisError::ChallengeTooShort {
+            challenge_period_ms: 10_000,
+            max_time_step_ms: 5_000,
+            steps_min: 20
+        }
+    );
+    assert!(matches!(
+        check(&|g| g.challenge_period_ms = 20 * g.max_time_step_ms - 1),
+        GenesisError::ChallengeTooShort { .. }
+    ));
+    assert_eq!(
+        check(&|g| g.tx_fee_per_byte = u64::MAX / 8),
+        GenesisError::FeeOverflow
+    );
     assert_eq!(
         check(&|g| g.allocations.swap(0, 1)),
         GenesisError::AllocationsNotSorted { index: 1 }

@@ -120,6 +120,9 @@ impl World {
         let params = TestParams {
             users: USERS,
             balance: BALANCE,
+            // Fees on, so that conservation is checked with the sequencer collecting them.
+            tx_fee_min: 3,
+            tx_fee_per_byte: 1,
             ..TestParams::default()
         };
         World {

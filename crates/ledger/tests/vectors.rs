@@ -295,6 +295,8 @@ fn genesis_fields(g: &Genesis) -> Value {
         "max_time_step_ms": g.max_time_step_ms,
         "max_txs_per_block": g.max_txs_per_block,
         "max_pending_per_account": g.max_pending_per_account,
+        "tx_fee_min": g.tx_fee_min,
+        "tx_fee_per_byte": g.tx_fee_per_byte,
         "allocations": g
             .allocations
             .iter()
@@ -403,12 +405,15 @@ fn vector_net() -> TestNet {
         witnesses: 3,
         witness_threshold: 2,
         genesis_time_ms: T0,
-        challenge_period_ms: 2_000,
+        // The shortest window genesis allows: 20 largest steps.
+        challenge_period_ms: 20_000,
         block_interval_ms: 1_000,
-        heartbeat_interval_ms: 5_000,
-        max_time_step_ms: 5_000,
+        heartbeat_interval_ms: 1_000,
+        max_time_step_ms: 1_000,
         max_txs_per_block: 16,
         max_pending_per_account: 8,
+        tx_fee_min: 10,
+        tx_fee_per_byte: 1,
     })
 }
 
@@ -463,19 +468,29 @@ fn compute() -> Golden {
             net.deposit(&alice, ch1, 500, 1),
             net.coop_close(&alice, &bob, ch4, (600, 1_400)),
         ],
-        // Block 3, T0 + 3000 = the end of ch3's window [T0 + 1000, T0 + 3000): it settles.
+        // Blocks 3 to 20 are heartbeats; block 21, T0 + 21000 = the end of ch3's window
+        // [T0 + 1000, T0 + 21000): it settles.
         vec![net.settle(ch3), net.transfer(&bob, alice.public(), 100, 0)],
     ];
+    let settle_at = T0 + 1_000 + net.genesis.challenge_period_ms;
 
     let mut chain = TestChain::new(net.clone());
     let mut states = vec![chain.state.clone()];
+    let last_index = blocks_txs.len() - 1;
     for (i, txs) in blocks_txs.into_iter().enumerate() {
+        if i == last_index {
+            while chain.state.time_ms() + net.genesis.block_interval_ms < settle_at {
+                assert!(chain.next_block(Vec::new()).is_empty());
+                states.push(chain.state.clone());
+            }
+        }
         let count = txs.len();
         let dropped = chain.next_block(txs);
         assert!(dropped.is_empty(), "block {}: dropped {dropped:?}", i + 1);
-        assert_eq!(chain.blocks[i].txs.len(), count);
+        assert_eq!(chain.blocks.last().expect("a block").txs.len(), count);
         states.push(chain.state.clone());
     }
+    assert_eq!(chain.state.time_ms(), settle_at);
     let last = states.last().expect("states");
     let kinds: BTreeSet<&str> = chain.blocks.iter().flat_map(|b| &b.txs).map(variant).collect();
     assert_eq!(kinds.len(), TX_VARIANTS.len(), "every transaction kind is used");
@@ -599,8 +614,11 @@ fn compute() -> Golden {
     );
     put("ledger-chain-id", &genesis.chain_id().to_hex());
     put("ledger-genesis-state-root", &states[0].state_root().to_hex());
-    put("ledger-state-root-3", &last.state_root().to_hex());
-    put("ledger-block-3-hash", &chain.blocks[2].header.hash().to_hex());
+    put("ledger-state-root-last", &last.state_root().to_hex());
+    put(
+        "ledger-block-last-hash",
+        &chain.blocks.last().expect("blocks").header.hash().to_hex(),
+    );
 
     Golden { json, doc }
 }
@@ -684,7 +702,8 @@ fn check_from_json(v: &Value) {
         assert_eq!(replayed.last_block_hash(), hash);
         prev_hash = hash;
     }
-    assert!((2..=3).contains(&blocks.len()), "two or three blocks");
+    // Three blocks of transactions with 18 heartbeats before the last (PROTOCOL.md section 7).
+    assert_eq!(blocks.len(), 21, "the documented history has 21 blocks");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ pub fn genesis(network: &str) -> Genesis {
         max_time_step_ms: 5_000,
         max_txs_per_block: 100,
         max_pending_per_account: 10,
+        tx_fee_min: 0,
+        tx_fee_per_byte: 0,
         allocations: vec![(PublicKey([4; 32]), 1_000)],
     }
 }
