@@ -14,7 +14,7 @@ use anyhow::{bail, ensure, Context, Result};
 use paychan_protocol::Payment;
 use serde_json::{json, Value};
 
-use crate::client::{read_key, Client};
+use crate::client::{read_key, Client, ClientOptions};
 use crate::config::DataDir;
 use crate::http::ApiClient;
 use crate::testnet;
@@ -108,7 +108,9 @@ pub async fn run(root: &Path) -> Result<()> {
     let p2p = |i: usize| -> Result<paychan_net::Multiaddr> {
         Ok(rows[i].p2p_addr.as_deref().context("p2p address")?.parse()?)
     };
-    let client = Client::start(client_key, p2p(a)?, Some(p2p(0)?)).await?;
+    // The client pins the testnet's genesis: a node serving another chain is refused.
+    let pin = paychan_client::ChainPin::Genesis(Box::new(dirs[0].genesis()?));
+    let client = Client::start(client_key, p2p(a)?, ClientOptions::new(pin, Some(p2p(0)?))).await?;
     let client_account = client.keypair.public().to_hex();
 
     let mut watched: BTreeMap<String, String> = BTreeMap::new();

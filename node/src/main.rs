@@ -86,33 +86,9 @@ enum Command {
         command: KeyCommand,
     },
     /// A client program: dial a node over the p2p protocol without running a node, open a
-    /// channel, pay, close, and verify its transactions against witnessed checkpoints.
-    Client {
-        /// File holding the client's ed25519 seed (hex), e.g. a testnet's clients/client-0.key.
-        #[arg(long)]
-        key: PathBuf,
-        /// The node to dial: `/ip4/127.0.0.1/tcp/PORT/p2p/PEERID`.
-        #[arg(long)]
-        node: String,
-        /// The sequencer's address, to submit transactions to it directly as well.
-        #[arg(long)]
-        sequencer: Option<String>,
-        /// What the client locks.
-        #[arg(long, default_value_t = 100_000)]
-        deposit: u64,
-        /// What the node locks.
-        #[arg(long, default_value_t = 0)]
-        their_deposit: u64,
-        /// Amount of each payment.
-        #[arg(long, default_value_t = 1)]
-        amount: u64,
-        /// Number of payments.
-        #[arg(long, default_value_t = 1_000)]
-        count: u64,
-        /// Close unilaterally instead of cooperatively.
-        #[arg(long)]
-        force: bool,
-    },
+    /// channel, pay, close, and verify its transactions against witnessed checkpoints. The chain
+    /// must be pinned (--chain-id or --genesis).
+    Client(Box<client::ClientCli>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -343,40 +319,15 @@ fn main() -> Result<()> {
             });
         }
         Command::Ledger { command } => ledger(&dir, cli.json, command)?,
-        Command::Client {
-            key,
-            node,
-            sequencer,
-            deposit,
-            their_deposit,
-            amount,
-            count,
-            force,
-        } => {
+        Command::Client(args) => {
             init_quiet_tracing();
-            let keypair = client::read_key(&key)?;
-            let node = node.parse().context("--node is a multiaddr with /p2p/")?;
-            let sequencer = sequencer
-                .map(|s| s.parse())
-                .transpose()
-                .context("--sequencer is a multiaddr")?;
-            let rt = runtime()?;
-            let report = rt.block_on(client::run(
-                keypair,
-                node,
-                sequencer,
-                deposit,
-                their_deposit,
-                amount,
-                count,
-                force,
-            ))?;
+            let report = runtime()?.block_on(client::run(*args))?;
             output(cli.json, serde_json::to_value(&report)?, |v| {
                 format!(
                     "channel {} closed: paid {} in {} payments ({:.0}/s); balance {} -> {}; {} transactions proven in witnessed checkpoints",
                     s(&v["channel_id"]), v["paid"], v["payments"], v["per_second"].as_f64().unwrap_or(0.0),
                     v["balance_before"], v["balance_after"], v["verified_txs"]
-                )
+                ) + &client::alarm_lines(v)
             });
         }
         Command::Channel { command } => channel(&dir, cli.json, command)?,

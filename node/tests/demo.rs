@@ -63,8 +63,11 @@ fn a_client_program_opens_pays_closes_and_verifies() {
     let client = net.client_key(1).public();
     let node = net.node_key(1).public();
     let node_before = net.api(0).balance(&node).unwrap();
+    let chain_id = net.genesis().chain_id().to_hex();
     let out = cli_ok(&[
         "client",
+        "--chain-id",
+        &chain_id,
         "--key",
         key.to_str().unwrap(),
         "--node",

@@ -10,7 +10,8 @@
 //!   client's verified view of a remote node).
 //! - `link`: one stream per peer: the reader and writer tasks, epochs, framing.
 //! - [`manager`]: the actor that owns the channels and the handle to it.
-//! - [`remote`]: [`RemoteLedger`], a client's verified view of the ledger through a node.
+//! - [`remote`]: [`RemoteLedger`], a client's verified view of the ledger, pinned to one chain,
+//!   fed by several sources it does not trust, with a freshness alarm.
 //!
 //! **Architecture invariant**: persist before you send. An ack or a reestablish leaves only
 //! after the snapshot it depends on is flushed; a payer signs only within a durably reserved
@@ -24,4 +25,6 @@ pub mod remote;
 
 pub use ledger::{LedgerAccess, LedgerChannel};
 pub use manager::{ChannelManager, ChannelView, ManagerConfig, ManagerError, PayStats};
-pub use remote::{RemoteError, RemoteLedger};
+pub use remote::{
+    ChainPin, LedgerSource, PeerSource, RemoteConfig, RemoteError, RemoteLedger, SourceReport, SourceStatus,
+};
