@@ -30,6 +30,8 @@ use crate::ledger_source::{HttpSource, Source};
 
 /// Payments made between two freshness checks.
 const PAY_BATCH: u64 = 1_000;
+/// How long an open waits for the counterparty to have applied the ledger past the open.
+const OPEN_SEEN_WAIT: Duration = Duration::from_secs(10);
 
 /// `paychan client`.
 #[derive(Debug, clap::Args)]
@@ -223,7 +225,20 @@ impl Client {
         self.wait_fresh(Duration::from_millis(self.ledger.stale_after_ms())).await?;
         let node_key = paychan_net::public_key_from_peer_id(&self.ledger.node())
             .ok_or_else(|| anyhow!("the node's peer id carries no ed25519 key"))?;
-        Ok(self.channels.open(node_key, deposit, their_deposit).await?)
+        let id = self.channels.open(node_key, deposit, their_deposit).await?;
+        // The view may have the open's block from the sequencer before the counterparty has
+        // applied it, and a payee refuses proofs of a channel it still holds pending. Wait
+        // (bounded) until the counterparty serves the block after the one we saw the open in.
+        let next = self.ledger.height() + 1;
+        let deadline = Instant::now() + OPEN_SEEN_WAIT;
+        while !self.ledger.counterparty_serves(next).await {
+            if Instant::now() >= deadline {
+                tracing::warn!(height = next, "the counterparty lags the other ledger sources");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(id)
     }
 
     /// Pays `count` times `amount`, in batches, each only while the ledger view is fresh.

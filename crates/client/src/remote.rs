@@ -39,6 +39,8 @@ use crate::ledger::{BoxFuture, LedgerAccess, LedgerChannel};
 pub const RECENT_BLOCKS_MAX: usize = 4_096;
 /// Bound on one request to one source.
 pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer the other sources are waited for once one has answered.
+pub const STRAGGLER_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait before a failed source is asked again (the wait doubles from 250 ms).
 pub const SOURCE_BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// Sources one view reads from (the counterparty and the sequencer included).
@@ -405,6 +407,48 @@ async fn bounded<T>(f: impl std::future::Future<Output = Result<T, RemoteError>>
         .unwrap_or_else(|_| Err(RemoteError::Node("timed out".into())))
 }
 
+/// Asks every source in `live` at once, each under [`SOURCE_TIMEOUT`]; once one has answered,
+/// the others get [`STRAGGLER_WAIT`] more and then count as failed (and back off), so a source
+/// that hangs does not hold up the client's view of the others.
+async fn ask_all<T, F>(
+    live: Vec<usize>,
+    ask: impl Fn(usize) -> F,
+) -> Vec<(usize, Result<T, RemoteError>)>
+where
+    F: std::future::Future<Output = Result<T, RemoteError>>,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut pending: FuturesUnordered<_> = live
+        .iter()
+        .map(|&i| {
+            let f = ask(i);
+            async move { (i, bounded(f).await) }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(live.len());
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match deadline {
+            None => pending.next().await,
+            Some(d) => match tokio::time::timeout_at(d, pending.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some((i, answer)) = next else { break };
+        if answer.is_ok() && deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + STRAGGLER_WAIT);
+        }
+        out.push((i, answer));
+    }
+    for i in live {
+        if !out.iter().any(|(j, _)| *j == i) {
+            out.push((i, Err(RemoteError::Node("no answer while the other sources answered".into()))));
+        }
+    }
+    out
+}
+
 impl RemoteLedger {
     /// Dials `node_addr` (with `/p2p/<id>`), refuses it unless the genesis it serves is the
     /// pinned one, takes the sequencer from that genesis (refusing a `sequencer_addr` of
@@ -618,6 +662,15 @@ impl RemoteLedger {
         self.stale_after_ms
     }
 
+    /// Whether the counterparty (not any other source) serves a block at `height`: it has
+    /// applied the ledger that far.
+    pub async fn counterparty_serves(&self, height: u64) -> bool {
+        match bounded(self.sources[0].src.blocks(height, 1)).await {
+            Ok(b) => b.first().is_some_and(|b| b.header.height == height),
+            Err(_) => false,
+        }
+    }
+
     /// Every source and what the client knows of it.
     pub fn sources(&self) -> Vec<SourceReport> {
         (0..self.sources.len())
@@ -663,24 +716,24 @@ impl RemoteLedger {
         loop {
             let from = self.height() + 1;
             let live = self.live();
-            let pages = futures::future::join_all(live.into_iter().map(|i| async move {
+            let pages = ask_all(live, |i| async move {
                 self.check_genesis(i).await;
                 if !self.health(i).genesis_ok {
-                    return (i, None);
+                    return Ok(None);
                 }
                 let limit = BLOCKS_PER_RESPONSE_MAX as u32;
-                (i, Some(bounded(self.sources[i].src.blocks(from, limit)).await))
-            }))
+                self.sources[i].src.blocks(from, limit).await.map(Some)
+            })
             .await;
             let mut progressed = false;
             for (i, page) in pages {
                 match page {
-                    None => {}
-                    Some(Err(e)) => {
+                    Ok(None) => {}
+                    Err(e) => {
                         last_error = Some(e.clone());
                         self.failed(i, e);
                     }
-                    Some(Ok(blocks)) => {
+                    Ok(Some(blocks)) => {
                         answered = true;
                         self.answered(i);
                         match self.apply(&blocks) {
@@ -754,11 +807,7 @@ impl RemoteLedger {
     /// blocks; updates each source's status and the view's witnessed height.
     async fn refresh_checkpoints(&self) {
         let live: Vec<usize> = self.live().into_iter().filter(|&i| self.health(i).genesis_ok).collect();
-        let answers = futures::future::join_all(
-            live.into_iter()
-                .map(|i| async move { (i, bounded(self.sources[i].src.checkpoint()).await) }),
-        )
-        .await;
+        let answers = ask_all(live, |i| self.sources[i].src.checkpoint()).await;
         for (i, answer) in answers {
             match answer {
                 Err(e) => self.failed(i, e),
