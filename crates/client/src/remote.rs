@@ -74,9 +74,9 @@ pub enum RemoteError {
     #[error("the sequencer peer {given} is not the sequencer of the pinned genesis (its key gives peer {genesis}): refusing it")]
     WrongSequencer {
         /// The peer the address named or answered as.
-        given: PeerId,
+        given: String,
         /// The peer id of the genesis sequencer key.
-        genesis: PeerId,
+        genesis: String,
     },
     /// No source shows a witnessed checkpoint younger than the freshness bound: the ledger may
     /// be hidden from the client.
@@ -198,7 +198,10 @@ impl LedgerSource for PeerSource {
 
 fn unexpected(what: &str, resp: &LedgerResponse) -> RemoteError {
     let text = format!("{resp:?}");
-    RemoteError::Node(format!("{what}: unexpected answer {}", &text[..text.len().min(80)]))
+    RemoteError::Node(format!(
+        "{what}: unexpected answer {}",
+        &text[..text.len().min(80)]
+    ))
 }
 
 /// The peer id an address names with `/p2p/`, if it does.
@@ -388,7 +391,10 @@ impl fmt::Debug for RemoteLedger {
         f.debug_struct("RemoteLedger")
             .field("chain_id", &self.genesis.chain_id())
             .field("node", &self.node)
-            .field("sources", &self.sources.iter().map(|s| s.src.describe()).collect::<Vec<_>>())
+            .field(
+                "sources",
+                &self.sources.iter().map(|s| s.src.describe()).collect::<Vec<_>>(),
+            )
             .field("height", &self.height())
             .finish()
     }
@@ -410,10 +416,7 @@ async fn bounded<T>(f: impl std::future::Future<Output = Result<T, RemoteError>>
 /// Asks every source in `live` at once, each under [`SOURCE_TIMEOUT`]; once one has answered,
 /// the others get [`STRAGGLER_WAIT`] more and then count as failed (and back off), so a source
 /// that hangs does not hold up the client's view of the others.
-async fn ask_all<T, F>(
-    live: Vec<usize>,
-    ask: impl Fn(usize) -> F,
-) -> Vec<(usize, Result<T, RemoteError>)>
+async fn ask_all<T, F>(live: Vec<usize>, ask: impl Fn(usize) -> F) -> Vec<(usize, Result<T, RemoteError>)>
 where
     F: std::future::Future<Output = Result<T, RemoteError>>,
 {
@@ -443,7 +446,12 @@ where
     }
     for i in live {
         if !out.iter().any(|(j, _)| *j == i) {
-            out.push((i, Err(RemoteError::Node("no answer while the other sources answered".into()))));
+            out.push((
+                i,
+                Err(RemoteError::Node(
+                    "no answer while the other sources answered".into(),
+                )),
+            ));
         }
     }
     out
@@ -487,8 +495,8 @@ impl RemoteLedger {
         if let Some(addr) = config.sequencer_addr {
             if let Some(named) = addr_peer_id(&addr).filter(|p| *p != seq_peer) {
                 return Err(RemoteError::WrongSequencer {
-                    given: named,
-                    genesis: seq_peer,
+                    given: named.to_string(),
+                    genesis: seq_peer.to_string(),
                 });
             }
             let given = bounded(async {
@@ -499,16 +507,26 @@ impl RemoteLedger {
             .await?;
             if given != seq_peer {
                 return Err(RemoteError::WrongSequencer {
-                    given,
-                    genesis: seq_peer,
+                    given: given.to_string(),
+                    genesis: seq_peer.to_string(),
                 });
             }
             if seq_peer != node {
-                sources.push(Box::new(PeerSource::new(net.clone(), seq_peer, Some(addr), "sequencer")));
+                sources.push(Box::new(PeerSource::new(
+                    net.clone(),
+                    seq_peer,
+                    Some(addr),
+                    "sequencer",
+                )));
                 peers.push(seq_peer);
             }
         } else if seq_peer != node {
-            sources.push(Box::new(PeerSource::new(net.clone(), seq_peer, None, "sequencer")));
+            sources.push(Box::new(PeerSource::new(
+                net.clone(),
+                seq_peer,
+                None,
+                "sequencer",
+            )));
             peers.push(seq_peer);
         }
         for addr in config.ledger_peers {
@@ -525,11 +543,21 @@ impl RemoteLedger {
             }
             peers.push(peer);
             // An extra peer that cannot be reached now is asked again later.
-            if let Err(e) = bounded(async { net.dial(addr.clone()).await.map_err(|e| RemoteError::Node(e.to_string())) }).await
+            if let Err(e) = bounded(async {
+                net.dial(addr.clone())
+                    .await
+                    .map_err(|e| RemoteError::Node(e.to_string()))
+            })
+            .await
             {
                 tracing::warn!(%addr, %e, "ledger peer not reachable yet");
             }
-            sources.push(Box::new(PeerSource::new(net.clone(), peer, Some(addr), "ledger peer")));
+            sources.push(Box::new(PeerSource::new(
+                net.clone(),
+                peer,
+                Some(addr),
+                "ledger peer",
+            )));
         }
         sources.extend(config.extra_sources);
         if sources.len() > SOURCES_MAX {
@@ -602,7 +630,10 @@ impl RemoteLedger {
         if h.status.is_final() {
             return;
         }
-        if h.status != status && status.is_alarm() && std::mem::discriminant(&h.status) != std::mem::discriminant(&status) {
+        if h.status != status
+            && status.is_alarm()
+            && std::mem::discriminant(&h.status) != std::mem::discriminant(&status)
+        {
             tracing::warn!(source = %self.sources[i].src.describe(), %status, "ledger source alarm");
         }
         h.status = status;
@@ -797,16 +828,24 @@ impl RemoteLedger {
         let recent = self.recent.read().expect("recent lock");
         match recent.iter().find(|(h, _, _)| *h == height) {
             Some((_, known, t)) if known == hash => Ok(*t),
-            Some(_) => Err(format!("checkpoint names a block at height {height} other than the verified one")),
+            Some(_) => Err(format!(
+                "checkpoint names a block at height {height} other than the verified one"
+            )),
             None if height == 0 => Ok(self.genesis.genesis_time_ms),
-            None => Ok(recent.front().map_or(self.genesis.genesis_time_ms, |(_, _, t)| *t)),
+            None => Ok(recent
+                .front()
+                .map_or(self.genesis.genesis_time_ms, |(_, _, t)| *t)),
         }
     }
 
     /// Asks every live source for its newest checkpoint and checks it against the verified
     /// blocks; updates each source's status and the view's witnessed height.
     async fn refresh_checkpoints(&self) {
-        let live: Vec<usize> = self.live().into_iter().filter(|&i| self.health(i).genesis_ok).collect();
+        let live: Vec<usize> = self
+            .live()
+            .into_iter()
+            .filter(|&i| self.health(i).genesis_ok)
+            .collect();
         let answers = ask_all(live, |i| self.sources[i].src.checkpoint()).await;
         for (i, answer) in answers {
             match answer {
@@ -831,7 +870,8 @@ impl RemoteLedger {
     /// remembered for that source and for the view. One that is not witnessed, or ahead of the
     /// view, changes nothing.
     fn check_checkpoint(&self, i: usize, cp: &SignedCheckpoint) -> Result<(), String> {
-        let status = paychan_ledger::verify_checkpoint(&self.genesis, cp).map_err(|e| format!("checkpoint: {e}"))?;
+        let status =
+            paychan_ledger::verify_checkpoint(&self.genesis, cp).map_err(|e| format!("checkpoint: {e}"))?;
         if !status.witnessed {
             return Ok(());
         }
