@@ -30,6 +30,8 @@ use crate::ledger_source::{HttpSource, Source};
 
 /// Payments made between two freshness checks.
 const PAY_BATCH: u64 = 1_000;
+/// How long an open waits for the counterparty to have applied the ledger past the open.
+const OPEN_SEEN_WAIT: Duration = Duration::from_secs(10);
 
 /// `paychan client`.
 #[derive(Debug, clap::Args)]
@@ -220,10 +222,24 @@ impl Client {
 
     /// Opens a channel with the node it follows, once the ledger view is fresh.
     pub async fn open(&self, deposit: u64, their_deposit: u64) -> Result<ChannelId> {
-        self.wait_fresh(Duration::from_millis(self.ledger.stale_after_ms())).await?;
+        self.wait_fresh(Duration::from_millis(self.ledger.stale_after_ms()))
+            .await?;
         let node_key = paychan_net::public_key_from_peer_id(&self.ledger.node())
             .ok_or_else(|| anyhow!("the node's peer id carries no ed25519 key"))?;
-        Ok(self.channels.open(node_key, deposit, their_deposit).await?)
+        let id = self.channels.open(node_key, deposit, their_deposit).await?;
+        // The view may have the open's block from the sequencer before the counterparty has
+        // applied it, and a payee refuses proofs of a channel it still holds pending. Wait
+        // (bounded) until the counterparty serves the block after the one we saw the open in.
+        let next = self.ledger.height() + 1;
+        let deadline = Instant::now() + OPEN_SEEN_WAIT;
+        while !self.ledger.counterparty_serves(next).await {
+            if Instant::now() >= deadline {
+                tracing::warn!(height = next, "the counterparty lags the other ledger sources");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(id)
     }
 
     /// Pays `count` times `amount`, in batches, each only while the ledger view is fresh.
@@ -245,7 +261,9 @@ impl Client {
         let mut closed_at = None;
         loop {
             if closed_at.is_none() {
-                if let Some(LedgerChannel::Closed { .. }) = self.ledger.with_state(|s| LedgerChannel::of(s, id)) {
+                if let Some(LedgerChannel::Closed { .. }) =
+                    self.ledger.with_state(|s| LedgerChannel::of(s, id))
+                {
                     closed_at = Some(self.ledger.height());
                 }
             }
@@ -348,7 +366,8 @@ pub struct ClientReport {
 }
 
 fn parse_addr(s: &str, what: &str) -> Result<Multiaddr> {
-    s.parse().with_context(|| format!("{what} {s:?} is not a multiaddr"))
+    s.parse()
+        .with_context(|| format!("{what} {s:?} is not a multiaddr"))
 }
 
 /// The chain pin of `--chain-id` or `--genesis`.
@@ -359,7 +378,8 @@ fn pin(cli: &ClientCli) -> Result<ChainPin> {
         )),
         (None, Some(path)) => {
             let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            let g = Genesis::from_bytes(&bytes).map_err(|e| anyhow!("{} is not a genesis: {e}", path.display()))?;
+            let g = Genesis::from_bytes(&bytes)
+                .map_err(|e| anyhow!("{} is not a genesis: {e}", path.display()))?;
             Ok(ChainPin::Genesis(Box::new(g)))
         }
         _ => bail!("pin the chain with exactly one of --chain-id HEX or --genesis FILE"),
@@ -372,7 +392,11 @@ pub async fn run(cli: ClientCli) -> Result<ClientReport> {
     let keypair = read_key(&cli.key)?;
     let node = parse_addr(&cli.node, "--node")?;
     let mut opts = ClientOptions::new(pin(&cli)?, None);
-    opts.sequencer = cli.sequencer.as_deref().map(|s| parse_addr(s, "--sequencer")).transpose()?;
+    opts.sequencer = cli
+        .sequencer
+        .as_deref()
+        .map(|s| parse_addr(s, "--sequencer"))
+        .transpose()?;
     opts.ledger_peers = cli
         .ledger_peers
         .iter()

@@ -60,7 +60,11 @@ fn a_client_pinned_to_another_chain_signs_nothing() {
         for n in needles {
             assert!(err.contains(n), "stderr lacks {n:?}: {err}");
         }
-        assert!(out.stdout.is_empty(), "a refused run reports nothing: {:?}", out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "a refused run reports nothing: {:?}",
+            out.stdout
+        );
     };
 
     // Pinned to A by chain id, then by A's genesis file, against B's node (funded key of B).
@@ -69,7 +73,10 @@ fn a_client_pinned_to_another_chain_signs_nothing() {
     by_id.extend(["--chain-id".into(), chain_a.clone()]);
     by_id.extend(pay.clone());
     let out = run_client(&by_id);
-    refused(&out, &["serves chain", &chain_b, &format!("pinned to chain {chain_a}")]);
+    refused(
+        &out,
+        &["serves chain", &chain_b, &format!("pinned to chain {chain_a}")],
+    );
     let mut by_file = client_args(&b, 0, 0);
     let genesis_a = a.dir(0).join("genesis.bin");
     by_file.extend(["--genesis".into(), genesis_a.to_str().unwrap().into()]);
@@ -81,7 +88,10 @@ fn a_client_pinned_to_another_chain_signs_nothing() {
     wrong_seq.extend(["--chain-id".into(), chain_b.clone()]);
     wrong_seq.extend(["--sequencer".into(), a.p2p_addr(0).to_string()]);
     wrong_seq.extend(pay.clone());
-    refused(&run_client(&wrong_seq), &["is not the sequencer of the pinned genesis"]);
+    refused(
+        &run_client(&wrong_seq),
+        &["is not the sequencer of the pinned genesis"],
+    );
 
     // No pin at all: the CLI refuses to start.
     let mut unpinned = client_args(&b, 0, 0);
@@ -118,7 +128,9 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
     let before = net.api(0).balance(&client).unwrap();
     let public3 = format!(
         "http://{}",
-        std::fs::read_to_string(net.dir(3).join("public.addr")).unwrap().trim()
+        std::fs::read_to_string(net.dir(3).join("public.addr"))
+            .unwrap()
+            .trim()
     );
     let mut args = client_args(&net, 0, 1);
     args.extend(
@@ -165,12 +177,20 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
     });
     // node-1 pays the client 5,000, acknowledged (so persisted) by the client.
     let (code, v) = node1
-        .post(&format!("/v1/channels/{id}/pay"), &json!({"amount": 100, "count": 50}))
+        .post(
+            &format!("/v1/channels/{id}/pay"),
+            &json!({"amount": 100, "count": 50}),
+        )
         .unwrap();
     assert_eq!(code, 200, "{v}");
     wait_until("the client to ack node-1's payments", STEP, || {
-        let c = channels(&node1).into_iter().find(|c| c["id"] == id.as_str()).ok_or("gone")?;
-        (c["sent"] == 5000 && c["unacked"] == 0).then_some(()).ok_or(format!("{c}"))
+        let c = channels(&node1)
+            .into_iter()
+            .find(|c| c["id"] == id.as_str())
+            .ok_or("gone")?;
+        (c["sent"] == 5000 && c["unacked"] == 0)
+            .then_some(())
+            .ok_or(format!("{c}"))
     });
 
     // node-1 goes silent, and a close by its key that holds no proof lands on the ledger.
@@ -193,7 +213,10 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
 
     // The client answers the close, settles, sees the payout witnessed, and exits.
     let status = wait_until("the client to finish", Duration::from_secs(90), || {
-        child.try_wait().map_err(|e| e.to_string())?.ok_or("running".to_string())
+        child
+            .try_wait()
+            .map_err(|e| e.to_string())?
+            .ok_or("running".to_string())
     });
     let (mut out, mut err) = (String::new(), String::new());
     child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
@@ -207,7 +230,10 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
         report["balance_before"].as_u64().unwrap() + 5000,
         "{report}"
     );
-    assert!(report["verified_txs"].as_u64().unwrap() >= 4, "open, close, update, settle: {report}");
+    assert!(
+        report["verified_txs"].as_u64().unwrap() >= 4,
+        "open, close, update, settle: {report}"
+    );
     let target = net.api(0).height().unwrap();
     for i in [0, 2, 3] {
         wait_until("replicas catch up", STEP, || {
@@ -227,6 +253,9 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
     assert_eq!(row("counterparty")["alarm"], true, "{report}");
     for what in ["sequencer", "ledger peer", "public endpoint"] {
         assert_eq!(row(what)["alarm"], false, "{what}: {report}");
-        assert!(row(what)["witnessed_height"].as_u64().unwrap() > 0, "{what}: {report}");
+        assert!(
+            row(what)["witnessed_height"].as_u64().unwrap() > 0,
+            "{what}: {report}"
+        );
     }
 }

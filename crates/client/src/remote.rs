@@ -39,6 +39,8 @@ use crate::ledger::{BoxFuture, LedgerAccess, LedgerChannel};
 pub const RECENT_BLOCKS_MAX: usize = 4_096;
 /// Bound on one request to one source.
 pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer the other sources are waited for once one has answered.
+pub const STRAGGLER_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait before a failed source is asked again (the wait doubles from 250 ms).
 pub const SOURCE_BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// Sources one view reads from (the counterparty and the sequencer included).
@@ -72,9 +74,9 @@ pub enum RemoteError {
     #[error("the sequencer peer {given} is not the sequencer of the pinned genesis (its key gives peer {genesis}): refusing it")]
     WrongSequencer {
         /// The peer the address named or answered as.
-        given: PeerId,
+        given: String,
         /// The peer id of the genesis sequencer key.
-        genesis: PeerId,
+        genesis: String,
     },
     /// No source shows a witnessed checkpoint younger than the freshness bound: the ledger may
     /// be hidden from the client.
@@ -196,7 +198,10 @@ impl LedgerSource for PeerSource {
 
 fn unexpected(what: &str, resp: &LedgerResponse) -> RemoteError {
     let text = format!("{resp:?}");
-    RemoteError::Node(format!("{what}: unexpected answer {}", &text[..text.len().min(80)]))
+    RemoteError::Node(format!(
+        "{what}: unexpected answer {}",
+        &text[..text.len().min(80)]
+    ))
 }
 
 /// The peer id an address names with `/p2p/`, if it does.
@@ -386,7 +391,10 @@ impl fmt::Debug for RemoteLedger {
         f.debug_struct("RemoteLedger")
             .field("chain_id", &self.genesis.chain_id())
             .field("node", &self.node)
-            .field("sources", &self.sources.iter().map(|s| s.src.describe()).collect::<Vec<_>>())
+            .field(
+                "sources",
+                &self.sources.iter().map(|s| s.src.describe()).collect::<Vec<_>>(),
+            )
             .field("height", &self.height())
             .finish()
     }
@@ -403,6 +411,50 @@ async fn bounded<T>(f: impl std::future::Future<Output = Result<T, RemoteError>>
     tokio::time::timeout(SOURCE_TIMEOUT, f)
         .await
         .unwrap_or_else(|_| Err(RemoteError::Node("timed out".into())))
+}
+
+/// Asks every source in `live` at once, each under [`SOURCE_TIMEOUT`]; once one has answered,
+/// the others get [`STRAGGLER_WAIT`] more and then count as failed (and back off), so a source
+/// that hangs does not hold up the client's view of the others.
+async fn ask_all<T, F>(live: Vec<usize>, ask: impl Fn(usize) -> F) -> Vec<(usize, Result<T, RemoteError>)>
+where
+    F: std::future::Future<Output = Result<T, RemoteError>>,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut pending: FuturesUnordered<_> = live
+        .iter()
+        .map(|&i| {
+            let f = ask(i);
+            async move { (i, bounded(f).await) }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(live.len());
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match deadline {
+            None => pending.next().await,
+            Some(d) => match tokio::time::timeout_at(d, pending.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some((i, answer)) = next else { break };
+        if answer.is_ok() && deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + STRAGGLER_WAIT);
+        }
+        out.push((i, answer));
+    }
+    for i in live {
+        if !out.iter().any(|(j, _)| *j == i) {
+            out.push((
+                i,
+                Err(RemoteError::Node(
+                    "no answer while the other sources answered".into(),
+                )),
+            ));
+        }
+    }
+    out
 }
 
 impl RemoteLedger {
@@ -443,8 +495,8 @@ impl RemoteLedger {
         if let Some(addr) = config.sequencer_addr {
             if let Some(named) = addr_peer_id(&addr).filter(|p| *p != seq_peer) {
                 return Err(RemoteError::WrongSequencer {
-                    given: named,
-                    genesis: seq_peer,
+                    given: named.to_string(),
+                    genesis: seq_peer.to_string(),
                 });
             }
             let given = bounded(async {
@@ -455,16 +507,26 @@ impl RemoteLedger {
             .await?;
             if given != seq_peer {
                 return Err(RemoteError::WrongSequencer {
-                    given,
-                    genesis: seq_peer,
+                    given: given.to_string(),
+                    genesis: seq_peer.to_string(),
                 });
             }
             if seq_peer != node {
-                sources.push(Box::new(PeerSource::new(net.clone(), seq_peer, Some(addr), "sequencer")));
+                sources.push(Box::new(PeerSource::new(
+                    net.clone(),
+                    seq_peer,
+                    Some(addr),
+                    "sequencer",
+                )));
                 peers.push(seq_peer);
             }
         } else if seq_peer != node {
-            sources.push(Box::new(PeerSource::new(net.clone(), seq_peer, None, "sequencer")));
+            sources.push(Box::new(PeerSource::new(
+                net.clone(),
+                seq_peer,
+                None,
+                "sequencer",
+            )));
             peers.push(seq_peer);
         }
         for addr in config.ledger_peers {
@@ -481,11 +543,21 @@ impl RemoteLedger {
             }
             peers.push(peer);
             // An extra peer that cannot be reached now is asked again later.
-            if let Err(e) = bounded(async { net.dial(addr.clone()).await.map_err(|e| RemoteError::Node(e.to_string())) }).await
+            if let Err(e) = bounded(async {
+                net.dial(addr.clone())
+                    .await
+                    .map_err(|e| RemoteError::Node(e.to_string()))
+            })
+            .await
             {
                 tracing::warn!(%addr, %e, "ledger peer not reachable yet");
             }
-            sources.push(Box::new(PeerSource::new(net.clone(), peer, Some(addr), "ledger peer")));
+            sources.push(Box::new(PeerSource::new(
+                net.clone(),
+                peer,
+                Some(addr),
+                "ledger peer",
+            )));
         }
         sources.extend(config.extra_sources);
         if sources.len() > SOURCES_MAX {
@@ -558,7 +630,10 @@ impl RemoteLedger {
         if h.status.is_final() {
             return;
         }
-        if h.status != status && status.is_alarm() && std::mem::discriminant(&h.status) != std::mem::discriminant(&status) {
+        if h.status != status
+            && status.is_alarm()
+            && std::mem::discriminant(&h.status) != std::mem::discriminant(&status)
+        {
             tracing::warn!(source = %self.sources[i].src.describe(), %status, "ledger source alarm");
         }
         h.status = status;
@@ -618,6 +693,15 @@ impl RemoteLedger {
         self.stale_after_ms
     }
 
+    /// Whether the counterparty (not any other source) serves a block at `height`: it has
+    /// applied the ledger that far.
+    pub async fn counterparty_serves(&self, height: u64) -> bool {
+        match bounded(self.sources[0].src.blocks(height, 1)).await {
+            Ok(b) => b.first().is_some_and(|b| b.header.height == height),
+            Err(_) => false,
+        }
+    }
+
     /// Every source and what the client knows of it.
     pub fn sources(&self) -> Vec<SourceReport> {
         (0..self.sources.len())
@@ -663,24 +747,24 @@ impl RemoteLedger {
         loop {
             let from = self.height() + 1;
             let live = self.live();
-            let pages = futures::future::join_all(live.into_iter().map(|i| async move {
+            let pages = ask_all(live, |i| async move {
                 self.check_genesis(i).await;
                 if !self.health(i).genesis_ok {
-                    return (i, None);
+                    return Ok(None);
                 }
                 let limit = BLOCKS_PER_RESPONSE_MAX as u32;
-                (i, Some(bounded(self.sources[i].src.blocks(from, limit)).await))
-            }))
+                self.sources[i].src.blocks(from, limit).await.map(Some)
+            })
             .await;
             let mut progressed = false;
             for (i, page) in pages {
                 match page {
-                    None => {}
-                    Some(Err(e)) => {
+                    Ok(None) => {}
+                    Err(e) => {
                         last_error = Some(e.clone());
                         self.failed(i, e);
                     }
-                    Some(Ok(blocks)) => {
+                    Ok(Some(blocks)) => {
                         answered = true;
                         self.answered(i);
                         match self.apply(&blocks) {
@@ -744,21 +828,25 @@ impl RemoteLedger {
         let recent = self.recent.read().expect("recent lock");
         match recent.iter().find(|(h, _, _)| *h == height) {
             Some((_, known, t)) if known == hash => Ok(*t),
-            Some(_) => Err(format!("checkpoint names a block at height {height} other than the verified one")),
+            Some(_) => Err(format!(
+                "checkpoint names a block at height {height} other than the verified one"
+            )),
             None if height == 0 => Ok(self.genesis.genesis_time_ms),
-            None => Ok(recent.front().map_or(self.genesis.genesis_time_ms, |(_, _, t)| *t)),
+            None => Ok(recent
+                .front()
+                .map_or(self.genesis.genesis_time_ms, |(_, _, t)| *t)),
         }
     }
 
     /// Asks every live source for its newest checkpoint and checks it against the verified
     /// blocks; updates each source's status and the view's witnessed height.
     async fn refresh_checkpoints(&self) {
-        let live: Vec<usize> = self.live().into_iter().filter(|&i| self.health(i).genesis_ok).collect();
-        let answers = futures::future::join_all(
-            live.into_iter()
-                .map(|i| async move { (i, bounded(self.sources[i].src.checkpoint()).await) }),
-        )
-        .await;
+        let live: Vec<usize> = self
+            .live()
+            .into_iter()
+            .filter(|&i| self.health(i).genesis_ok)
+            .collect();
+        let answers = ask_all(live, |i| self.sources[i].src.checkpoint()).await;
         for (i, answer) in answers {
             match answer {
                 Err(e) => self.failed(i, e),
@@ -782,7 +870,8 @@ impl RemoteLedger {
     /// remembered for that source and for the view. One that is not witnessed, or ahead of the
     /// view, changes nothing.
     fn check_checkpoint(&self, i: usize, cp: &SignedCheckpoint) -> Result<(), String> {
-        let status = paychan_ledger::verify_checkpoint(&self.genesis, cp).map_err(|e| format!("checkpoint: {e}"))?;
+        let status =
+            paychan_ledger::verify_checkpoint(&self.genesis, cp).map_err(|e| format!("checkpoint: {e}"))?;
         if !status.witnessed {
             return Ok(());
         }
