@@ -16,7 +16,9 @@
 //! only once their snapshot is durable; a payer signs only within a durably reserved range. Per
 //! peer, frames leave in the order they were made: a frame behind a held one waits too.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+// Ordered maps throughout: the order in which the core walks its channels and peers decides
+// the order of its actions, and a seeded run must replay exactly.
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use paychan_channel::open::{accept_open, OpenPolicy, OpenProposal};
 use paychan_channel::{Channel, ChannelError, ChannelStatus, CloseState, PersistedChannel};
@@ -374,20 +376,20 @@ pub struct Manager {
     config: ManagerConfig,
     rng: Box<dyn RngCore + Send>,
     now_ms: u64,
-    channels: HashMap<ChannelId, Slot>,
-    links: HashMap<PeerId, LinkState>,
-    dialing: HashSet<PeerId>,
+    channels: BTreeMap<ChannelId, Slot>,
+    links: BTreeMap<PeerId, LinkState>,
+    dialing: BTreeSet<PeerId>,
     /// Open proposals waiting for a stream to their peer, with when they were queued.
-    queued: HashMap<PeerId, Vec<(u64, ChannelMsg)>>,
-    proposals: HashMap<(PeerId, Hash32), Proposed>,
-    acceptances: HashMap<ChannelId, Accepted>,
+    queued: BTreeMap<PeerId, Vec<(u64, ChannelMsg)>>,
+    proposals: BTreeMap<(PeerId, Hash32), Proposed>,
+    acceptances: BTreeMap<ChannelId, Accepted>,
     /// Acceptance slots in use.
     slots_used: Vec<bool>,
-    proposing: HashSet<ChannelId>,
+    proposing: BTreeSet<ChannelId>,
     /// Frames ready for each peer's link.
-    outbox: HashMap<PeerId, VecDeque<ChannelMsg>>,
+    outbox: BTreeMap<PeerId, VecDeque<ChannelMsg>>,
     /// Frames for each peer that wait for a batch (or for a frame before them that does).
-    held: HashMap<PeerId, VecDeque<HeldFrame>>,
+    held: BTreeMap<PeerId, VecDeque<HeldFrame>>,
     /// Submissions that wait for a batch.
     held_submits: Vec<(u64, Tx, Option<ChannelId>)>,
     /// Metadata to write in the next batch.
@@ -400,6 +402,10 @@ pub struct Manager {
     batch_wanted: bool,
     in_flight: Option<InFlight>,
     actions: Vec<Action>,
+    /// A test-only fault: report each batch durable as soon as it is asked for, before it is
+    /// written, so acks leave for proofs a crash then loses. The simulation shows it catches it.
+    #[cfg(feature = "planted-bugs")]
+    planted_ack_before_durable: bool,
 }
 
 impl std::fmt::Debug for Manager {
@@ -426,7 +432,7 @@ impl Manager {
     ) -> Result<Manager, ManagerError> {
         let me = peer_id_from_public_key(&keypair.public())
             .ok_or_else(|| ManagerError::Storage("the key is not a libp2p identity".into()))?;
-        let mut channels = HashMap::new();
+        let mut channels = BTreeMap::new();
         for (id, bytes) in records {
             let persisted: PersistedChannel = decode(&bytes, PERSISTED_BYTES_MAX)
                 .map_err(|e| ManagerError::Storage(format!("{id}: {e}")))?;
@@ -449,15 +455,15 @@ impl Manager {
             rng,
             now_ms,
             channels,
-            links: HashMap::new(),
-            dialing: HashSet::new(),
-            queued: HashMap::new(),
-            proposals: HashMap::new(),
-            acceptances: HashMap::new(),
+            links: BTreeMap::new(),
+            dialing: BTreeSet::new(),
+            queued: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            acceptances: BTreeMap::new(),
             slots_used: vec![false; ACCEPTANCES_MAX],
             proposing,
-            outbox: HashMap::new(),
-            held: HashMap::new(),
+            outbox: BTreeMap::new(),
+            held: BTreeMap::new(),
             held_submits: Vec::new(),
             meta_pending: Vec::new(),
             deletes_pending: Vec::new(),
@@ -465,6 +471,8 @@ impl Manager {
             batch_wanted: false,
             in_flight: None,
             actions: Vec::new(),
+            #[cfg(feature = "planted-bugs")]
+            planted_ack_before_durable: false,
         };
         for (key, value) in meta {
             let Some(n) = key.strip_prefix(ACCEPTANCE_SLOT_PREFIX) else {
@@ -507,6 +515,12 @@ impl Manager {
             "channels restored"
         );
         Ok(m)
+    }
+
+    /// Plants the test-only fault of [`Manager`]'s `planted_ack_before_durable`.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_ack_before_durable(&mut self) {
+        self.planted_ack_before_durable = true;
     }
 
     /// This key's peer id.
@@ -782,7 +796,7 @@ impl Manager {
 
     fn on_tick(&mut self, ledger: &dyn LedgerView) {
         self.expire_opens();
-        let peers: HashSet<PeerId> = self
+        let peers: BTreeSet<PeerId> = self
             .channels
             .values()
             .filter(|s| !matches!(s.ch.status(), ChannelStatus::Closed))
@@ -1348,7 +1362,7 @@ impl Manager {
         let mut to_submit = Vec::new();
         let mut replies: Vec<(CommandId, Result<Response, ManagerError>)> = Vec::new();
         let mut void = Vec::new();
-        let held_open: HashSet<ChannelId> = self.held_submits.iter().filter_map(|(_, _, o)| *o).collect();
+        let held_open: BTreeSet<ChannelId> = self.held_submits.iter().filter_map(|(_, _, o)| *o).collect();
         for (id, slot) in self.channels.iter_mut() {
             let Some(on_ledger) = ledger.channel(id) else {
                 if slot.ch.status() == ChannelStatus::Pending {
@@ -1590,7 +1604,7 @@ impl Manager {
             deletes: batch.deletes.clone(),
         });
         #[cfg(feature = "planted-bugs")]
-        if PLANTED_ACK_BEFORE_DURABLE.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.planted_ack_before_durable {
             // The planted bug: report the batch durable before it is written.
             self.actions.push(Action::Persist(batch.clone()));
             self.on_persisted(batch.id, Ok(()));
