@@ -691,3 +691,52 @@ fn a_settlement_below_our_view_lists_the_payout_and_the_shortfall() {
         (Some(60), Some(100), Some(40))
     );
 }
+
+#[test]
+fn a_close_proposed_while_the_peer_is_away_is_sent_once_it_is_back() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    let peer = peer_of(&them);
+    let epoch = m.link_epoch(&peer).unwrap();
+    m.handle(Event::LinkDown { peer, epoch }, 0, &l);
+    theirs.peer_disconnected();
+    m.handle(
+        Event::Command {
+            id: 5,
+            command: Command::Close { id, force: false },
+        },
+        0,
+        &l,
+    );
+    let actions = settle_batches(&mut m, &store, &l);
+    assert!(replies(&actions).is_empty(), "the close waits for the peer");
+    assert!(frames(&mut m, &them).is_empty(), "nothing to send without a link");
+    // The peer is back, on a stream it opened long after the old one.
+    link_up(&mut m, &them, 2, 10 * LINK_RACE_MS, &l);
+    let greet = theirs.peer_connected().unwrap();
+    frame(&mut m, &them, greet, &l);
+    settle_batches(&mut m, &store, &l);
+    let mut proposed = false;
+    for msg in frames(&mut m, &them) {
+        proposed |= matches!(msg, ChannelMsg::ClosePropose { .. });
+        if let Ok(h) = theirs.handle_message(&msg) {
+            for r in h.send {
+                frame(&mut m, &them, r, &l);
+            }
+        }
+    }
+    assert!(proposed, "the proposal is resent on the new stream");
+    let actions = settle_batches(&mut m, &store, &l);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Submit {
+                tx: Tx::CoopClose(_),
+                ..
+            }
+        )),
+        "and the cooperative close, signed by both, goes to the ledger"
+    );
+}
