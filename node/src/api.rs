@@ -373,14 +373,16 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 fn manager_error(e: paychan_client::ManagerError) -> ApiError {
-    use paychan_client::ManagerError as E;
-    let code = match &e {
-        E::UnknownChannel(_) => StatusCode::NOT_FOUND,
-        E::Unreachable(_) | E::Ledger(_) | E::Stopped => StatusCode::SERVICE_UNAVAILABLE,
-        E::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        E::Refused(_) | E::Channel(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        E::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-        E::CloseExpired { .. } => StatusCode::GATEWAY_TIMEOUT,
+    use paychan_client::{ErrorKind, ManagerError as E};
+    // A request that cannot succeed as sent is the caller's (4xx); one that may succeed later
+    // is ours or the network's (503, or the more precise code where there is one).
+    let code = match (&e, e.kind()) {
+        (E::UnknownChannel(_), _) => StatusCode::NOT_FOUND,
+        (E::Storage(_), _) => StatusCode::INTERNAL_SERVER_ERROR,
+        (E::Busy(_), _) => StatusCode::TOO_MANY_REQUESTS,
+        (E::CloseExpired { .. }, _) => StatusCode::GATEWAY_TIMEOUT,
+        (_, ErrorKind::Refused | ErrorKind::Violation) => StatusCode::UNPROCESSABLE_ENTITY,
+        (_, ErrorKind::Retry) => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError(code, e.to_string())
 }

@@ -9,14 +9,19 @@
 //! - [`ledger`]: [`LedgerAccess`], what the manager needs from a ledger (a node's replica, or a
 //!   client's verified view of a remote node).
 //! - `link`: one stream per peer: the reader and writer tasks, epochs, framing.
-//! - [`manager`]: the actor that owns the channels and the handle to it.
+//! - [`manager`]: the sans-I/O core that owns the channels ([`manager::core::Manager`]), the
+//!   tokio driver that does its I/O, and the handle to it.
 //! - [`remote`]: [`RemoteLedger`], a client's verified view of the ledger, pinned to one chain,
 //!   fed by several sources it does not trust, with a freshness alarm.
 //!
-//! **Architecture invariant**: persist before you send. An ack or a reestablish leaves only
-//! after the snapshot it depends on is flushed; a payer signs only within a durably reserved
-//! seq range (the channel state machine enforces it; the manager persists one snapshot per
-//! channel per round, with one flush for all of them).
+//! **Architecture invariant**: persist before you send. An ack, a reestablish, an
+//! `OpenAccept`, an `OpenSigned`, a `CloseSign` and an open's submission leave only after the
+//! batch they depend on is durable; a payer signs only within a durably reserved seq range
+//! (the channel state machine enforces it; the core writes one snapshot per channel per batch,
+//! one sync per batch, with one batch in flight while it keeps signing).
+//!
+//! **Architecture invariant**: the core never awaits, spawns, reads a clock or draws OS
+//! randomness; only `manager::driver` and `link` touch tokio.
 
 pub mod ledger;
 mod link;
@@ -24,7 +29,7 @@ pub mod manager;
 pub mod remote;
 
 pub use ledger::{LedgerAccess, LedgerChannel};
-pub use manager::{ChannelManager, ChannelView, ManagerConfig, ManagerError, PayStats};
+pub use manager::{ChannelManager, ChannelView, ErrorKind, ManagerConfig, ManagerError, PayStats};
 pub use remote::{
     ChainPin, LedgerSource, PeerSource, RemoteConfig, RemoteError, RemoteLedger, SourceReport, SourceStatus,
 };

@@ -1,0 +1,742 @@
+//! Unit tests of the core: no runtime, no process, no socket; each runs in milliseconds.
+
+use std::collections::HashMap;
+
+use paychan_channel::Channel;
+use paychan_protocol::channel::{ChannelOpen, SignedOpen};
+use paychan_store::{MemStore, Store};
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::manager::driver::write_batch;
+
+/// A ledger the test sets by hand.
+struct FakeLedger {
+    time_ms: u64,
+    balances: HashMap<PublicKey, u64>,
+    channels: HashMap<ChannelId, LedgerChannel>,
+}
+
+impl LedgerView for FakeLedger {
+    fn chain_id(&self) -> Hash32 {
+        CHAIN
+    }
+    fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+    fn height(&self) -> u64 {
+        10
+    }
+    fn witnessed_height(&self) -> u64 {
+        10
+    }
+    fn censored(&self, _id: &ChannelId) -> bool {
+        false
+    }
+    fn channel(&self, id: &ChannelId) -> Option<LedgerChannel> {
+        self.channels.get(id).copied()
+    }
+    fn balance(&self, key: &PublicKey) -> u64 {
+        self.balances.get(key).copied().unwrap_or(0)
+    }
+}
+
+const CHAIN: Hash32 = Hash32([5; 32]);
+const NOW_MS: u64 = 1_000_000;
+
+fn keys() -> (Keypair, Keypair) {
+    (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]))
+}
+
+fn ledger(keys: &[&Keypair]) -> FakeLedger {
+    FakeLedger {
+        time_ms: NOW_MS,
+        balances: keys.iter().map(|k| (k.public(), 1_000_000)).collect(),
+        channels: HashMap::new(),
+    }
+}
+
+fn peer_of(k: &Keypair) -> PeerId {
+    peer_id_from_public_key(&k.public()).unwrap()
+}
+
+fn core_from(me: &Keypair, store: &MemStore) -> Manager {
+    let rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let meta = store.meta_entries().unwrap();
+    Manager::restore(
+        me.clone(),
+        CHAIN,
+        ManagerConfig::default(),
+        Box::new(rng),
+        store.channels().unwrap(),
+        meta,
+        0,
+    )
+    .unwrap()
+}
+
+/// A core for `me` with a live link to `peer` (epoch 1, opened by the peer).
+fn core_with_link(me: &Keypair, peer: &Keypair, l: &FakeLedger) -> Manager {
+    let mut m = core_from(me, &MemStore::new());
+    link_up(&mut m, peer, 1, 0, l);
+    m
+}
+
+fn link_up(m: &mut Manager, peer: &Keypair, epoch: u64, now: u64, l: &FakeLedger) {
+    let p = peer_of(peer);
+    m.handle(
+        Event::LinkUp {
+            peer: p,
+            epoch,
+            dialer: p,
+        },
+        now,
+        l,
+    );
+}
+
+fn frame(m: &mut Manager, from: &Keypair, msg: ChannelMsg, l: &FakeLedger) {
+    let peer = peer_of(from);
+    let epoch = m.link_epoch(&peer).unwrap();
+    m.handle(Event::Frame { peer, epoch, msg }, 0, l);
+}
+
+fn frames(m: &mut Manager, peer: &Keypair) -> Vec<ChannelMsg> {
+    let mut out = Vec::new();
+    m.take_frames(&peer_of(peer), usize::MAX, &mut out);
+    out
+}
+
+/// Polls, then writes every batch asked for into `store` and reports it durable, until no batch
+/// is asked for. Returns the other actions.
+fn settle_batches(m: &mut Manager, store: &MemStore, l: &FakeLedger) -> Vec<Action> {
+    let mut other = Vec::new();
+    for _ in 0..16 {
+        m.poll(0);
+        let mut wrote = false;
+        for a in m.take_actions() {
+            match a {
+                Action::Persist(b) => {
+                    write_batch(store, &b).unwrap();
+                    m.handle(
+                        Event::Persisted {
+                            batch: b.id,
+                            result: Ok(()),
+                        },
+                        0,
+                        l,
+                    );
+                    wrote = true;
+                }
+                a => other.push(a),
+            }
+        }
+        if !wrote {
+            break;
+        }
+    }
+    other.extend(m.take_actions());
+    other
+}
+
+fn proposal(from: &Keypair, to: &Keypair, i: u64, deposit_a: u64) -> ChannelMsg {
+    let mut salt = [0u8; 32];
+    salt[..8].copy_from_slice(&i.to_be_bytes());
+    OpenProposal::new(
+        CHAIN,
+        from,
+        to.public(),
+        deposit_a,
+        10,
+        Hash32(salt),
+        NOW_MS + 60_000,
+    )
+    .unwrap()
+    .message()
+}
+
+fn count(msgs: &[ChannelMsg]) -> (usize, usize) {
+    let accepted = msgs
+        .iter()
+        .filter(|m| matches!(m, ChannelMsg::OpenAccept { .. }))
+        .count();
+    let refused = msgs
+        .iter()
+        .filter(|m| matches!(m, ChannelMsg::Error { .. }))
+        .count();
+    (accepted, refused)
+}
+
+/// A channel of `a` (party A, deposit 100) with `b` (party B, deposit 50), signed by both.
+fn signed_open(a: &Keypair, b: &Keypair, salt: u8) -> SignedOpen {
+    signed_open_with(a, b, salt, 100)
+}
+
+fn signed_open_with(a: &Keypair, b: &Keypair, salt: u8, deposit_a: u64) -> SignedOpen {
+    let open = ChannelOpen {
+        chain_id: CHAIN,
+        party_a: a.public(),
+        party_b: b.public(),
+        deposit_a,
+        deposit_b: 50,
+        salt_a: Hash32([8; 32]),
+        salt_b: Hash32([salt; 32]),
+        expiry_ms: NOW_MS + 60_000,
+    };
+    SignedOpen {
+        sig_a: open.sign(a),
+        sig_b: open.sign(b),
+        open,
+    }
+}
+
+fn replies(actions: &[Action]) -> Vec<(CommandId, Result<Response, ManagerError>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Reply { id, result } => Some((*id, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_flood_of_proposals_from_one_peer_is_capped_before_signing() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let mut m = core_with_link(&me, &them, &l);
+    // The peer reads what it is sent (one that does not is cut off: its queue is bounded).
+    let mut sent = Vec::new();
+    for i in 0..10_000 {
+        frame(&mut m, &them, proposal(&them, &me, i, 10), &l);
+        settle_batches(&mut m, &store, &l);
+        sent.extend(frames(&mut m, &them));
+    }
+    let (signed, refused) = count(&sent);
+    assert_eq!(signed, ACCEPTANCES_PER_PEER_MAX, "signatures made");
+    assert_eq!(
+        refused,
+        10_000 - ACCEPTANCES_PER_PEER_MAX,
+        "the rest refused, unsigned"
+    );
+    assert_eq!(m.acceptances_len(), ACCEPTANCES_PER_PEER_MAX);
+    let slots = store
+        .meta_entries()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, v)| k.starts_with(ACCEPTANCE_SLOT_PREFIX) && !v.is_empty())
+        .count();
+    assert_eq!(
+        slots, ACCEPTANCES_PER_PEER_MAX,
+        "each acceptance is on disk, no more"
+    );
+}
+
+#[test]
+fn an_open_accept_leaves_only_once_the_acceptance_is_durable() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let mut m = core_with_link(&me, &them, &l);
+    frame(&mut m, &them, proposal(&them, &me, 0, 10), &l);
+    m.poll(0);
+    assert!(
+        frames(&mut m, &them).is_empty(),
+        "held while its batch is in flight"
+    );
+    let batch = m
+        .take_actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Persist(b) => Some(b),
+            _ => None,
+        })
+        .expect("a batch");
+    assert_eq!(batch.meta.len(), 1, "the acceptance is in the batch");
+    // The write fails: still held, and written again in the next batch.
+    m.handle(
+        Event::Persisted {
+            batch: batch.id,
+            result: Err("disk full".into()),
+        },
+        0,
+        &l,
+    );
+    assert!(
+        frames(&mut m, &them).is_empty(),
+        "a failed write releases nothing"
+    );
+    let store = MemStore::new();
+    settle_batches(&mut m, &store, &l);
+    assert_eq!(count(&frames(&mut m, &them)), (1, 0), "released once durable");
+}
+
+#[test]
+fn an_acceptance_survives_a_restart_and_the_peer_can_still_sign() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let mut m = core_with_link(&me, &them, &l);
+    let msg = proposal(&them, &me, 0, 10);
+    let ChannelMsg::OpenPropose { open } = &msg else {
+        unreachable!()
+    };
+    let mut theirs = OpenProposal::new(
+        CHAIN,
+        &them,
+        me.public(),
+        open.deposit_a,
+        open.deposit_b,
+        open.salt_a,
+        open.expiry_ms,
+    )
+    .unwrap();
+    frame(&mut m, &them, msg, &l);
+    settle_batches(&mut m, &store, &l);
+    let accept = frames(&mut m, &them).pop().unwrap();
+    let ChannelMsg::OpenAccept { open, sig_b } = accept else {
+        panic!("{accept:?}")
+    };
+    let (_, signed_msg) = theirs.on_accept(&them, &open, &sig_b).unwrap();
+    // Restart: the acceptance comes back from the store.
+    drop(m);
+    let mut m = core_from(&me, &store);
+    assert_eq!(m.acceptances_len(), 1);
+    link_up(&mut m, &them, 2, 0, &l);
+    frame(&mut m, &them, signed_msg, &l);
+    let actions = settle_batches(&mut m, &store, &l);
+    assert_eq!(m.channel_ids(), vec![open.channel_id()], "the channel is known");
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Submit { tx: Tx::Open(_), .. })),
+        "and its open submitted once durable"
+    );
+    assert_eq!(m.acceptances_len(), 0);
+    let _ = &mut theirs;
+}
+
+#[test]
+fn a_proposer_that_locks_nothing_of_its_own_is_refused() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let mut m = core_with_link(&me, &them, &l);
+    frame(&mut m, &them, proposal(&them, &me, 0, 0), &l);
+    settle_batches(&mut m, &MemStore::new(), &l);
+    assert_eq!(count(&frames(&mut m, &them)), (0, 1));
+    assert_eq!(m.acceptances_len(), 0);
+}
+
+#[test]
+fn a_proposal_the_ledger_would_refuse_is_not_signed() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let mut m = core_with_link(&me, &them, &l);
+    frame(&mut m, &them, proposal(&them, &me, 0, 2_000_000), &l);
+    settle_batches(&mut m, &MemStore::new(), &l);
+    assert_eq!(count(&frames(&mut m, &them)), (0, 1));
+    assert_eq!(m.acceptances_len(), 0);
+}
+
+#[test]
+fn acceptances_expire_and_free_their_slots() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let mut m = core_with_link(&me, &them, &l);
+    for i in 0..ACCEPTANCES_PER_PEER_MAX as u64 {
+        frame(&mut m, &them, proposal(&them, &me, i, 10), &l);
+    }
+    settle_batches(&mut m, &store, &l);
+    assert_eq!(count(&frames(&mut m, &them)), (ACCEPTANCES_PER_PEER_MAX, 0));
+    m.handle(Event::Tick, ACCEPTANCE_TTL_MS + 1, &l);
+    settle_batches(&mut m, &store, &l);
+    assert_eq!(m.acceptances_len(), 0, "expired acceptances are dropped");
+    let used = store
+        .meta_entries()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, v)| k.starts_with(ACCEPTANCE_SLOT_PREFIX) && !v.is_empty())
+        .count();
+    assert_eq!(used, 0, "and their records freed");
+    frame(&mut m, &them, proposal(&them, &me, 99_999, 10), &l);
+    settle_batches(&mut m, &store, &l);
+    assert_eq!(count(&frames(&mut m, &them)), (1, 0));
+}
+
+#[test]
+fn opens_signed_but_not_yet_on_the_ledger_count_against_the_cap() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    for salt in 0..ACCEPTANCES_PER_PEER_MAX as u8 {
+        let ch = Channel::new(signed_open(&them, &me, salt), me.clone()).unwrap();
+        store
+            .put_channel(&ch.id(), &paychan_protocol::codec::encode(&ch.snapshot()))
+            .unwrap();
+    }
+    let mut m = core_from(&me, &store);
+    link_up(&mut m, &them, 1, 0, &l);
+    frame(&mut m, &them, proposal(&them, &me, 0, 10), &l);
+    settle_batches(&mut m, &store, &l);
+    let sent = frames(&mut m, &them);
+    assert_eq!(count(&sent), (0, 1), "refused before signing: {sent:?}");
+}
+
+/// A core for `me` with an open channel (A = me) with `them`, reestablished both ways.
+fn open_channel(
+    me: &Keypair,
+    them: &Keypair,
+    l: &mut FakeLedger,
+    store: &MemStore,
+) -> (Manager, Channel, ChannelId) {
+    open_channel_with(me, them, l, store, 100)
+}
+
+fn open_channel_with(
+    me: &Keypair,
+    them: &Keypair,
+    l: &mut FakeLedger,
+    store: &MemStore,
+    deposit: u64,
+) -> (Manager, Channel, ChannelId) {
+    let signed = signed_open_with(me, them, 9, deposit);
+    let id = signed.open.channel_id();
+    let ch = Channel::new(signed.clone(), me.clone()).unwrap();
+    store
+        .put_channel(&id, &paychan_protocol::codec::encode(&ch.snapshot()))
+        .unwrap();
+    l.channels.insert(id, LedgerChannel::Open);
+    let mut m = core_from(me, store);
+    m.handle(Event::LedgerChanged, 0, l);
+    let mut theirs = Channel::new(signed, them.clone()).unwrap();
+    theirs.on_open_confirmed().unwrap();
+    link_up(&mut m, them, 1, 0, l);
+    settle_batches(&mut m, store, l);
+    let greet = theirs.peer_connected().unwrap();
+    for msg in frames(&mut m, them) {
+        for reply in theirs.handle_message(&msg).unwrap().send {
+            frame(&mut m, them, reply, l);
+        }
+    }
+    frame(&mut m, them, greet, l);
+    settle_batches(&mut m, store, l);
+    for msg in frames(&mut m, them) {
+        let _ = theirs.handle_message(&msg);
+    }
+    (m, theirs, id)
+}
+
+#[test]
+fn a_close_sign_leaves_only_once_durable_and_a_repeated_proposal_is_submitted_once() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, _id) = open_channel(&me, &them, &mut l, &store);
+    let propose = theirs.propose_close().unwrap();
+    frame(&mut m, &them, propose.clone(), &l);
+    assert!(
+        !frames(&mut m, &them)
+            .iter()
+            .any(|f| matches!(f, ChannelMsg::CloseSign { .. })),
+        "held before the write"
+    );
+    let mut actions = settle_batches(&mut m, &store, &l);
+    assert!(
+        frames(&mut m, &them)
+            .iter()
+            .any(|f| matches!(f, ChannelMsg::CloseSign { .. })),
+        "released after it"
+    );
+    for _ in 0..1_000 {
+        frame(&mut m, &them, propose.clone(), &l);
+    }
+    actions.extend(settle_batches(&mut m, &store, &l));
+    let submitted = actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Submit {
+                    tx: Tx::CoopClose(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(submitted, 1, "one submission of the cooperative close");
+}
+
+#[test]
+fn a_peer_that_does_not_read_pauses_only_its_own_channels() {
+    let (me, slow) = keys();
+    let fast = Keypair::from_seed([3; 32]);
+    let mut l = ledger(&[&me, &slow, &fast]);
+    let store = MemStore::new();
+    // Two channels of `me`, one with each peer; build them from one store.
+    let (m1, mut slow_ch, slow_id) = open_channel_with(&me, &slow, &mut l, &store, 1_000_000);
+    drop(m1);
+    let (mut m, mut fast_ch, fast_id) = open_channel_with(&me, &fast, &mut l, &store, 1_000_000);
+    link_up(&mut m, &slow, 7, 0, &l);
+    settle_batches(&mut m, &store, &l);
+    for msg in frames(&mut m, &slow) {
+        for r in slow_ch.handle_message(&msg).unwrap().send {
+            frame(&mut m, &slow, r, &l);
+        }
+    }
+    frame(&mut m, &slow, slow_ch.peer_connected().unwrap(), &l);
+    settle_batches(&mut m, &store, &l);
+    // The slow peer reads nothing from now on.
+    m.handle(
+        Event::Command {
+            id: 1,
+            command: Command::Pay {
+                id: slow_id,
+                amount: 1,
+                count: 1_000_000,
+                reference: Hash32::ZERO,
+            },
+        },
+        0,
+        &l,
+    );
+    m.handle(
+        Event::Command {
+            id: 2,
+            command: Command::Pay {
+                id: fast_id,
+                amount: 1,
+                count: 2_000,
+                reference: Hash32::ZERO,
+            },
+        },
+        0,
+        &l,
+    );
+    let mut done = false;
+    for _ in 0..200 {
+        let actions = settle_batches(&mut m, &store, &l);
+        if replies(&actions).iter().any(|(id, r)| *id == 2 && r.is_ok()) {
+            done = true;
+            break;
+        }
+        for msg in frames(&mut m, &fast) {
+            if let Ok(h) = fast_ch.handle_message(&msg) {
+                if h.received.is_some() {
+                    let snap = fast_ch.snapshot();
+                    if let Ok(Some(ack)) = fast_ch.persisted(&snap) {
+                        frame(&mut m, &fast, ack, &l);
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        done,
+        "the fast peer's payments complete while the slow peer reads nothing"
+    );
+    assert!(
+        m.frames_len(&peer_of(&slow)) <= OUTBOX_PAY_PAUSE_FRAMES,
+        "the slow peer's queue stays bounded: {}",
+        m.frames_len(&peer_of(&slow))
+    );
+    let _ = &mut slow_ch;
+}
+
+#[test]
+fn own_proposals_are_capped() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let mut m = core_with_link(&me, &them, &l);
+    for i in 0..PROPOSALS_PER_PEER_MAX as u64 + 3 {
+        m.handle(
+            Event::Command {
+                id: i,
+                command: Command::Open {
+                    peer_key: them.public(),
+                    deposit: 10,
+                    their_deposit: 10,
+                },
+            },
+            0,
+            &l,
+        );
+    }
+    let busy = replies(&m.take_actions())
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Err(ManagerError::Busy(_))))
+        .count();
+    assert_eq!(busy, 3);
+    assert_eq!(m.proposals_len(), PROPOSALS_PER_PEER_MAX);
+}
+
+#[test]
+fn an_old_stream_gives_way_to_a_new_one_whoever_opened_it() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let mut m = core_from(&me, &MemStore::new());
+    let (mine, theirs) = (m.local_peer_id(), peer_of(&them));
+    let preferred = mine.min(theirs);
+    let other = if preferred == mine { theirs } else { mine };
+    let p = theirs;
+    m.handle(
+        Event::LinkUp {
+            peer: p,
+            epoch: 1,
+            dialer: preferred,
+        },
+        0,
+        &l,
+    );
+    // A racing stream from the other side loses the tie-break.
+    m.handle(
+        Event::LinkUp {
+            peer: p,
+            epoch: 2,
+            dialer: other,
+        },
+        LINK_RACE_MS / 2,
+        &l,
+    );
+    assert_eq!(
+        m.link_epoch(&p),
+        Some(1),
+        "a race keeps the smaller peer id's stream"
+    );
+    // Much later the other side opens a stream again: it lost the old one.
+    m.handle(
+        Event::LinkUp {
+            peer: p,
+            epoch: 3,
+            dialer: other,
+        },
+        10 * LINK_RACE_MS,
+        &l,
+    );
+    assert_eq!(
+        m.link_epoch(&p),
+        Some(3),
+        "a stale stream is not kept by the tie-break"
+    );
+    assert!(m
+        .take_actions()
+        .iter()
+        .any(|a| matches!(a, Action::CloseLink { epoch: 1, .. })));
+}
+
+#[test]
+fn pay_zero_times_on_an_unknown_channel_is_an_error() {
+    let (me, them) = keys();
+    let l = ledger(&[&me, &them]);
+    let mut m = core_with_link(&me, &them, &l);
+    m.handle(
+        Event::Command {
+            id: 1,
+            command: Command::Pay {
+                id: ChannelId(Hash32([9; 32])),
+                amount: 1,
+                count: 0,
+                reference: Hash32::ZERO,
+            },
+        },
+        0,
+        &l,
+    );
+    let r = replies(&m.take_actions());
+    assert!(
+        matches!(r[..], [(1, Err(ManagerError::UnknownChannel(_)))]),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_settlement_below_our_view_lists_the_payout_and_the_shortfall() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, _theirs, id) = open_channel(&me, &them, &mut l, &store);
+    let list = |m: &mut Manager, l: &FakeLedger| {
+        m.handle(
+            Event::Command {
+                id: 9,
+                command: Command::List,
+            },
+            0,
+            l,
+        );
+        match replies(&m.take_actions()).pop() {
+            Some((9, Ok(Response::Listed(v)))) => v,
+            other => panic!("{other:?}"),
+        }
+    };
+    let before = list(&mut m, &l);
+    assert_eq!((before[0].balance, before[0].their_balance), (100, 50));
+    assert_eq!(
+        (before[0].payout, before[0].expected, before[0].shortfall),
+        (None, None, None)
+    );
+    l.channels.insert(
+        id,
+        LedgerChannel::Closed {
+            payout_a: 60,
+            payout_b: 90,
+        },
+    );
+    m.handle(Event::LedgerChanged, 0, &l);
+    let v = &list(&mut m, &l)[0];
+    assert_eq!(v.status, "closed");
+    assert_eq!((v.balance, v.their_balance), (60, 90), "the ledger's payout");
+    assert_eq!(
+        (v.payout, v.expected, v.shortfall),
+        (Some(60), Some(100), Some(40))
+    );
+}
+
+#[test]
+fn a_close_proposed_while_the_peer_is_away_is_sent_once_it_is_back() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    let peer = peer_of(&them);
+    let epoch = m.link_epoch(&peer).unwrap();
+    m.handle(Event::LinkDown { peer, epoch }, 0, &l);
+    theirs.peer_disconnected();
+    m.handle(
+        Event::Command {
+            id: 5,
+            command: Command::Close { id, force: false },
+        },
+        0,
+        &l,
+    );
+    let actions = settle_batches(&mut m, &store, &l);
+    assert!(replies(&actions).is_empty(), "the close waits for the peer");
+    assert!(frames(&mut m, &them).is_empty(), "nothing to send without a link");
+    // The peer is back, on a stream it opened long after the old one.
+    link_up(&mut m, &them, 2, 10 * LINK_RACE_MS, &l);
+    let greet = theirs.peer_connected().unwrap();
+    frame(&mut m, &them, greet, &l);
+    settle_batches(&mut m, &store, &l);
+    let mut proposed = false;
+    for msg in frames(&mut m, &them) {
+        proposed |= matches!(msg, ChannelMsg::ClosePropose { .. });
+        if let Ok(h) = theirs.handle_message(&msg) {
+            for r in h.send {
+                frame(&mut m, &them, r, &l);
+            }
+        }
+    }
+    assert!(proposed, "the proposal is resent on the new stream");
+    let actions = settle_batches(&mut m, &store, &l);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Submit {
+                tx: Tx::CoopClose(_),
+                ..
+            }
+        )),
+        "and the cooperative close, signed by both, goes to the ledger"
+    );
+}

@@ -1,0 +1,356 @@
+//! The channel manager: a synchronous core ([`core::Manager`]) that holds every channel of
+//! one key, and a thin tokio driver ([`driver`]) that does its I/O: streams to peers,
+//! submissions to the ledger, and one persister thread doing group commit off the runtime.
+//! The rest of the program holds a cloneable [`ChannelManager`] handle.
+//!
+//! ## Layout
+//! - [`core`]: the state machine: events in, actions and frames out. No await, spawn, clock
+//!   or OS randomness; a whole network of them runs in one thread (the simulation).
+//! - `driver`: the actor task around the core, and the persister thread.
+//! - [`limits`]: every cap and expiry of the manager.
+
+pub mod core;
+mod driver;
+pub mod limits;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paychan_channel::{Channel, ChannelError};
+use paychan_net::{NetHandle, PeerId};
+use paychan_protocol::wire::ChannelMsg;
+use paychan_protocol::{ChannelId, Hash32, Keypair, PublicKey};
+use paychan_store::Store;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ledger::{LedgerAccess, LedgerChannel};
+use crate::link::Link;
+
+/// How the manager behaves.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// How long after the current ledger time an open we propose stays includable.
+    pub open_expiry_ms: u64,
+    /// The most this key locks in a channel a peer proposes (also capped by its balance).
+    pub accept_deposit_max: u64,
+    /// How long a cooperative close we proposed waits for the peer's signature (resent on
+    /// every reconnect and on a backoff meanwhile) before it expires: the close command then
+    /// fails and the channel shows `close_expired`, to be closed again or with `force`.
+    pub coop_close_wait: Duration,
+    /// The least a peer that proposes a channel must lock of its own. With the default (1), a
+    /// peer with no balance cannot make this key lock funds.
+    pub accept_peer_deposit_min: u64,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            open_expiry_ms: 120_000,
+            accept_deposit_max: limits::ACCEPT_DEPOSIT_MAX_DEFAULT,
+            coop_close_wait: Duration::from_secs(600),
+            accept_peer_deposit_min: 1,
+        }
+    }
+}
+
+/// Errors of the manager's commands.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManagerError {
+    /// No channel with that id.
+    #[error("unknown channel {0}")]
+    UnknownChannel(ChannelId),
+    /// The peer's key is not a libp2p identity, or it could not be reached.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The peer refused.
+    #[error("refused by the peer: {0}")]
+    Refused(String),
+    /// The channel state machine refused.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The ledger refused or could not be reached.
+    #[error("ledger: {0}")]
+    Ledger(String),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Too much is waiting already (opens waiting for an answer); try again later.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// The manager stopped.
+    #[error("channel manager stopped")]
+    Stopped,
+    /// The peer did not sign our cooperative close in time.
+    #[error("the peer did not sign the cooperative close within {secs} s: close again, or close with force")]
+    CloseExpired {
+        /// How long the proposal waited.
+        secs: u64,
+    },
+}
+
+/// What a caller can do about a [`ManagerError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Nothing is wrong with the request: try again later (the peer or the ledger is away, the
+    /// manager is busy, storage failed for now).
+    Retry,
+    /// The request itself does not fit (unknown channel, funds, state, the peer said no):
+    /// retrying the same request will not help.
+    Refused,
+    /// The peer broke the protocol.
+    Violation,
+}
+
+impl ManagerError {
+    /// What a caller can do about this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ManagerError::Unreachable(_)
+            | ManagerError::Ledger(_)
+            | ManagerError::Storage(_)
+            | ManagerError::Busy(_)
+            | ManagerError::Stopped
+            | ManagerError::CloseExpired { .. } => ErrorKind::Retry,
+            ManagerError::UnknownChannel(_) | ManagerError::Refused(_) => ErrorKind::Refused,
+            ManagerError::Channel(e) => match e.class() {
+                paychan_channel::ErrorClass::Retry => ErrorKind::Retry,
+                paychan_channel::ErrorClass::Refused => ErrorKind::Refused,
+                paychan_channel::ErrorClass::Violation => ErrorKind::Violation,
+            },
+        }
+    }
+}
+
+/// A channel as [`ChannelManager::list`] shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelView {
+    /// Channel id (hex).
+    pub id: String,
+    /// Counterparty account (hex).
+    pub counterparty: String,
+    /// Status of the channel.
+    pub status: String,
+    /// Whether this key proposed the channel (party A).
+    pub holder_is_a: bool,
+    /// This key's deposit.
+    pub deposit: u64,
+    /// The counterparty's deposit.
+    pub their_deposit: u64,
+    /// This key's balance in the channel: once the ledger has paid the channel out, the
+    /// ledger's payout to this key (then `payout`), otherwise the off-chain balance.
+    pub balance: u64,
+    /// The counterparty's balance in the channel (its payout once paid out).
+    pub their_balance: u64,
+    /// The ledger's payout to this key, once the channel is paid out.
+    pub payout: Option<u64>,
+    /// This key's off-chain balance, once the channel is paid out: what the payout should be.
+    pub expected: Option<u64>,
+    /// How much less than `expected` the ledger paid this key (0 when it paid in full).
+    pub shortfall: Option<u64>,
+    /// Cumulative amount paid.
+    pub sent: u64,
+    /// Cumulative amount received (verified).
+    pub received: u64,
+    /// Signed proofs the counterparty has not acknowledged yet.
+    pub unacked: usize,
+}
+
+/// What a payment job did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PayStats {
+    /// Payments made (each one signed proof).
+    pub count: u64,
+    /// Sum paid.
+    pub amount: u64,
+    /// Wall time from the first signature to the last ack (ms).
+    pub elapsed_ms: u64,
+    /// Payments per second over that time.
+    pub per_second: f64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ManagerError>>;
+
+/// Inputs of the driver: commands from handles, and events from links, the ledger and the
+/// persister.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Open {
+        peer_key: PublicKey,
+        deposit: u64,
+        their_deposit: u64,
+        reply: Reply<ChannelId>,
+    },
+    Pay {
+        id: ChannelId,
+        amount: u64,
+        count: u64,
+        reference: Hash32,
+        reply: Reply<PayStats>,
+    },
+    Close {
+        id: ChannelId,
+        force: bool,
+        reply: Reply<()>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<ChannelView>>,
+    },
+    LedgerChanged,
+    PeerConnected(PeerId),
+    LinkUp {
+        peer: PeerId,
+        link: Link,
+    },
+    LinkDown {
+        peer: PeerId,
+        epoch: u64,
+    },
+    DialFailed(PeerId),
+    OpenSubmitFailed {
+        id: ChannelId,
+        why: String,
+    },
+    Inbound {
+        peer: PeerId,
+        epoch: u64,
+        msg: ChannelMsg,
+    },
+    Persisted {
+        batch: u64,
+        result: Result<(), String>,
+    },
+}
+
+/// A cloneable handle on the manager.
+#[derive(Debug, Clone)]
+pub struct ChannelManager {
+    inbox: mpsc::Sender<Input>,
+}
+
+impl ChannelManager {
+    /// Restores the channels kept in `store`, accepts incoming channel streams and starts the
+    /// driver on the current tokio runtime (and its persister thread).
+    pub fn start(
+        keypair: Keypair,
+        net: NetHandle,
+        store: Arc<dyn Store>,
+        ledger: Arc<dyn LedgerAccess>,
+        config: ManagerConfig,
+    ) -> Result<ChannelManager, ManagerError> {
+        let inbox = driver::start(keypair, net, store, ledger, config)?;
+        Ok(ChannelManager { inbox })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Input) -> Result<T, ManagerError> {
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(make(tx))
+            .await
+            .map_err(|_| ManagerError::Stopped)?;
+        rx.await.map_err(|_| ManagerError::Stopped)?
+    }
+
+    /// Opens a channel with `peer_key`, locking `deposit` of ours and `their_deposit` of theirs;
+    /// returns once a block holding the open is applied.
+    pub async fn open(
+        &self,
+        peer_key: PublicKey,
+        deposit: u64,
+        their_deposit: u64,
+    ) -> Result<ChannelId, ManagerError> {
+        self.ask(|reply| Input::Open {
+            peer_key,
+            deposit,
+            their_deposit,
+            reply,
+        })
+        .await
+    }
+
+    /// Pays `amount` `count` times, each payment its own signed proof, pipelined; returns once
+    /// the counterparty has acknowledged (persisted) the last one.
+    pub async fn pay(
+        &self,
+        id: ChannelId,
+        amount: u64,
+        count: u64,
+        reference: Hash32,
+    ) -> Result<PayStats, ManagerError> {
+        self.ask(|reply| Input::Pay {
+            id,
+            amount,
+            count,
+            reference,
+            reply,
+        })
+        .await
+    }
+
+    /// Closes cooperatively, or unilaterally with `force`; returns once the payout is covered by a
+    /// witnessed checkpoint (an error if the settlement was obtained by censorship).
+    pub async fn close(&self, id: ChannelId, force: bool) -> Result<(), ManagerError> {
+        self.ask(|reply| Input::Close { id, force, reply }).await
+    }
+
+    /// Every channel with its balances.
+    pub async fn list(&self) -> Result<Vec<ChannelView>, ManagerError> {
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(Input::List { reply: tx })
+            .await
+            .map_err(|_| ManagerError::Stopped)?;
+        rx.await.map_err(|_| ManagerError::Stopped)
+    }
+
+    /// Tells the manager that the ledger view moved (a block was applied).
+    pub fn ledger_changed(&self) {
+        let _ = self.inbox.try_send(Input::LedgerChanged);
+    }
+
+    /// Tells the manager that a libp2p connection to `peer` is up.
+    pub fn peer_connected(&self, peer: PeerId) {
+        let _ = self.inbox.try_send(Input::PeerConnected(peer));
+    }
+}
+
+pub(crate) fn channel_of(msg: &ChannelMsg) -> Option<ChannelId> {
+    match msg {
+        ChannelMsg::Pay { channel_id, .. }
+        | ChannelMsg::Ack { channel_id, .. }
+        | ChannelMsg::Reestablish { channel_id, .. }
+        | ChannelMsg::CloseSign { channel_id, .. }
+        | ChannelMsg::OpenSigned { channel_id, .. } => Some(*channel_id),
+        ChannelMsg::ClosePropose { close, .. } => Some(close.channel_id),
+        ChannelMsg::Error { channel_id, .. } => *channel_id,
+        ChannelMsg::OpenPropose { .. } | ChannelMsg::OpenAccept { .. } | ChannelMsg::Hello { .. } => None,
+    }
+}
+
+/// A channel as listed. Once the ledger has paid it out, the balances are the ledger's payouts
+/// and the off-chain view is kept beside them as `expected`, so that a settlement below it shows.
+pub(crate) fn view(id: &ChannelId, ch: &Channel, on_ledger: Option<LedgerChannel>) -> ChannelView {
+    let paid = match on_ledger {
+        Some(LedgerChannel::Closed { payout_a, payout_b }) if ch.holder_is_a() => Some((payout_a, payout_b)),
+        Some(LedgerChannel::Closed { payout_a, payout_b }) => Some((payout_b, payout_a)),
+        _ => None,
+    };
+    let expected = ch.holder_balance();
+    let (balance, their_balance) = paid.unwrap_or((expected, ch.counterparty_balance()));
+    ChannelView {
+        id: id.to_string(),
+        counterparty: ch.counterparty_key().to_hex(),
+        status: ch.status().as_str().to_owned(),
+        holder_is_a: ch.holder_is_a(),
+        deposit: ch.holder_deposit(),
+        their_deposit: ch.counterparty_deposit(),
+        balance,
+        their_balance,
+        payout: paid.map(|(ours, _)| ours),
+        expected: paid.map(|_| expected),
+        shortfall: paid.map(|(ours, _)| expected.saturating_sub(ours)),
+        sent: ch.transferred_out(),
+        received: ch.transferred_in(),
+        unacked: ch.unacked_len(),
+    }
+}
