@@ -1044,9 +1044,10 @@ impl EventLoop {
             Some(state) => {
                 if !state.bucket.try_take(now) {
                     Some(REFUSED_RATE_LIMITED)
-                } else if state.in_flight >= limits.ledger_requests_in_flight_max {
-                    Some(REFUSED_BUSY)
-                } else if needs_bytes && !(total_credit && state.served.has_credit(now)) {
+                } else if state.in_flight >= limits.ledger_requests_in_flight_max
+                    // Bytes served beyond the peer's or the total budget: busy as well.
+                    || (needs_bytes && !(total_credit && state.served.has_credit(now)))
+                {
                     Some(REFUSED_BUSY)
                 } else {
                     state.in_flight += 1;
