@@ -155,7 +155,9 @@ impl Relay {
         let now = self.started.elapsed();
         self.per_peer
             .entry(peer)
-            .or_insert_with(|| TokenBucket::new(RELAY_SUBMITS_PER_PEER_PER_S, RELAY_SUBMIT_BURST_PER_PEER, now))
+            .or_insert_with(|| {
+                TokenBucket::new(RELAY_SUBMITS_PER_PEER_PER_S, RELAY_SUBMIT_BURST_PER_PEER, now)
+            })
             .try_take(now)
     }
 
@@ -768,7 +770,9 @@ impl NodeHandle {
         match Mempool::new(&s.genesis).submit(tx.clone(), &ledger) {
             Ok(SubmitStatus::AlreadyIncluded) => Ok(Some(SubmitStatus::AlreadyIncluded)),
             Ok(_) => Ok(None),
-            Err(paychan_ledger::TxError::UnknownChannel(_) | paychan_ledger::TxError::WindowOpen { .. }) => Ok(None),
+            Err(paychan_ledger::TxError::UnknownChannel(_) | paychan_ledger::TxError::WindowOpen { .. }) => {
+                Ok(None)
+            }
             Err(e) => Err(SubmitError::Rejected(e.to_string())),
         }
     }
@@ -857,7 +861,12 @@ impl NodeHandle {
                 let _ = self.shared.net.ban(peer).await;
             }
             NetEvent::PeerDisconnected { peer } => {
-                self.shared.relay.lock().expect("relay lock").per_peer.remove(&peer);
+                self.shared
+                    .relay
+                    .lock()
+                    .expect("relay lock")
+                    .per_peer
+                    .remove(&peer);
             }
             NetEvent::PeerSubscribed { .. } => {}
         }
@@ -1798,7 +1807,11 @@ impl NodeHandle {
         let s = &self.shared;
         let connected = s.net.connected_peers().await?;
         let mut candidates: Vec<PeerId> = Vec::new();
-        for p in hint.into_iter().chain(s.sequencer_peer).chain(connected.iter().copied()) {
+        for p in hint
+            .into_iter()
+            .chain(s.sequencer_peer)
+            .chain(connected.iter().copied())
+        {
             if connected.contains(&p) && !candidates.contains(&p) {
                 candidates.push(p);
             }
@@ -1814,7 +1827,10 @@ impl NodeHandle {
                         limit: BLOCKS_PER_RESPONSE_MAX as u32,
                     };
                     let timeout = Duration::from_millis(CATCH_UP_REQUEST_TIMEOUT_MS);
-                    (peer, tokio::time::timeout(timeout, net.request(peer, request)).await)
+                    (
+                        peer,
+                        tokio::time::timeout(timeout, net.request(peer, request)).await,
+                    )
                 });
             }
             let mut useless = Vec::new();

@@ -32,7 +32,10 @@ fn network_attacks_leave_the_ledger_running() {
 
 /// Waits until node `i` lists every other node as a peer.
 fn wait_full_mesh(net: &Testnet, i: usize) {
-    let want: Vec<String> = (0..net.n).filter(|&j| j != i).map(|j| net.peer_id(j).to_string()).collect();
+    let want: Vec<String> = (0..net.n)
+        .filter(|&j| j != i)
+        .map(|j| net.peer_id(j).to_string())
+        .collect();
     wait_until(&format!("node-{i} connected to every other node"), STEP, || {
         let peers = net.api(i).peers()?;
         match want.iter().find(|p| !peers.contains(p)) {
@@ -56,7 +59,10 @@ fn junk_through_a_witness_does_not_get_it_banned(net: &Testnet, rt: &Runtime) {
 
     let attackers: Vec<TestPeer> = (0..4).map(|_| rt.block_on(TestPeer::start())).collect();
     for a in &attackers {
-        assert_eq!(rt.block_on(bounded("attacker dials", a.handle.dial(addr.clone()))), Ok(witness));
+        assert_eq!(
+            rt.block_on(bounded("attacker dials", a.handle.dial(addr.clone()))),
+            Ok(witness)
+        );
     }
     let sent = Arc::new(AtomicU64::new(0));
     let relayed = Arc::new(AtomicU64::new(0));
@@ -129,8 +135,15 @@ fn junk_through_a_witness_does_not_get_it_banned(net: &Testnet, rt: &Runtime) {
         &payer,
     );
     let honest = rt.block_on(TestPeer::start());
-    assert_eq!(rt.block_on(bounded("honest dials", honest.handle.dial(addr.clone()))), Ok(witness));
-    match rt.block_on(honest.handle.request(witness, LedgerRequest::Submit(Box::new(tx)))) {
+    assert_eq!(
+        rt.block_on(bounded("honest dials", honest.handle.dial(addr.clone()))),
+        Ok(witness)
+    );
+    match rt.block_on(
+        honest
+            .handle
+            .request(witness, LedgerRequest::Submit(Box::new(tx))),
+    ) {
         Ok(LedgerResponse::Submitted { status, .. }) => assert_eq!(status, SubmitStatus::Accepted),
         other => panic!("honest submit through the witness: {other:?}"),
     }

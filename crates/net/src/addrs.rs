@@ -90,7 +90,11 @@ mod tests {
         let scope = DialScope::of_listen_addrs(&[a("/ip4/127.0.0.1/tcp/7000")]);
         assert_eq!(scope, DialScope::Loopback);
         assert!(dialable(&a("/ip4/127.0.0.1/tcp/7001"), &peer, scope));
-        assert!(dialable(&a(&format!("/ip4/127.0.0.1/tcp/7001/p2p/{peer}")), &peer, scope));
+        assert!(dialable(
+            &a(&format!("/ip4/127.0.0.1/tcp/7001/p2p/{peer}")),
+            &peer,
+            scope
+        ));
         assert!(dialable(&a("/ip6/::1/tcp/7001"), &peer, scope));
         for bad in [
             "/ip4/10.1.2.3/tcp/22".to_string(),

@@ -851,18 +851,28 @@ impl EventLoop {
                         // Anyone may author disputes; only reserved peers author blocks,
                         // checkpoints and cosignatures that matter. What a forwarder sends of
                         // the former beyond its rate is ignored and charged to it.
-                        let over_rate =
-                            !by_reserved && self.peers.get_mut(&source).is_some_and(|s| !s.gossip.try_take(now));
+                        let over_rate = !by_reserved
+                            && self
+                                .peers
+                                .get_mut(&source)
+                                .is_some_and(|s| !s.gossip.try_take(now));
                         // The last places in the queue are kept for the sequencer's blocks and
                         // checkpoints (and the witnesses' cosignatures), whoever floods.
                         let priority = by_reserved && matches!(topic, Topic::Blocks | Topic::Checkpoints);
                         let crowded = !priority && self.events.capacity() < self.priority_reserve;
                         if over_rate || crowded {
-                            NetMetrics::count(&self.own.gossip_shed, if over_rate { "rate" } else { "crowded" });
+                            NetMetrics::count(
+                                &self.own.gossip_shed,
+                                if over_rate { "rate" } else { "crowded" },
+                            );
                             self.swarm
                                 .behaviour_mut()
                                 .gossipsub
-                                .report_message_validation_result(&msg_id, &source, MessageAcceptance::Ignore);
+                                .report_message_validation_result(
+                                    &msg_id,
+                                    &source,
+                                    MessageAcceptance::Ignore,
+                                );
                             if over_rate {
                                 self.penalise(source);
                             }
@@ -1034,9 +1044,10 @@ impl EventLoop {
             Some(state) => {
                 if !state.bucket.try_take(now) {
                     Some(REFUSED_RATE_LIMITED)
-                } else if state.in_flight >= limits.ledger_requests_in_flight_max {
-                    Some(REFUSED_BUSY)
-                } else if needs_bytes && !(total_credit && state.served.has_credit(now)) {
+                } else if state.in_flight >= limits.ledger_requests_in_flight_max
+                    // Bytes served beyond the peer's or the total budget: busy as well.
+                    || (needs_bytes && !(total_credit && state.served.has_credit(now)))
+                {
                     Some(REFUSED_BUSY)
                 } else {
                     state.in_flight += 1;

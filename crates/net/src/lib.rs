@@ -52,8 +52,8 @@ pub use crate::codec::FrameViolation;
 pub use crate::event_loop::Net;
 pub use crate::handle::{LedgerResponder, NetHandle};
 pub use crate::identity::{keypair_from_seed, peer_id_from_public_key, public_key_from_peer_id};
-pub use crate::slots::{SlotDenied, SlotLimits};
 use crate::limits::*;
+pub use crate::slots::{SlotDenied, SlotLimits};
 
 /// Kademlia protocol id: a private DHT, so that paychan nodes never join (or answer for) the
 /// public IPFS one.

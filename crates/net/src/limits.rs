@@ -122,7 +122,8 @@ const _: () = assert!(BLOCK_BYTES_MAX as u64 <= SERVED_BYTES_BURST_PER_PEER);
 const _: () = assert!(SERVED_BYTES_BURST_PER_PEER <= SERVED_BYTES_BURST_TOTAL);
 const _: () = assert!(SERVED_BYTES_PER_PEER_PER_S <= SERVED_BYTES_TOTAL_PER_S);
 const _: () = assert!(GOSSIP_MSGS_PER_PEER_PER_S <= GOSSIP_MSG_BURST_PER_PEER);
-const _: () = assert!(EVENTS_PRIORITY_SHARE_DIVISOR > 1 && EVENTS_QUEUE_MAX / EVENTS_PRIORITY_SHARE_DIVISOR > 0);
+const _: () =
+    assert!(EVENTS_PRIORITY_SHARE_DIVISOR > 1 && EVENTS_QUEUE_MAX / EVENTS_PRIORITY_SHARE_DIVISOR > 0);
 const _: () = assert!(0 < REDIAL_BACKOFF_MIN_MS && REDIAL_BACKOFF_MIN_MS <= REDIAL_BACKOFF_MAX_MS);
 // The node's own requests to a peer must still fit beside that peer's in-flight requests.
 const _: () = assert!((LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX as usize) < LEDGER_STREAMS_PER_CONNECTION_MAX);

@@ -80,7 +80,10 @@ impl Slots {
         if self.reserved.contains(&peer) {
             return Ok(());
         }
-        let open = self.limits.inbound_max.saturating_sub(self.limits.inbound_reserved);
+        let open = self
+            .limits
+            .inbound_max
+            .saturating_sub(self.limits.inbound_reserved);
         let taken = self.unreserved.len() as u32;
         if taken >= open {
             return Err(SlotDenied::NoSlot { taken, open });
@@ -157,7 +160,12 @@ impl NetworkBehaviour for Slots {
         }
     }
 
-    fn on_connection_handler_event(&mut self, _peer: PeerId, _id: ConnectionId, event: THandlerOutEvent<Self>) {
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
         match event {}
     }
 
@@ -218,7 +226,9 @@ mod tests {
         );
         for _ in 0..4 {
             let id = ConnectionId::new_unchecked(rand_id());
-            assert!(local.admit(id, PeerId::random(), &addr("/ip4/127.0.0.1/tcp/9")).is_ok());
+            assert!(local
+                .admit(id, PeerId::random(), &addr("/ip4/127.0.0.1/tcp/9"))
+                .is_ok());
         }
     }
 

@@ -107,9 +107,10 @@ async fn block_requests_are_served_within_the_per_peer_byte_budget() {
     let started = Instant::now();
     let (bytes, busy) = hammer(client.handle.clone(), server_peer, Duration::from_secs(2)).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let one_response = LedgerResponse::Blocks((1..=64).map(|h| block(h, &Keypair::from_seed([9; 32]))).collect())
-        .to_bytes()
-        .len() as f64;
+    let one_response =
+        LedgerResponse::Blocks((1..=64).map(|h| block(h, &Keypair::from_seed([9; 32]))).collect())
+            .to_bytes()
+            .len() as f64;
     let bound = 40_000.0 + 20_000.0 * elapsed + one_response;
     assert!(bytes > 0, "nothing was served");
     assert!(
@@ -203,7 +204,10 @@ async fn reserved_peers_get_in_when_every_open_slot_is_taken() {
     wait_peers(&server_handle, &[a.peer, b.peer]).await;
 
     let mut c = node(114).await;
-    assert!(refused(&mut c, server_addr.clone(), server_peer).await, "a third free id got a slot");
+    assert!(
+        refused(&mut c, server_addr.clone(), server_peer).await,
+        "a third free id got a slot"
+    );
     reserved.handle.dial(server_addr.clone()).await.unwrap();
     wait_peers(&server_handle, &[a.peer, b.peer, reserved.peer]).await;
     assert!(!server_handle.connected_peers().await.unwrap().contains(&c.peer));
@@ -231,7 +235,10 @@ async fn connections_per_ip_are_capped() {
     b.handle.dial(server_addr.clone()).await.unwrap();
     wait_peers(&server_handle, &[a.peer, b.peer]).await;
     let mut c = node(123).await;
-    assert!(refused(&mut c, server_addr.clone(), server_peer).await, "a third connection from one IP");
+    assert!(
+        refused(&mut c, server_addr.clone(), server_peer).await,
+        "a third connection from one IP"
+    );
     reserved.handle.dial(server_addr.clone()).await.unwrap();
     wait_peers(&server_handle, &[a.peer, b.peer, reserved.peer]).await;
 }
@@ -274,7 +281,11 @@ async fn a_gossip_flood_is_cut_to_the_per_peer_rate() {
     server.wait_connected(flooder.peer).await;
     let started = Instant::now();
     for n in 0..200 {
-        flooder.handle.publish(Topic::Checkpoints, &cosig(n)).await.unwrap();
+        flooder
+            .handle
+            .publish(Topic::Checkpoints, &cosig(n))
+            .await
+            .unwrap();
     }
     let (through, _) = count_gossip(&mut server.events, flooder.peer, Duration::from_secs(1)).await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -305,7 +316,11 @@ async fn a_block_from_the_sequencer_gets_through_a_full_event_queue() {
     wait_subscribed(&mut sequencer, server.peer, Topic::Blocks).await;
     // The node does not read its events while the flood fills the queue.
     for n in 0..100 {
-        flooder.handle.publish(Topic::Checkpoints, &cosig(n)).await.unwrap();
+        flooder
+            .handle
+            .publish(Topic::Checkpoints, &cosig(n))
+            .await
+            .unwrap();
     }
     let registry = server.handle.metrics_registry();
     bounded("gossip shed for lack of room", async {
