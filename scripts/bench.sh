@@ -6,7 +6,8 @@
 #    once per durability mode (`[storage] durability`, BENCH_MODES, default "flush fsync"):
 #    one testnet per mode, all up at once, jobs interleaved (flush, fsync, fsync, flush, ...:
 #    the order flips every run) so that other load on the machine falls on both modes alike;
-#    median of RUNS jobs per mode, and the ratio of each mode's median to the first mode's.
+#    median of RUNS jobs per mode, its ratio to the first mode's, and the median of the ratios
+#    of the two jobs of each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,12 +65,22 @@ for i in $(seq "$runs"); do
     echo "  job $i, durability $mode: $rate payments/s"
   done
 done
-first=""
-for mode in "${modes[@]}"; do
-  # shellcheck disable=SC2086
-  median=$(printf '%s\n' ${rates[$mode]} | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-  first="${first:-$median}"
-  ratio=$(python3 -c "print(f'{$median / $first:.3f}')")
-  echo "median, durability $mode: $median payments/s (jobs:${rates[$mode]}), ratio to ${modes[0]}: $ratio"
-done
+# Medians per mode, the ratio of the medians, and the median of the ratios within a run (both
+# modes of one run ran back to back, so that ratio moves least with the machine's other load).
+summary=()
+for mode in "${modes[@]}"; do summary+=("$mode:${rates[$mode]}"); done
+python3 - "${summary[@]}" <<'PY'
+import statistics, sys
+rates = {}
+for arg in sys.argv[1:]:
+    mode, jobs = arg.split(":", 1)
+    rates[mode] = [int(x) for x in jobs.split()]
+first = next(iter(rates))
+for mode, jobs in rates.items():
+    med = statistics.median(jobs)
+    paired = statistics.median(a / b for a, b in zip(jobs, rates[first]))
+    print(f"median, durability {mode}: {med:.0f} payments/s (jobs: {' '.join(map(str, jobs))}); "
+          f"ratio of medians to {first}: {med / statistics.median(rates[first]):.3f}; "
+          f"median ratio within a run: {paired:.3f}")
+PY
 echo "(each payment signed by the payer, verified, persisted and acked by the payee)"

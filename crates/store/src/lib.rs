@@ -27,7 +27,7 @@
 //! Callers batch writes and flush once (group commit), and send an ack or a signature only
 //! after the flush that covers the state it depends on ("persist before you send").
 //!
-//! **[`SledStore`] with sled 0.34 on Linux, [`SyncMode::SyncFileRange`] (`flush` in configs).**
+//! **[`SledStore`] with sled 0.34 on Linux, default [`SyncMode::SyncFileRange`] (`flush` in configs).**
 //! - *What flush does.* sled writes its buffered log entries (all trees share one log, the
 //!   file `db`) with `pwrite`, and for each written range calls `sync_file_range` with
 //!   `WAIT_BEFORE | WRITE | WAIT_AFTER`: it starts writeback of that range's dirty pages and
@@ -58,7 +58,7 @@
 //!   writes in sled's log order: a later write never survives without the earlier ones.
 //!   Since `put_block` only appends, recovered blocks have no gap ([`Store::blocks`] reports
 //!   one as corruption).
-//! - **[`SyncMode::Fsync`]** (`fsync` in configs, the default) adds, after sled's flush,
+//! - **[`SyncMode::Fsync`]** (`fsync` in configs) adds, after sled's flush,
 //!   `fdatasync` of the log file (its data, and the size needed to read it back), `fsync` of
 //!   each blob file not synced yet, and `fsync` of `blobs/` and of the database directory
 //!   whenever their entries changed; opening a store in this mode also syncs sled's `conf`
