@@ -813,7 +813,8 @@ impl NodeHandle {
         }
         // Judged on the ledger before the block, recorded only once the block applies.
         let judged = self.judge_settlements(&ledger, block);
-        match ledger.apply_block(block) {
+        // A block too far ahead of our clock is retryable: ignored now, fetched again later.
+        match ledger.apply_block_at(block, now_ms()) {
             Ok(_) => {}
             Err(e) if e.class() == ErrorClass::Violation => {
                 if block
