@@ -63,6 +63,8 @@ struct Shared {
     listen_addrs: Vec<Multiaddr>,
     /// TEST ONLY switch: the sequencer drops dispute updates.
     drop_updates: bool,
+    /// TEST ONLY switch: how far ahead of the real clock the sequencer's clock runs.
+    clock_ahead_ms: u64,
     /// Valid dispute updates this node holds, received within their challenge window: the
     /// evidence a witness checks settlements against.
     /// Persisted under [`HELD_META_KEY`] before it is acted on.
@@ -263,6 +265,11 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         last_nonce: Mutex::new(None),
         channels: std::sync::OnceLock::new(),
         drop_updates: config.test_drop_updates && role == Role::Sequencer,
+        clock_ahead_ms: if role == Role::Sequencer {
+            config.test_clock_ahead_ms
+        } else {
+            0
+        },
         held_updates: Mutex::new(held_updates),
         censorship: Mutex::new(censorship),
         double_blocks: Mutex::new(double_blocks),
@@ -1076,7 +1083,7 @@ impl NodeHandle {
     /// Sequencer: makes a block when transactions wait or the heartbeat is due.
     async fn maybe_produce_block(&self) -> Result<()> {
         let s = &self.shared;
-        let now = now_ms();
+        let now = now_ms().saturating_add(s.clock_ahead_ms);
         let (block, checkpoint) = {
             let mut ledger = s.ledger.write().expect("ledger lock");
             let mut mempool = s.mempool.lock().expect("mempool lock");
