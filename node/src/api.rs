@@ -192,6 +192,23 @@ pub struct BlockView {
 pub struct TxView {
     id: String,
     kind: &'static str,
+    /// The channel it concerns, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
+    /// Length of its canonical encoding, what its fee is priced on.
+    bytes: usize,
+}
+
+fn tx_channel(tx: &Tx) -> Option<paychan_protocol::ChannelId> {
+    match tx {
+        Tx::Transfer { .. } => None,
+        Tx::Open(o) => Some(o.open.channel_id()),
+        Tx::Deposit { body, .. } => Some(body.channel_id),
+        Tx::CoopClose(c) => Some(c.close.channel_id),
+        Tx::UnilateralClose { body, .. } => Some(body.channel_id),
+        Tx::Update(u) => Some(u.channel_id),
+        Tx::Settle(s) => Some(s.channel_id),
+    }
 }
 
 fn tx_kind(tx: &Tx) -> &'static str {
@@ -224,6 +241,8 @@ impl From<&Block> for BlockView {
                 .map(|t| TxView {
                     id: t.id().to_hex(),
                     kind: tx_kind(t),
+                    channel: tx_channel(t).map(|c| c.to_string()),
+                    bytes: t.bytes().len(),
                 })
                 .collect(),
         }

@@ -58,6 +58,15 @@ pub struct Config {
     /// Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test_double_block: bool,
+    /// TEST ONLY: a sequencer with this set reads its clock this many ms ahead of real time,
+    /// so its blocks run ahead of every replica's clock (to show that replicas refuse blocks
+    /// from the future). Never set it on a real network.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub test_clock_ahead_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn default_listen() -> String {
@@ -82,6 +91,7 @@ impl Default for Config {
             test_drop_updates: false,
             test_equivocate: false,
             test_double_block: false,
+            test_clock_ahead_ms: 0,
         }
     }
 }

@@ -122,6 +122,10 @@ pub async fn run(root: &Path) -> Result<()> {
     for acct in watched.keys() {
         before.insert(acct.clone(), balance(&apis[0], acct).await?);
     }
+    // Every block after this one is the demo's: the fees it pays are found there.
+    let start_height = call(&apis[0], "ledger/status", None).await?["height"]
+        .as_u64()
+        .context("height")?;
 
     println!("opening channels: node-{a} <-> node-{b}, node-{b} -> node-{c}, client-0 -> node-{a}");
     let ch1 = open(&apis[a], &rows[b].peer_id, 1_000_000, 1_000_000).await?;
@@ -179,10 +183,59 @@ pub async fn run(root: &Path) -> Result<()> {
     add(&client_account, -5 * n);
     add(&accounts[a], 5 * n);
 
-    // Every replica must reach the same height before balances are compared.
+    // Fees (PROTOCOL.md §8.4): each open's proposer pays tx_fee_min + tx_fee_per_byte per byte
+    // of the open, to the sequencer; the closes, updates and settle are free.
+    let genesis = dirs[0].genesis()?;
     let target = call(&apis[0], "ledger/status", None).await?["height"]
         .as_u64()
         .unwrap_or(0);
+    let proposers = [
+        (ch1.clone(), accounts[a].clone()),
+        (ch2.clone(), accounts[b].clone()),
+        (ch3.to_string(), client_account.clone()),
+    ];
+    let mut fee_failures = Vec::new();
+    let mut opens_seen = 0;
+    let mut from = start_height + 1;
+    while from <= target {
+        let blocks = call(&apis[0], &format!("ledger/blocks?from={from}&limit=256"), None).await?;
+        let blocks = blocks.as_array().context("blocks")?;
+        ensure!(!blocks.is_empty(), "no block at height {from}");
+        for tx in blocks
+            .iter()
+            .flat_map(|b| b["txs"].as_array().into_iter().flatten())
+        {
+            let kind = tx["kind"].as_str().unwrap_or("");
+            if !matches!(kind, "transfer" | "deposit" | "open") {
+                continue;
+            }
+            let channel = tx["channel"].as_str().unwrap_or("");
+            let Some((_, payer)) = proposers
+                .iter()
+                .find(|(ch, _)| ch == channel)
+                .filter(|_| kind == "open")
+            else {
+                fee_failures.push(format!(
+                    "an unexpected fee-paying {kind} in the demo's blocks: {tx}"
+                ));
+                continue;
+            };
+            let bytes = tx["bytes"].as_u64().context("tx bytes")?;
+            let fee = genesis.tx_fee_min + genesis.tx_fee_per_byte * bytes;
+            println!("  open of channel {} paid a fee of {fee}", &channel[..12]);
+            opens_seen += 1;
+            add(payer, -(fee as i64));
+            add(&accounts[0], fee as i64);
+        }
+        from += blocks.len() as u64;
+    }
+    if opens_seen != proposers.len() {
+        fee_failures.push(format!(
+            "{opens_seen} opens found in the demo's blocks, expected 3"
+        ));
+    }
+
+    // Every replica must reach the same height before balances are compared.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut statuses = Vec::new();
     for api in &apis {
@@ -197,7 +250,7 @@ pub async fn run(root: &Path) -> Result<()> {
         }
     }
 
-    let mut failures = Vec::new();
+    let mut failures = fee_failures;
     println!(
         "\n{:<10} {:<64} {:>14} {:>14} {:>14}  ",
         "WHO", "ACCOUNT", "BEFORE", "EXPECTED", "ACTUAL"

@@ -199,6 +199,10 @@ enum TestnetCommand {
         /// node keeps the evidence and stops cosigning).
         #[arg(long, hide = true)]
         test_double_block: bool,
+        /// TEST ONLY: the sequencer's clock runs this many ms ahead (to show that replicas
+        /// refuse blocks from the future).
+        #[arg(long, hide = true, default_value_t = 0)]
+        test_clock_ahead_ms: u64,
         /// Delete a stopped testnet in the dir (keys, ledger, channels) and create a new one.
         #[arg(long)]
         force: bool,
@@ -343,6 +347,7 @@ fn main() -> Result<()> {
                 test_drop_updates,
                 test_equivocate,
                 test_double_block,
+                test_clock_ahead_ms,
                 force,
             } => {
                 let rows = testnet::up(
@@ -351,6 +356,7 @@ fn main() -> Result<()> {
                     test_drop_updates,
                     test_equivocate,
                     test_double_block,
+                    test_clock_ahead_ms,
                     force,
                 )?;
                 if cli.json {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use paychan_ledger::{ErrorClass, LedgerState, Mempool, Signatures};
+use paychan_ledger::{ErrorClass, LedgerState, Mempool};
 use paychan_net::limits::{
     LEDGER_REQUESTS_IN_FLIGHT_PER_PEER_MAX, LEDGER_REQUESTS_PER_PEER_PER_S, LEDGER_REQUEST_BURST_PER_PEER,
 };
@@ -67,6 +67,8 @@ struct Shared {
     listen_addrs: Vec<Multiaddr>,
     /// TEST ONLY switch: the sequencer drops dispute updates.
     drop_updates: bool,
+    /// TEST ONLY switch: how far ahead of the real clock the sequencer's clock runs.
+    clock_ahead_ms: u64,
     /// Valid dispute updates this node holds, received within their challenge window: the
     /// evidence a witness checks settlements against.
     /// Persisted under [`HELD_META_KEY`] before it is acted on.
@@ -343,6 +345,11 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         last_nonce: Mutex::new(None),
         channels: std::sync::OnceLock::new(),
         drop_updates: config.test_drop_updates && role == Role::Sequencer,
+        clock_ahead_ms: if role == Role::Sequencer {
+            config.test_clock_ahead_ms
+        } else {
+            0
+        },
         held_updates: Mutex::new(held_updates),
         censorship: Mutex::new(censorship),
         double_blocks: Mutex::new(double_blocks),
@@ -991,8 +998,9 @@ impl NodeHandle {
         }
         // Judged on the ledger before the block, recorded only once the block applies.
         let judged = self.judge_settlements(&ledger, block);
-        // The auditor's block check: one verifier for the replica, the client and the CLI.
-        match paychan_audit::apply_block_classified(&mut ledger, block, Signatures::Batch) {
+        // The auditor's block check (one verifier for the replica, the client and the CLI),
+        // with the replica's clock: a block too far ahead is retryable, fetched again later.
+        match paychan_audit::apply_block_at_classified(&mut ledger, block, now_ms()) {
             Ok(_) => {}
             Err(paychan_audit::Refused { class, error: e }) if class == ErrorClass::Violation => {
                 if block
@@ -1254,7 +1262,7 @@ impl NodeHandle {
     /// Sequencer: makes a block when transactions wait or the heartbeat is due.
     async fn maybe_produce_block(&self) -> Result<()> {
         let s = &self.shared;
-        let now = now_ms();
+        let now = now_ms().saturating_add(s.clock_ahead_ms);
         let (block, checkpoint) = {
             let mut ledger = s.ledger.write().expect("ledger lock");
             let mut mempool = s.mempool.lock().expect("mempool lock");

@@ -134,7 +134,8 @@ pub struct NodeStatus {
 /// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
 /// updates (for the censorship test); `test_equivocate` the one that signs two checkpoints for
 /// one log size (for the split-view test); `test_double_block` the one that signs two blocks
-/// at one height (for the double-block test). `force`
+/// at one height (for the double-block test); `test_clock_ahead_ms` runs the sequencer's clock
+/// ahead (for the test of blocks from the future). `force`
 /// deletes a stopped testnet in `root` first; without it an existing testnet is refused.
 pub fn up(
     root: &Path,
@@ -142,6 +143,7 @@ pub fn up(
     test_drop_updates: bool,
     test_equivocate: bool,
     test_double_block: bool,
+    test_clock_ahead_ms: u64,
     force: bool,
 ) -> Result<Vec<NodeStatus>> {
     if nodes == 0 {
@@ -204,6 +206,7 @@ pub fn up(
             public: Some(PublicConfig::default()),
             test_equivocate: test_equivocate && i == 0,
             test_double_block: test_double_block && i == 0,
+            test_clock_ahead_ms: if i == 0 { test_clock_ahead_ms } else { 0 },
             ..Config::default()
         })?;
     }

@@ -441,7 +441,12 @@ fn replayed_submissions_are_harmless(net: &Testnet, rt: &Runtime) {
     assert_eq!(submit(&tx_a), SubmitStatus::AlreadyIncluded);
     assert_eq!(post(&api, &tx_b), "already_included");
     assert_eq!(post(&other_api, &tx_a), "already_included");
-    assert_eq!(api.balance(&payer.public()).unwrap(), payer_before - 77 - 88);
+    // The payer also paid each transfer's fee (PROTOCOL.md §8.4), priced on its bytes.
+    let fees = net.fee(tx_a.bytes().len() as u64) + net.fee(tx_b.bytes().len() as u64);
+    assert_eq!(
+        api.balance(&payer.public()).unwrap(),
+        payer_before - 77 - 88 - fees
+    );
     assert_eq!(api.balance(&payee).unwrap(), payee_before + 77 + 88);
 
     // Not an offence: the client is still connected and served.

@@ -186,9 +186,12 @@ fn payments_both_ways_then_cooperative_and_answered_unilateral_closes() {
     );
 
     // Exact balances on every replica: without node-0's answer node-1 would have got 9,500 more.
+    // node-1 proposed both opens and paid their fees to node-0, the sequencer; closes, the
+    // update and the settle are free.
+    let fees = net.open_fee(&ch1) + net.open_fee(&ch2);
     let expected = [
-        ("node-0", keys[0], alloc + 7_000 - 2_500),
-        ("node-1", keys[1], alloc - 30_000 + 20_000 - 7_000 + 2_500),
+        ("node-0", keys[0], alloc + 7_000 - 2_500 + fees),
+        ("node-1", keys[1], alloc - 30_000 + 20_000 - 7_000 + 2_500 - fees),
         ("node-2", keys[2], alloc + 30_000 - 20_000),
     ];
     expect_balances_everywhere(&net, &expected);
@@ -320,8 +323,10 @@ fn stale_close_loses_and_a_lower_own_proof_gains_nothing() {
             },
         );
     }
+    // X proposed both opens and paid their fees.
+    let fees = net.open_fee(&ch1) + net.open_fee(&ch2);
     let expected = [
-        ("X (node-1)", x.public(), alloc - 2 * dep_x + honest_x),
+        ("X (node-1)", x.public(), alloc - 2 * dep_x + honest_x - fees),
         ("Y (node-2)", y.public(), alloc - 2 * dep_y + honest_y),
     ];
     expect_balances_everywhere(&net, &expected);
@@ -500,11 +505,12 @@ fn payee_killed_mid_stream_keeps_what_it_acknowledged() {
         dep_payee + payee_received,
         "the payee is paid its deposit plus its newest proof"
     );
+    // The payer proposed the open and paid its fee.
     let expected = [
         (
             "payer (node-1)",
             net.node_key(payer).public(),
-            alloc - payee_received,
+            alloc - payee_received - net.open_fee(&ch),
         ),
         (
             "payee (node-2)",

@@ -87,9 +87,12 @@ fn a_client_program_opens_pays_closes_and_verifies() {
     assert_eq!(report["account"], client.to_hex());
     assert_eq!(report["payments"], 5000);
     assert_eq!(report["paid"], 15000);
+    // What it paid through the channel, and the fee of the open it proposed (PROTOCOL.md §8.4;
+    // the cooperative close is free).
+    let open_fee = net.open_fee(report["channel_id"].as_str().unwrap());
     assert_eq!(
         report["balance_before"].as_u64().unwrap() - report["balance_after"].as_u64().unwrap(),
-        15000
+        15000 + open_fee
     );
     // Open and cooperative close, each proven against a witnessed checkpoint.
     assert!(report["verified_txs"].as_u64().unwrap() >= 2, "{report}");

@@ -305,6 +305,7 @@ fn check_transfers_through_every_node(net: &Testnet) {
     let mut expected: BTreeMap<PublicKey, u64> = genesis.allocations.iter().copied().collect();
     let supply: u64 = expected.values().sum();
     let mut submitted = Vec::new();
+    let mut payers = Vec::new();
 
     for i in 0..4 {
         // CLI: node i pays node i+1.
@@ -324,6 +325,7 @@ fn check_transfers_through_every_node(net: &Testnet) {
         let v: Value = serde_json::from_str(&out).expect("transfer --json");
         assert_eq!(v["status"], "accepted", "CLI transfer through node-{i}: {v}");
         submitted.push(v["tx_id"].as_str().unwrap().to_owned());
+        payers.push(accounts[i]);
         *expected.get_mut(&accounts[i]).unwrap() -= amount;
         *expected.get_mut(&to).unwrap() += amount;
 
@@ -331,6 +333,7 @@ fn check_transfers_through_every_node(net: &Testnet) {
         let amount = 10 + i as u64;
         let id = net.api(i).transfer(&client, amount).expect("API transfer");
         submitted.push(id);
+        payers.push(accounts[i]);
         *expected.get_mut(&accounts[i]).unwrap() -= amount;
         *expected.get_mut(&client).unwrap() += amount;
     }
@@ -380,6 +383,13 @@ fn check_transfers_through_every_node(net: &Testnet) {
             roots(&reference),
             "node-{i} has the same state roots"
         );
+    }
+
+    // Each sender also paid its transfer's fee to node-0, the sequencer (PROTOCOL.md §8.4).
+    for (id, payer) in submitted.iter().zip(&payers) {
+        let fee = net.tx_fee(id);
+        *expected.get_mut(payer).unwrap() -= fee;
+        *expected.get_mut(&accounts[0]).unwrap() += fee;
     }
 
     // The same tip (height, hash, state and log roots) everywhere at one moment; heartbeats may

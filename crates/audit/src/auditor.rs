@@ -226,6 +226,21 @@ pub struct Refused {
     pub error: AuditError,
 }
 
+/// [`apply_block_classified`] for a live replica with a clock: the ledger rules plus the
+/// replica's own rule that a block's time is not too far ahead of `now_ms`
+/// (`LedgerState::apply_block_at`; a replay has no such rule).
+pub fn apply_block_at_classified(
+    state: &mut LedgerState,
+    block: &Block,
+    now_ms: u64,
+) -> Result<Vec<TxEffect>, Refused> {
+    let height = state.height().saturating_add(1);
+    state.apply_block_at(block, now_ms).map_err(|error| Refused {
+        class: error.class(),
+        error: explain_block(state, height, block, error),
+    })
+}
+
 /// [`apply_block`] for a live replica, which must also know how to treat a block's sender.
 pub fn apply_block_classified(
     state: &mut LedgerState,

@@ -27,7 +27,10 @@ pub mod error;
 pub mod export;
 pub mod report;
 
-pub use auditor::{apply_block, apply_block_classified, Auditor, Pin, Refused, HELD_CHECKPOINTS_MAX};
+pub use auditor::{
+    apply_block, apply_block_at_classified, apply_block_classified, Auditor, Pin, Refused,
+    HELD_CHECKPOINTS_MAX,
+};
 pub use error::{AuditError, Check, ExportError};
 pub use export::{
     audit_export, audit_records, AuditFailure, ExportEnd, ExportReader, ExportWriter, ReaderPosition, Record,

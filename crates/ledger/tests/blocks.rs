@@ -929,3 +929,48 @@ fn two_empty_logs_with_different_roots_are_inconsistent() {
     };
     assert!(verify_checkpoint_consistency(&older, &fake, &[]).is_err());
 }
+
+// ----------------------------------------------------------------------------- replica clock
+
+#[test]
+fn a_replica_refuses_a_block_from_the_future() {
+    use paychan_protocol::limits::BLOCK_TIME_AHEAD_MS_MAX;
+    let c = chain(2);
+    let (a, b) = (&c.net.users[0], &c.net.users[1]);
+    let t0 = c.state.time_ms();
+    // The sequencer's clock runs a full step ahead of the replica's.
+    let block = trial_block(&c, vec![c.net.transfer(a, b.public(), 5, 0)], u64::MAX);
+    let ahead = block.header.time_ms;
+    assert_eq!(ahead, t0 + c.net.genesis.max_time_step_ms);
+    let mut replica = c.state.clone();
+    let before = replica.clone();
+    let now = ahead - BLOCK_TIME_AHEAD_MS_MAX - 1;
+    let e = replica.apply_block_at(&block, now).expect_err("from the future");
+    assert_eq!(
+        e,
+        BlockError::FromTheFuture {
+            time_ms: ahead,
+            ahead_ms: BLOCK_TIME_AHEAD_MS_MAX + 1,
+            max_ms: BLOCK_TIME_AHEAD_MS_MAX
+        }
+    );
+    assert_eq!(e.class(), ErrorClass::Retryable);
+    assert_eq!(replica, before, "a refused block changes nothing");
+    // A badly signed block is a violation before it is early.
+    let forged = Block {
+        signature: paychan_protocol::Signature([0; 64]),
+        ..block.clone()
+    };
+    assert_eq!(
+        replica.apply_block_at(&forged, now),
+        Err(BlockError::BadSignature)
+    );
+    // Once the replica's clock is within the bound, the same block applies; replay (no clock)
+    // never applies the rule.
+    replica
+        .apply_block_at(&block, ahead - BLOCK_TIME_AHEAD_MS_MAX)
+        .expect("within the bound");
+    let mut replay = c.state.clone();
+    replay.apply_block(&block).expect("replay has no clock rule");
+    assert_eq!(replay.state_root(), replica.state_root());
+}

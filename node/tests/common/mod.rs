@@ -331,6 +331,41 @@ impl Testnet {
         Genesis::from_bytes(&bytes).expect("genesis.bin decodes")
     }
 
+    /// The fee (PROTOCOL.md §8.4) of a fee-paying transaction of `bytes` canonical bytes.
+    pub fn fee(&self, bytes: u64) -> u64 {
+        let g = self.genesis();
+        g.tx_fee_min + g.tx_fee_per_byte * bytes
+    }
+
+    /// The fee the transaction the ledger holds under `pick` (a block's `txs` entry: `id`,
+    /// `kind`, `channel`, `bytes`) paid, from node-0's blocks; panics unless exactly one
+    /// matches.
+    pub fn fee_of(&self, what: &str, pick: impl Fn(&Value) -> bool) -> u64 {
+        let api = self.api(0);
+        let tip = api.height().expect("height");
+        let txs: Vec<Value> = api
+            .blocks(tip)
+            .expect("blocks")
+            .into_iter()
+            .flat_map(|b| b["txs"].as_array().cloned().unwrap_or_default())
+            .filter(|t| pick(t))
+            .collect();
+        assert_eq!(txs.len(), 1, "{what}: {txs:?}");
+        self.fee(txs[0]["bytes"].as_u64().expect("bytes"))
+    }
+
+    /// The fee the open of `channel` (hex id) paid; its proposer paid it to node-0.
+    pub fn open_fee(&self, channel: &str) -> u64 {
+        self.fee_of(&format!("the open of {channel}"), |t| {
+            t["kind"] == "open" && t["channel"] == channel
+        })
+    }
+
+    /// The fee the transaction `tx_id` (hex) paid.
+    pub fn tx_fee(&self, tx_id: &str) -> u64 {
+        self.fee_of(&format!("transaction {tx_id}"), |t| t["id"] == tx_id)
+    }
+
     /// The keypair of node `i` (its `node.key` seed).
     pub fn node_key(&self, i: usize) -> Keypair {
         read_seed(&self.dir(i).join("node.key"))
