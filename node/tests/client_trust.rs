@@ -224,10 +224,12 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
     assert!(status.success(), "client failed: {err}");
     let report: Value = serde_json::from_str(out.trim()).expect("JSON report");
     println!("{report}");
-    // Paid out deposit + 5,000 received - 0 (the close carried none of the client's proofs).
+    let open_fee = net.open_fee(&id);
+    // Paid out deposit + 5,000 received - 0 (the close carried none of the client's proofs),
+    // less the fee of the open the client proposed.
     assert_eq!(
         report["balance_after"].as_u64().unwrap(),
-        report["balance_before"].as_u64().unwrap() + 5000,
+        report["balance_before"].as_u64().unwrap() + 5000 - open_fee,
         "{report}"
     );
     assert!(
@@ -240,7 +242,7 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
             let h = net.api(i).height()?;
             (h >= target).then_some(()).ok_or(format!("height {h}"))
         });
-        assert_eq!(net.api(i).balance(&client).unwrap(), before + 5000);
+        assert_eq!(net.api(i).balance(&client).unwrap(), before + 5000 - open_fee);
     }
     // The silent counterparty is reported as an alarm; the other sources served.
     let sources = report["sources"].as_array().unwrap();

@@ -173,10 +173,11 @@ impl Sim {
         let net = TestNet::with_params(TestParams {
             users: p.nodes,
             balance: 1_000_000,
+            // A window of 20 time steps, the fewest a genesis may have.
             challenge_period_ms: 10_000,
             block_interval_ms: 500,
-            heartbeat_interval_ms: 1_000,
-            max_time_step_ms: 1_000,
+            heartbeat_interval_ms: 500,
+            max_time_step_ms: 500,
             ..TestParams::default()
         });
         let mempool = Mempool::new(&net.genesis);
