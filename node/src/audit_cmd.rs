@@ -712,6 +712,9 @@ pub fn split_view(
     }
 }
 
+/// A view's name and the checkpoint note it showed.
+type SeenNote = (String, String);
+
 /// What a checkpoint note says against one verified source.
 #[derive(Debug, PartialEq, Eq)]
 enum NoteCheck {
@@ -829,7 +832,7 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
             .map(|c| c.to_note(&seq))
             .unwrap_or_default()
     };
-    let mut split: Option<((String, String), (String, String), SplitView)> = None;
+    let mut split: Option<(SeenNote, SeenNote, SplitView)> = None;
     'pairs: for i in 0..results.len() {
         for j in i + 1..results.len() {
             let (a, b) = (&results[i], &results[j]);

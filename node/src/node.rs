@@ -1002,7 +1002,10 @@ impl NodeHandle {
         // with the replica's clock: a block too far ahead is retryable, fetched again later.
         match paychan_audit::apply_block_at_classified(&mut ledger, block, now_ms()) {
             Ok(_) => {}
-            Err(paychan_audit::Refused { class, error: e }) if class == ErrorClass::Violation => {
+            Err(paychan_audit::Refused {
+                class: ErrorClass::Violation,
+                error: e,
+            }) => {
                 if block
                     .header
                     .verify(&s.genesis.sequencer, &block.signature)
