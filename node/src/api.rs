@@ -199,18 +199,6 @@ pub struct TxView {
     bytes: usize,
 }
 
-fn tx_channel(tx: &Tx) -> Option<paychan_protocol::ChannelId> {
-    match tx {
-        Tx::Transfer { .. } => None,
-        Tx::Open(o) => Some(o.open.channel_id()),
-        Tx::Deposit { body, .. } => Some(body.channel_id),
-        Tx::CoopClose(c) => Some(c.close.channel_id),
-        Tx::UnilateralClose { body, .. } => Some(body.channel_id),
-        Tx::Update(u) => Some(u.channel_id),
-        Tx::Settle(s) => Some(s.channel_id),
-    }
-}
-
 fn tx_kind(tx: &Tx) -> &'static str {
     match tx {
         Tx::Transfer { .. } => "transfer",
@@ -241,7 +229,7 @@ impl From<&Block> for BlockView {
                 .map(|t| TxView {
                     id: t.id().to_hex(),
                     kind: tx_kind(t),
-                    channel: tx_channel(t).map(|c| c.to_string()),
+                    channel: t.channel_id().map(|c| c.to_string()),
                     bytes: t.bytes().len(),
                 })
                 .collect(),

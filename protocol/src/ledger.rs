@@ -153,6 +153,19 @@ pub enum Tx {
 }
 
 impl Tx {
+    /// The channel a transaction concerns, if any (every kind but a transfer).
+    pub fn channel_id(&self) -> Option<ChannelId> {
+        match self {
+            Tx::Transfer { .. } => None,
+            Tx::Open(o) => Some(o.open.channel_id()),
+            Tx::Deposit { body, .. } => Some(body.channel_id),
+            Tx::CoopClose(c) => Some(c.close.channel_id),
+            Tx::UnilateralClose { body, .. } => Some(body.channel_id),
+            Tx::Update(u) => Some(u.channel_id),
+            Tx::Settle(s) => Some(s.channel_id),
+        }
+    }
+
     /// A signed transfer.
     pub fn transfer(body: Transfer, kp: &Keypair) -> Tx {
         Tx::Transfer {

@@ -813,7 +813,7 @@ impl RemoteLedger {
             }
             let mut index = self.channel_txs.write().expect("index lock");
             for tx in &b.txs {
-                let Some(id) = tx_channel(tx) else { continue };
+                let Some(id) = tx.channel_id() else { continue };
                 if state.channel(&id).is_some_and(|c| c.is_party(&self.me)) {
                     index.entry(id).or_default().push(tx.id());
                 }
@@ -991,19 +991,6 @@ impl LedgerAccess for RemoteLedger {
             };
             via_node.or(direct)
         })
-    }
-}
-
-/// The channel a transaction concerns, if any.
-fn tx_channel(tx: &Tx) -> Option<ChannelId> {
-    match tx {
-        Tx::Transfer { .. } => None,
-        Tx::Open(o) => Some(o.open.channel_id()),
-        Tx::Deposit { body, .. } => Some(body.channel_id),
-        Tx::CoopClose(c) => Some(c.close.channel_id),
-        Tx::UnilateralClose { body, .. } => Some(body.channel_id),
-        Tx::Update(u) => Some(u.channel_id),
-        Tx::Settle(s) => Some(s.channel_id),
     }
 }
 
