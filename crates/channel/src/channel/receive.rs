@@ -29,6 +29,16 @@ pub struct Received {
 }
 
 impl Channel {
+    /// The items of a burst above the newest proof the holder has verified from the
+    /// counterparty: a retransmitted burst starts with proofs already taken.
+    pub(super) fn unseen<'a>(&self, items: &'a [PayItem]) -> &'a [PayItem] {
+        let held = items
+            .iter()
+            .take_while(|i| i.proof.proof.seq <= self.inc.seq)
+            .count();
+        &items[held..]
+    }
+
     /// Verifies a burst of proofs from the counterparty and, if every check passes, takes it.
     ///
     /// Every item must be of this chain, channel and the counterparty's direction; seqs

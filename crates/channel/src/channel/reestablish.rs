@@ -89,17 +89,35 @@ impl Channel {
                 self.out.window.drop_through(reported_seq);
                 self.out.acked = Some((*p, hash));
             }
-            let items = self.out.window.items();
-            let mut rest = items.into_iter().peekable();
-            while rest.peek().is_some() {
-                let chunk: Vec<_> = rest.by_ref().take(PAY_PROOFS_MAX).collect();
-                frames.push(ChannelMsg::Pay {
-                    channel_id: self.id,
-                    items: chunk,
-                });
-            }
+            frames = self.window_frames();
         }
         self.out.ready = true;
         Ok(frames)
+    }
+
+    /// The `Pay` frames that send every unacknowledged proof again, in seq order, for a peer
+    /// that refused a burst for a passing reason (its channel was still pending, it had not
+    /// persisted earlier bursts yet): every burst after a refused one fails to link, so the
+    /// payer resends the whole window and the payee skips what it already holds. Nothing
+    /// while the channel is not reestablished on this connection (the Reestablish resends).
+    pub fn retransmit(&self) -> Vec<ChannelMsg> {
+        if !self.connected || !self.out.ready || self.out.restored {
+            return Vec::new();
+        }
+        self.window_frames()
+    }
+
+    fn window_frames(&self) -> Vec<ChannelMsg> {
+        let items = self.out.window.items();
+        let mut frames = Vec::with_capacity(items.len().div_ceil(PAY_PROOFS_MAX));
+        let mut rest = items.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<_> = rest.by_ref().take(PAY_PROOFS_MAX).collect();
+            frames.push(ChannelMsg::Pay {
+                channel_id: self.id,
+                items: chunk,
+            });
+        }
+        frames
     }
 }
