@@ -1924,6 +1924,41 @@ impl paychan_client::LedgerAccess for NodeLedger {
         self.0.witnessed_height()
     }
 
+    fn fee(&self, tx: &Tx) -> u64 {
+        paychan_ledger::tx::tx_fee(&self.0.shared.genesis, tx)
+    }
+
+    fn opens_naming(&self, key: &PublicKey, after: u64) -> paychan_client::manager::OpensScan {
+        let tip = self.0.with_ledger(|l| l.height());
+        let to = tip.min(after.saturating_add(paychan_client::manager::OPENS_SCAN_BLOCKS_MAX));
+        let mut scan = paychan_client::manager::OpensScan {
+            scanned_to: after,
+            opens: Vec::new(),
+        };
+        if to <= after {
+            return scan;
+        }
+        let count = usize::try_from(to - after).unwrap_or(usize::MAX);
+        let blocks = match self.0.store().blocks(after + 1, count) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(%e, "reading blocks for opens naming this key; trying again later");
+                return scan;
+            }
+        };
+        for block in blocks {
+            if block.header.height != scan.scanned_to + 1 {
+                break;
+            }
+            scan.scanned_to = block.header.height;
+            scan.opens.extend(block.txs.into_iter().filter_map(|tx| match tx {
+                Tx::Open(o) if o.open.party_a == *key || o.open.party_b == *key => Some(o),
+                _ => None,
+            }));
+        }
+        scan
+    }
+
     fn censored(&self, id: &paychan_protocol::ChannelId) -> bool {
         let id = id.to_string();
         self.0.censorship_reports().iter().any(|r| r.channel_id == id)

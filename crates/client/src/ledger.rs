@@ -74,6 +74,21 @@ pub trait LedgerAccess: Send + Sync + 'static {
     fn channel(&self, id: &ChannelId) -> Option<LedgerChannel>;
     /// An account's balance.
     fn balance(&self, key: &PublicKey) -> u64;
+    /// Opens that blocks above height `after` applied and that name `key` as a party, oldest
+    /// first, reading at most [`crate::manager::OPENS_SCAN_BLOCKS_MAX`] blocks: the manager
+    /// adopts every channel that locks this key's funds, including one a peer completed and
+    /// submitted without telling us. A view without the blocks reports nothing, scanned up to
+    /// its height.
+    /// The fee the ledger charges for `tx`, from its genesis (0 where unknown).
+    fn fee(&self, _tx: &Tx) -> u64 {
+        0
+    }
+    fn opens_naming(&self, _key: &PublicKey, _after: u64) -> crate::manager::OpensScan {
+        crate::manager::OpensScan {
+            scanned_to: self.height(),
+            opens: Vec::new(),
+        }
+    }
     /// Submits a transaction (disputes are also spread to every node). Resubmitting is harmless.
     fn submit(&self, tx: Tx) -> BoxFuture<'_, Result<(), String>>;
 }

@@ -980,6 +980,10 @@ impl LedgerAccess for RemoteLedger {
         self.witnessed.load(Ordering::Acquire)
     }
 
+    fn fee(&self, tx: &Tx) -> u64 {
+        paychan_ledger::tx::tx_fee(&self.genesis, tx)
+    }
+
     /// Submits through the node and, independently, to the sequencer: a node that drops the
     /// client's transaction does not stop it.
     fn submit(&self, tx: Tx) -> BoxFuture<'_, Result<(), String>> {

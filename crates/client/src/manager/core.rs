@@ -51,7 +51,32 @@ pub trait LedgerView {
     fn channel(&self, id: &ChannelId) -> Option<LedgerChannel>;
     /// An account's balance.
     fn balance(&self, key: &PublicKey) -> u64;
+    /// Opens that blocks above height `after` applied and that name `key` as a party, oldest
+    /// first, with the height scanned up to (at most [`OPENS_SCAN_BLOCKS_MAX`] blocks a call).
+    /// A view that cannot tell reports nothing, scanned up to its height.
+    /// The fee the ledger charges for `tx` (0 where the view cannot tell).
+    fn fee(&self, _tx: &Tx) -> u64 {
+        0
+    }
+    fn opens_naming(&self, _key: &PublicKey, _after: u64) -> OpensScan {
+        OpensScan {
+            scanned_to: self.height(),
+            opens: Vec::new(),
+        }
+    }
 }
+
+/// What [`LedgerView::opens_naming`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpensScan {
+    /// The height the scan reached: the next scan starts above it.
+    pub scanned_to: u64,
+    /// The opens found, oldest first.
+    pub opens: Vec<SignedOpen>,
+}
+
+/// The metadata key of the height up to which ledger opens naming this key were adopted.
+pub const ADOPTED_HEIGHT_KEY: &str = "channel-opens-adopted-height";
 
 /// Identifies a command, so that its answer finds its caller.
 pub type CommandId = u64;
@@ -292,6 +317,11 @@ struct Slot {
     proposal_retry: Retry,
     /// Our close proposal waited longer than `coop_close_wait`; it is no longer resent.
     proposal_expired: bool,
+    /// When the unacknowledged proofs go to the peer again: set when the peer refused a
+    /// burst for a passing reason, cleared when they are resent or the link goes.
+    resend_at_ms: Option<u64>,
+    /// Wait before the next resend; it doubles after each resend without an ack between.
+    resend_wait_ms: u64,
 }
 
 impl Slot {
@@ -313,6 +343,8 @@ impl Slot {
             proposed_at_ms: None,
             proposal_retry: Retry::new(),
             proposal_expired: false,
+            resend_at_ms: None,
+            resend_wait_ms: RESEND_WAIT_FIRST_MS,
         }
     }
 
@@ -370,6 +402,8 @@ pub static PLANTED_ACK_BEFORE_DURABLE: std::sync::atomic::AtomicBool =
 
 /// The channel manager's logic for one key.
 pub struct Manager {
+    /// Ledger opens naming this key are adopted up to this height (persisted).
+    adopted_height: u64,
     keypair: Keypair,
     me: PeerId,
     chain_id: Hash32,
@@ -447,7 +481,13 @@ impl Manager {
             .filter(|(_, s)| matches!(s.ch.close_state(), CloseState::Proposed { .. }))
             .map(|(id, _)| *id)
             .collect();
+        let adopted_height = meta
+            .iter()
+            .find(|(k, _)| k == ADOPTED_HEIGHT_KEY)
+            .and_then(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes);
         let mut m = Manager {
+            adopted_height,
             keypair,
             me,
             chain_id,
@@ -680,6 +720,30 @@ impl Manager {
             }
             Event::Tick => self.on_tick(ledger),
         }
+        self.resend_due();
+    }
+
+    /// Sends again the unacknowledged proofs of every channel whose resend is due.
+    fn resend_due(&mut self) {
+        let now = self.now_ms;
+        let due: Vec<(ChannelId, PeerId)> = self
+            .channels
+            .iter()
+            .filter(|(_, s)| s.resend_at_ms.is_some_and(|t| now >= t))
+            .map(|(id, s)| (*id, s.peer))
+            .collect();
+        for (id, peer) in due {
+            let Some(slot) = self.channels.get_mut(&id) else {
+                continue;
+            };
+            slot.resend_at_ms = None;
+            slot.resend_wait_ms = slot.resend_wait_ms.saturating_mul(2).min(RESEND_WAIT_MAX_MS);
+            let frames = slot.ch.retransmit();
+            debug!(channel = %id, frames = frames.len(), "sending unacknowledged proofs again");
+            for m in frames {
+                self.push(peer, m, false);
+            }
+        }
     }
 
     fn link_gone(&mut self, peer: PeerId, epoch: u64) {
@@ -689,6 +753,7 @@ impl Manager {
             self.held.remove(&peer);
             for s in self.channels.values_mut().filter(|s| s.peer == peer) {
                 s.ch.peer_disconnected();
+                s.resend_at_ms = None;
             }
         }
     }
@@ -991,6 +1056,23 @@ impl Manager {
             Ok(p) => p,
             Err(e) => return self.reply(reply, Err(e.into())),
         };
+        // The proposer pays the open's fee on top of its deposit: an open it cannot pay for
+        // would be refused by the ledger after the peer signed it.
+        let sample = Tx::Open(SignedOpen {
+            open: proposal.open().clone(),
+            sig_a: proposal.open().sign(&self.keypair),
+            sig_b: proposal.open().sign(&self.keypair),
+        });
+        let fee = ledger.fee(&sample);
+        let available = ledger.balance(&self.keypair.public());
+        if deposit.saturating_add(fee) > available {
+            return self.reply(
+                reply,
+                Err(ManagerError::Funds(format!(
+                    "the account holds {available}: it cannot lock {deposit} and pay the open's fee of {fee}"
+                ))),
+            );
+        }
         let msg = proposal.message();
         self.proposals.insert(
             (peer, salt),
@@ -1247,6 +1329,17 @@ impl Manager {
                 text,
             } => {
                 warn!(%peer, ?channel_id, ?code, %text, "peer reported an error");
+                if let Some(slot) = channel_id
+                    .filter(|_| code == ErrorCode::Busy)
+                    .and_then(|id| self.channels.get_mut(&id))
+                    .filter(|s| s.peer == peer && s.ch.unacked_len() > 0)
+                {
+                    // The peer refused a burst for now (its channel is still pending, its
+                    // writes lag): every later burst fails to link, so the unacknowledged
+                    // window goes again, once per wait.
+                    slot.resend_at_ms
+                        .get_or_insert(now.saturating_add(slot.resend_wait_ms));
+                }
                 if channel_id.is_none() {
                     // An open we proposed may have been refused: fail its waiter.
                     let refused: Vec<_> = self
@@ -1290,6 +1383,7 @@ impl Manager {
             Ok(handled) => {
                 let mut done = None;
                 if handled.acked.is_some() {
+                    slot.resend_wait_ms = RESEND_WAIT_FIRST_MS;
                     done = finish_pay_if_acked(slot, now);
                 }
                 let mut submit = None;
@@ -1330,6 +1424,57 @@ impl Manager {
         }
     }
 
+    /// Takes up every open on the ledger that names this key and that this manager does not
+    /// know: a peer that took our `OpenAccept` and submitted the open itself, without ever
+    /// sending `OpenSigned`, has locked our deposit, so the channel must be listed, watched and
+    /// closable like any other. The scan follows the ledger block by block; its height is
+    /// persisted with the adopted channels.
+    fn adopt_ledger_opens(&mut self, ledger: &dyn LedgerView) {
+        if ledger.height() <= self.adopted_height {
+            return;
+        }
+        let me = self.keypair.public();
+        let scan = ledger.opens_naming(&me, self.adopted_height);
+        for signed in scan.opens {
+            let id = signed.open.channel_id();
+            let known = self.channels.contains_key(&id);
+            let live = matches!(
+                ledger.channel(&id),
+                Some(LedgerChannel::Open | LedgerChannel::Closing { .. })
+            );
+            let ours = signed.open.party_a == me || signed.open.party_b == me;
+            if known || !live || !ours || signed.open.chain_id != self.chain_id {
+                continue;
+            }
+            let them = if signed.open.party_a == me {
+                signed.open.party_b
+            } else {
+                signed.open.party_a
+            };
+            let Some(peer) = peer_id_from_public_key(&them) else {
+                continue;
+            };
+            match self.add_channel(signed, peer) {
+                Ok(id) => {
+                    warn!(channel = %id, %peer, "adopted an open the ledger holds that the peer never completed with us");
+                    self.forget_acceptance(&id);
+                    self.greet_new(id, peer);
+                }
+                Err(e) => {
+                    warn!(channel = %id, %e, "an open on the ledger names this key but cannot be taken up")
+                }
+            }
+        }
+        if scan.scanned_to > self.adopted_height {
+            self.adopted_height = scan.scanned_to;
+            self.meta_pending.retain(|(k, _)| k != ADOPTED_HEIGHT_KEY);
+            self.meta_pending.push((
+                ADOPTED_HEIGHT_KEY.to_string(),
+                scan.scanned_to.to_be_bytes().to_vec(),
+            ));
+        }
+    }
+
     fn add_channel(&mut self, signed: SignedOpen, peer: PeerId) -> Result<ChannelId, ManagerError> {
         let id = signed.open.channel_id();
         if self.channels.contains_key(&id) {
@@ -1357,6 +1502,7 @@ impl Manager {
     /// Follows the ledger: confirms opens, answers closes (the watchtower), settles when a
     /// window ends, reports payouts, and submits again what the ledger has not applied.
     fn on_ledger_changed(&mut self, ledger: &dyn LedgerView) {
+        self.adopt_ledger_opens(ledger);
         let lnow = ledger.time_ms();
         let now = self.now_ms;
         let mut to_submit = Vec::new();

@@ -15,6 +15,8 @@ struct FakeLedger {
     time_ms: u64,
     balances: HashMap<PublicKey, u64>,
     channels: HashMap<ChannelId, LedgerChannel>,
+    /// Opens the ledger applied, with the height of their block.
+    opens: Vec<(u64, SignedOpen)>,
 }
 
 impl LedgerView for FakeLedger {
@@ -39,6 +41,17 @@ impl LedgerView for FakeLedger {
     fn balance(&self, key: &PublicKey) -> u64 {
         self.balances.get(key).copied().unwrap_or(0)
     }
+    fn opens_naming(&self, key: &PublicKey, after: u64) -> OpensScan {
+        OpensScan {
+            scanned_to: self.height(),
+            opens: self
+                .opens
+                .iter()
+                .filter(|(h, o)| *h > after && (o.open.party_a == *key || o.open.party_b == *key))
+                .map(|(_, o)| o.clone())
+                .collect(),
+        }
+    }
 }
 
 const CHAIN: Hash32 = Hash32([5; 32]);
@@ -53,6 +66,7 @@ fn ledger(keys: &[&Keypair]) -> FakeLedger {
         time_ms: NOW_MS,
         balances: keys.iter().map(|k| (k.public(), 1_000_000)).collect(),
         channels: HashMap::new(),
+        opens: Vec::new(),
     }
 }
 
@@ -739,4 +753,238 @@ fn a_close_proposed_while_the_peer_is_away_is_sent_once_it_is_back() {
         )),
         "and the cooperative close, signed by both, goes to the ledger"
     );
+}
+
+/// Hands every frame of `m` to the bare channel `theirs`, answering refusals as a node does
+/// (Busy for a passing reason) and acking each taken burst as soon as it is "persisted".
+/// Returns how many bursts it refused.
+fn deliver_to_bare(m: &mut Manager, them: &Keypair, theirs: &mut Channel, l: &FakeLedger) -> usize {
+    let mut refused = 0;
+    for msg in frames(m, them) {
+        match theirs.handle_message(&msg) {
+            Ok(h) => {
+                let mut replies = h.send;
+                if let Some(r) = h.received {
+                    replies.extend(theirs.incoming_persisted(r.newest.proof.seq).unwrap());
+                }
+                for r in replies {
+                    frame(m, them, r, l);
+                }
+            }
+            Err(e) => {
+                refused += 1;
+                let code = if e.is_retryable() {
+                    ErrorCode::Busy
+                } else {
+                    ErrorCode::Rejected
+                };
+                let channel_id = crate::manager::channel_of(&msg);
+                frame(
+                    m,
+                    them,
+                    ChannelMsg::Error {
+                        channel_id,
+                        code,
+                        text: e.to_string(),
+                    },
+                    l,
+                );
+            }
+        }
+    }
+    refused
+}
+
+#[test]
+fn bursts_a_pending_payee_refused_go_again_once_it_can_take_them() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let signed = signed_open_with(&me, &them, 9, 100);
+    let id = signed.open.channel_id();
+    let ch = Channel::new(signed.clone(), me.clone()).unwrap();
+    store
+        .put_channel(&id, &paychan_protocol::codec::encode(&ch.snapshot()))
+        .unwrap();
+    // The payer's ledger shows the open; the payee has not applied that block yet.
+    l.channels.insert(id, LedgerChannel::Open);
+    let mut m = core_from(&me, &store);
+    m.handle(Event::LedgerChanged, 0, &l);
+    let mut theirs = Channel::new(signed, them.clone()).unwrap();
+    link_up(&mut m, &them, 1, 0, &l);
+    settle_batches(&mut m, &store, &l);
+    let greet = theirs.peer_connected().unwrap();
+    deliver_to_bare(&mut m, &them, &mut theirs, &l);
+    frame(&mut m, &them, greet, &l);
+    settle_batches(&mut m, &store, &l);
+    m.handle(
+        Event::Command {
+            id: 3,
+            command: Command::Pay {
+                id,
+                amount: 1,
+                count: 90,
+                reference: Hash32::ZERO,
+            },
+        },
+        0,
+        &l,
+    );
+    let mut refused = 0;
+    let mut actions = Vec::new();
+    for _ in 0..8 {
+        actions.extend(settle_batches(&mut m, &store, &l));
+        refused += deliver_to_bare(&mut m, &them, &mut theirs, &l);
+    }
+    assert!(refused >= 1, "the pending payee refused the bursts: {refused}");
+    assert_eq!(theirs.transferred_in(), 0);
+    assert!(
+        replies(&actions).is_empty(),
+        "nothing acked yet: {:?}",
+        replies(&actions)
+    );
+    // The payee applies the block; a resend is due only after its wait.
+    theirs.on_open_confirmed().unwrap();
+    m.handle(Event::Tick, RESEND_WAIT_FIRST_MS - 1, &l);
+    assert!(frames(&mut m, &them).is_empty(), "nothing before the wait");
+    m.handle(Event::Tick, RESEND_WAIT_FIRST_MS, &l);
+    for _ in 0..8 {
+        refused = deliver_to_bare(&mut m, &them, &mut theirs, &l);
+        assert_eq!(refused, 0, "the window resent in order is taken whole");
+        actions.extend(settle_batches(&mut m, &store, &l));
+    }
+    assert_eq!(theirs.transferred_in(), 90, "every payment arrived once");
+    assert!(
+        matches!(
+            replies(&actions)[..],
+            [(3, Ok(Response::Paid(PayStats { count: 90, .. })))]
+        ),
+        "{:?}",
+        replies(&actions)
+    );
+}
+
+#[test]
+fn a_resent_window_the_payee_already_holds_changes_nothing() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    m.handle(
+        Event::Command {
+            id: 4,
+            command: Command::Pay {
+                id,
+                amount: 2,
+                count: 5,
+                reference: Hash32::ZERO,
+            },
+        },
+        0,
+        &l,
+    );
+    settle_batches(&mut m, &store, &l);
+    let sent = frames(&mut m, &them);
+    assert!(!sent.is_empty());
+    for msg in &sent {
+        theirs.handle_message(msg).unwrap();
+    }
+    assert_eq!(theirs.transferred_in(), 10);
+    // The same frames again (a resend that crossed the acks): skipped, no error, no state.
+    for msg in &sent {
+        let h = theirs.handle_message(msg).unwrap();
+        assert_eq!(h, paychan_channel::Handled::default());
+    }
+    assert_eq!(theirs.transferred_in(), 10);
+}
+
+#[test]
+fn an_open_the_peer_submitted_without_signing_to_us_is_adopted_and_survives_a_restart() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let mut m = core_with_link(&me, &them, &l);
+    let msg = proposal(&them, &me, 0, 10);
+    let ChannelMsg::OpenPropose { open } = &msg else {
+        unreachable!()
+    };
+    let theirs = OpenProposal::new(
+        CHAIN,
+        &them,
+        me.public(),
+        open.deposit_a,
+        open.deposit_b,
+        open.salt_a,
+        open.expiry_ms,
+    )
+    .unwrap();
+    frame(&mut m, &them, msg, &l);
+    settle_batches(&mut m, &store, &l);
+    let ChannelMsg::OpenAccept { open, sig_b } = frames(&mut m, &them).pop().unwrap() else {
+        panic!("no acceptance")
+    };
+    // The peer completes the open and submits it itself; it never sends OpenSigned.
+    let (signed, _never_sent) = theirs.on_accept(&them, &open, &sig_b).unwrap();
+    let id = signed.open.channel_id();
+    l.opens.push((7, signed));
+    l.channels.insert(id, LedgerChannel::Open);
+    m.handle(Event::LedgerChanged, 0, &l);
+    settle_batches(&mut m, &store, &l);
+    assert_eq!(
+        m.channel_ids(),
+        vec![id],
+        "the channel that locks our deposit is known"
+    );
+    assert_eq!(m.channel(&id).unwrap().status(), ChannelStatus::Open);
+    assert_eq!(m.acceptances_len(), 0, "its acceptance slot is free again");
+    // After a restart it is still there, and the scan does not start again from the genesis.
+    drop(m);
+    let mut m = core_from(&me, &store);
+    assert_eq!(m.channel_ids(), vec![id]);
+    assert_eq!(m.adopted_height, 10);
+    // And it can be closed like any other channel.
+    m.handle(Event::LedgerChanged, 0, &l);
+    m.handle(
+        Event::Command {
+            id: 8,
+            command: Command::Close { id, force: true },
+        },
+        0,
+        &l,
+    );
+    let actions = settle_batches(&mut m, &store, &l);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Submit {
+                tx: Tx::UnilateralClose { .. },
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn opens_of_other_keys_or_already_closed_channels_are_not_adopted() {
+    let (me, them) = keys();
+    let third = Keypair::from_seed([3; 32]);
+    let mut l = ledger(&[&me, &them, &third]);
+    let store = MemStore::new();
+    let mut m = core_from(&me, &store);
+    let others = signed_open(&them, &third, 1);
+    let closed = signed_open(&them, &me, 2);
+    l.channels.insert(others.open.channel_id(), LedgerChannel::Open);
+    l.channels.insert(
+        closed.open.channel_id(),
+        LedgerChannel::Closed {
+            payout_a: 100,
+            payout_b: 50,
+        },
+    );
+    l.opens.push((3, others));
+    l.opens.push((4, closed));
+    m.handle(Event::LedgerChanged, 0, &l);
+    settle_batches(&mut m, &store, &l);
+    assert!(m.channel_ids().is_empty());
 }

@@ -52,6 +52,12 @@ impl LedgerView for Reads<'_> {
     fn balance(&self, key: &paychan_protocol::PublicKey) -> u64 {
         self.0.balance(key)
     }
+    fn fee(&self, tx: &paychan_protocol::Tx) -> u64 {
+        self.0.fee(tx)
+    }
+    fn opens_naming(&self, key: &paychan_protocol::PublicKey, after: u64) -> super::OpensScan {
+        self.0.opens_naming(key, after)
+    }
 }
 
 /// Who waits for a command's answer.

@@ -33,6 +33,15 @@ pub const RESUBMIT_WAIT_FIRST_MS: u64 = 1_000;
 pub const RESUBMIT_WAIT_MAX_MS: u64 = 30_000;
 const _: () = assert!(RESUBMIT_WAIT_FIRST_MS <= RESUBMIT_WAIT_MAX_MS);
 
+/// First wait before the unacknowledged proofs of a channel go to the peer again after it
+/// refused a burst for a passing reason; it doubles after each resend that brings no ack, up
+/// to [`RESEND_WAIT_MAX_MS`], and starts again at an ack. A peer that keeps refusing costs
+/// us at most one window per wait.
+pub const RESEND_WAIT_FIRST_MS: u64 = 100;
+/// Longest wait between two resends of a window.
+pub const RESEND_WAIT_MAX_MS: u64 = 5_000;
+const _: () = assert!(RESEND_WAIT_FIRST_MS <= RESEND_WAIT_MAX_MS);
+
 /// How long an open proposal waits for a stream to its peer before it fails (the stream is
 /// retried every tick meanwhile).
 pub const OPEN_STREAM_WAIT_MS: u64 = 8_000;
@@ -53,6 +62,9 @@ pub const QUEUED_MAX: usize = PROPOSALS_MAX;
 const _: () = assert!(ACCEPTANCES_PER_PEER_MAX <= ACCEPTANCES_MAX);
 const _: () = assert!(PROPOSALS_PER_PEER_MAX <= PROPOSALS_MAX);
 const _: () = assert!(OPEN_STREAM_WAIT_MS < PROPOSAL_TTL_MS);
+
+/// Blocks a ledger view reads per call when it looks for opens naming this key.
+pub const OPENS_SCAN_BLOCKS_MAX: u64 = 256;
 
 /// Largest encoded persisted channel accepted back from the store.
 pub const PERSISTED_BYTES_MAX: usize = 16 * 1024;

@@ -13,6 +13,9 @@ pub mod core;
 mod driver;
 pub mod limits;
 
+pub use self::core::OpensScan;
+pub use self::limits::OPENS_SCAN_BLOCKS_MAX;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +81,9 @@ pub enum ManagerError {
     /// Too much is waiting already (opens waiting for an answer); try again later.
     #[error("busy: {0}")]
     Busy(String),
+    /// The account cannot pay for what was asked (a deposit and its fee).
+    #[error("insufficient funds: {0}")]
+    Funds(String),
     /// The manager stopped.
     #[error("channel manager stopped")]
     Stopped,
@@ -112,7 +118,9 @@ impl ManagerError {
             | ManagerError::Busy(_)
             | ManagerError::Stopped
             | ManagerError::CloseExpired { .. } => ErrorKind::Retry,
-            ManagerError::UnknownChannel(_) | ManagerError::Refused(_) => ErrorKind::Refused,
+            ManagerError::UnknownChannel(_) | ManagerError::Refused(_) | ManagerError::Funds(_) => {
+                ErrorKind::Refused
+            }
             ManagerError::Channel(e) => match e.class() {
                 paychan_channel::ErrorClass::Retry => ErrorKind::Retry,
                 paychan_channel::ErrorClass::Refused => ErrorKind::Refused,
