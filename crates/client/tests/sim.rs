@@ -21,7 +21,7 @@ use paychan_ledger::testkit::{TestChain, TestNet, TestParams};
 use paychan_ledger::{LedgerState, Mempool};
 use paychan_net::{peer_id_from_public_key, PeerId};
 use paychan_protocol::wire::ChannelMsg;
-use paychan_protocol::{ChannelId, Direction, Hash32, Keypair, PublicKey};
+use paychan_protocol::{ChannelId, Direction, Hash32, Keypair, PublicKey, Tx};
 use paychan_store::{FaultyStore, MemStore, Store};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -31,6 +31,8 @@ const CI_SEEDS: u64 = 6;
 /// Steps with faults, then at most this many more to heal and close.
 const FAULT_STEPS: u64 = 1_500;
 const HEAL_STEPS_MAX: u64 = 6_000;
+/// Steps (about 5 ms each) that pay jobs get to finish once the faults stop.
+const PAY_DRAIN_STEPS_MAX: u64 = 4_000;
 
 struct Params {
     nodes: usize,
@@ -41,6 +43,9 @@ struct Params {
     partition: u32,
     flush_fail: u32,
     mempool_loss: u32,
+    /// Chance (per 10,000) that a node's replica does not apply a block when it is made, and
+    /// lags behind the chain until it catches up (each step, one in 16).
+    lag: u32,
 }
 
 impl Params {
@@ -53,14 +58,33 @@ impl Params {
             partition: rng.next_u32() % 10,
             flush_fail: rng.next_u32() % 30,
             mempool_loss: rng.next_u32() % 20,
+            lag: rng.next_u32() % 3_000,
         }
     }
 }
 
-/// The ledger every node reads (all replicas see the sequencer's chain at once).
-struct View<'a>(&'a LedgerState);
+/// A node's replica of the chain: the state it has applied, and the chain's blocks (of which
+/// it has applied those up to its state's height).
+struct View<'a>(&'a LedgerState, &'a [paychan_protocol::ledger::Block]);
 
 impl LedgerView for View<'_> {
+    fn opens_naming(&self, key: &PublicKey, after: u64) -> paychan_client::manager::OpensScan {
+        let to = self.0.height();
+        let from = usize::try_from(after).unwrap_or(usize::MAX);
+        let upto = usize::try_from(to).unwrap_or(usize::MAX).min(self.1.len());
+        let opens = self.1[from.min(upto)..upto]
+            .iter()
+            .flat_map(|b| b.txs.iter())
+            .filter_map(|tx| match tx {
+                Tx::Open(o) if o.open.party_a == *key || o.open.party_b == *key => Some(o.clone()),
+                _ => None,
+            })
+            .collect();
+        paychan_client::manager::OpensScan {
+            scanned_to: to.max(after),
+            opens,
+        }
+    }
     fn chain_id(&self) -> Hash32 {
         self.0.chain_id()
     }
@@ -93,6 +117,14 @@ struct Node {
     writing: Option<(u64, Batch)>,
     skew_ms: u64,
     down_until: u64,
+    /// The state this node's replica holds while it lags behind the chain (`None`: at the tip).
+    behind: Option<LedgerState>,
+}
+
+impl Node {
+    fn replica<'a>(&'a self, chain: &'a LedgerState) -> &'a LedgerState {
+        self.behind.as_ref().unwrap_or(chain)
+    }
 }
 
 /// One direction of a stream: frames in order, each with its delivery time.
@@ -218,6 +250,7 @@ impl Sim {
                 writing: None,
                 skew_ms,
                 down_until: 0,
+                behind: None,
             });
         }
         if planted {
@@ -278,7 +311,7 @@ impl Sim {
         core.handle(
             Event::LedgerChanged,
             self.now + self.nodes[i].skew_ms,
-            &View(&self.chain.state),
+            &View(self.nodes[i].replica(&self.chain.state), &self.chain.blocks),
         );
         self.nodes[i].core = Some(core);
     }
@@ -306,13 +339,17 @@ impl Sim {
 
     fn deliver(&mut self, i: usize, event: Event) {
         let now = self.now + self.nodes[i].skew_ms;
-        if let Some(core) = self.nodes[i].core.as_mut() {
-            core.handle(event, now, &View(&self.chain.state));
+        let node = &mut self.nodes[i];
+        if let Some(core) = node.core.as_mut() {
+            let state = node.behind.as_ref().unwrap_or(&self.chain.state);
+            core.handle(event, now, &View(state, &self.chain.blocks));
         }
     }
 
     fn crash(&mut self, i: usize) {
         self.stats.crashes += 1;
+        // What the crashed process was asked is never answered.
+        self.commands.retain(|_, (node, _)| *node != i);
         let n = &mut self.nodes[i];
         n.core = None;
         n.writing = None;
@@ -549,14 +586,37 @@ impl Sim {
                 },
             );
         }
+        // Lagging replicas catch up (at once when the faults have stopped).
+        for i in 0..n {
+            if self.nodes[i].behind.is_some() && (!self.faults || self.rng.next_u32().is_multiple_of(16)) {
+                self.nodes[i].behind = None;
+                self.deliver(i, Event::LedgerChanged);
+            }
+        }
         // The sequencer.
         if self.now >= self.next_block_at {
+            // Replicas that do not apply this block yet keep the state before it.
+            let lags: Vec<bool> = (0..n).map(|_| self.chance(self.p.lag)).collect();
+            if lags
+                .iter()
+                .zip(&self.nodes)
+                .any(|(l, node)| *l && node.behind.is_none())
+            {
+                let before = self.chain.state.clone();
+                for (l, node) in lags.iter().zip(self.nodes.iter_mut()) {
+                    if *l && node.behind.is_none() {
+                        node.behind = Some(before.clone());
+                    }
+                }
+            }
             let txs = self.mempool.take_block_candidates(&self.chain.state, 64);
             self.chain.block_at(txs, self.now);
             self.mempool.prune(&self.chain.state);
             self.next_block_at = self.now + 500;
             for i in 0..n {
-                self.deliver(i, Event::LedgerChanged);
+                if self.nodes[i].behind.is_none() {
+                    self.deliver(i, Event::LedgerChanged);
+                }
             }
             // Conservation, after every block.
             if self.chain.state.total_value() != self.chain.state.genesis_supply() {
@@ -746,6 +806,61 @@ impl Sim {
         // Heal: no more faults; every node up; close every channel the ledger holds.
         self.faults = false;
         self.partitioned_until.clear();
+        // Every payment asked of a live node is answered once the faults stop: a pay job that
+        // never ends (bursts the payee refused and nobody sent again) is money stuck in flight.
+        let pays = |sim: &Sim| {
+            sim.commands
+                .values()
+                .filter(|(_, c)| matches!(c, Command::Pay { .. }))
+                .count()
+        };
+        for _ in 0..PAY_DRAIN_STEPS_MAX {
+            if pays(&self) == 0 {
+                break;
+            }
+            self.step();
+            steps += 1;
+            if self.now.is_multiple_of(7) {
+                for i in 0..n {
+                    self.deliver(i, Event::Tick);
+                }
+            }
+        }
+        let unanswered = pays(&self) as u64;
+        if unanswered > 0 && std::env::var_os("PAYCHAN_SIM_DEBUG").is_some() {
+            for (i, c) in self.commands.values() {
+                if let Command::Pay { id, .. } = c {
+                    let mine = self.nodes[*i].core.as_ref().and_then(|m| m.channel(id));
+                    let other = (0..n).find(|j| {
+                        *j != *i
+                            && self.nodes[*j]
+                                .core
+                                .as_ref()
+                                .is_some_and(|m| m.channel(id).is_some())
+                    });
+                    let theirs = other.and_then(|j| self.nodes[j].core.as_ref().and_then(|m| m.channel(id)));
+                    if let Some(c) = mine {
+                        let peer = peer_id_from_public_key(&c.counterparty_key()).unwrap();
+                        eprintln!(
+                            "  reestablished {} spendable {} link {:?} connected {}",
+                            c.is_reestablished(),
+                            c.spendable(),
+                            self.nodes[*i].core.as_ref().unwrap().link_epoch(&peer),
+                            c.is_connected()
+                        );
+                    }
+                    eprintln!("pay on node {i} {id}: mine {:?} status {:?} unacked {:?} next_seq {:?} transferred_out {:?}; theirs (node {other:?}) {:?} in {:?} connected {:?}; ledger {:?}",
+                        mine.is_some(), mine.map(|c| c.status()), mine.map(|c| c.unacked_len()), mine.map(|c| c.next_seq()), mine.map(|c| c.transferred_out()),
+                        theirs.map(|c| c.status()), theirs.map(|c| c.transferred_in()), theirs.map(|c| c.is_connected()),
+                        LedgerChannel::of(&self.chain.state, id));
+                }
+            }
+        }
+        if unanswered > 0 {
+            self.violations.push(format!(
+                "{unanswered} pay commands never answered after the faults stopped"
+            ));
+        }
         let mut closes: HashMap<ChannelId, u64> = HashMap::new();
         for _ in 0..HEAL_STEPS_MAX {
             self.step();

@@ -1381,11 +1381,11 @@ impl Manager {
         let is_close_propose = matches!(msg, ChannelMsg::ClosePropose { .. });
         match slot.ch.handle_message(&msg) {
             Ok(handled) => {
-                let mut done = None;
                 if handled.acked.is_some() {
                     slot.resend_wait_ms = RESEND_WAIT_FIRST_MS;
-                    done = finish_pay_if_acked(slot, now);
                 }
+                // An ack, or a Reestablish whose report covers the job's last proof, ends it.
+                let done = finish_pay_if_acked(slot, now);
                 let mut submit = None;
                 if let Some(signed) = handled.coop_close {
                     slot.force_persist = true;
@@ -1458,7 +1458,13 @@ impl Manager {
                 Ok(id) => {
                     warn!(channel = %id, %peer, "adopted an open the ledger holds that the peer never completed with us");
                     self.forget_acceptance(&id);
-                    self.greet_new(id, peer);
+                    // The peer may have greeted this channel on the stream that is up, and we
+                    // refused it as unknown: a new stream greets every channel again.
+                    if let Some(l) = self.links.get(&peer).copied() {
+                        self.link_gone(peer, l.epoch);
+                        self.actions.push(Action::CloseLink { peer, epoch: l.epoch });
+                        self.dial(peer);
+                    }
                 }
                 Err(e) => {
                     warn!(channel = %id, %e, "an open on the ledger names this key but cannot be taken up")
