@@ -86,9 +86,10 @@ struct Shared {
     double_block: AtomicBool,
     /// The channel manager (set once at start).
     channels: std::sync::OnceLock<paychan_client::ChannelManager>,
-    /// The last account nonce this node used for its own transactions, so that a burst of them
-    /// gets consecutive nonces even where no mempool counts them (off the sequencer).
-    last_nonce: Mutex<Option<u64>>,
+    /// The last account nonce this node used for its own transactions, with the replica's
+    /// height then, so that a burst of them gets consecutive nonces even where no mempool
+    /// counts them (off the sequencer).
+    last_nonce: Mutex<Option<(u64, u64)>>,
     /// TEST ONLY switch: the sequencer signs and gossips a second, different checkpoint for one
     /// log size, once (cleared when done).
     equivocate: AtomicBool,
@@ -803,20 +804,27 @@ impl NodeHandle {
     }
 
     /// Signs and submits a transfer from this node's account. The nonce is the account's next
-    /// one after what the ledger has applied and what this node already has pending.
+    /// one after what the ledger has applied, the run of this account's nonces pending in the
+    /// mempool, and the last one this node signed. A burst beyond the nonce window the
+    /// sequencer admits is refused with [`SubmitError::TooManyPending`] before anything is
+    /// signed: the caller retries after the next block.
     pub async fn transfer(&self, to: PublicKey, amount: u64) -> Result<(Hash32, SubmitStatus), SubmitError> {
         let s = &self.shared;
         let from = s.keypair.public();
         let nonce = {
             let l = s.ledger.read().expect("ledger lock");
-            let pending = s.mempool.lock().expect("mempool lock").pending_for(&from) as u64;
-            let floor = l.nonce(&from) + pending;
+            let pool = s.mempool.lock().expect("mempool lock");
             let mut last = s.last_nonce.lock().expect("nonce lock");
-            let next = match *last {
-                Some(prev) if prev >= floor => prev + 1,
-                _ => floor,
-            };
-            *last = Some(next);
+            // What this node signed more than the pool's expiry ago is in a block or gone.
+            let recent = last.filter(|(_, height)| {
+                l.height().saturating_sub(*height) <= paychan_ledger::mempool::EXPIRY_BLOCKS
+            });
+            let next = pool
+                .next_own_nonce(&l, &from, recent.map(|(nonce, _)| nonce))
+                .map_err(|_| SubmitError::TooManyPending {
+                    window: pool.nonce_window(),
+                })?;
+            *last = Some((next, l.height()));
             next
         };
         let tx = Tx::transfer(
@@ -1729,6 +1737,9 @@ impl NodeHandle {
                 Err(SubmitError::Rejected(m) | SubmitError::Unavailable(m)) => LedgerResponse::Error {
                     text: paychan_protocol::wire::error_text(m),
                 },
+                Err(e @ SubmitError::TooManyPending { .. }) => LedgerResponse::Error {
+                    text: paychan_protocol::wire::error_text(e.to_string()),
+                },
             },
             other => self.answer(other).await,
         }
@@ -1745,6 +1756,7 @@ impl NodeHandle {
                 Ok((tx_id, status)) => LedgerResponse::Submitted { tx_id, status },
                 // The bare reason: the asking node adds its own word for the kind of failure.
                 Err(SubmitError::Rejected(m) | SubmitError::Unavailable(m)) => err(m),
+                Err(e @ SubmitError::TooManyPending { .. }) => err(e.to_string()),
             },
             LedgerRequest::GetBlocks { from, limit } => {
                 let limit = (limit as usize).min(BLOCKS_PER_RESPONSE_MAX);
@@ -2106,6 +2118,13 @@ pub enum SubmitError {
     /// The sequencer could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// This node's account already has as many transactions waiting for a block as the
+    /// ledger admits ahead of its next nonce; nothing was signed. Retry after the next block.
+    #[error("too many pending transactions from this node's account: {window} wait for a block; retry after the next one")]
+    TooManyPending {
+        /// The nonce window of the ledger's mempool.
+        window: u64,
+    },
 }
 
 #[cfg(test)]
