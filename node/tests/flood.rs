@@ -427,7 +427,14 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
             bounded("a spam lane stops", lane).await.expect("a spam lane");
         }
     });
-    let flood_to = seq_api.height().unwrap();
+    // What the sequencer took goes into blocks.
+    let flood_to = wait_until("the sequencer's pool to drain", STEP, || {
+        let status = seq_api.status()?;
+        match status["pending"].as_u64() {
+            Some(0) => status["height"].as_u64().ok_or_else(|| "no height".to_owned()),
+            p => Err(format!("{p:?} pending")),
+        }
+    });
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
         "flood over blocks {flood_from}..={flood_to}: sent {}, accepted {}, per-peer refusals {}, \
@@ -455,7 +462,7 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
         .count() as u64;
     println!("spam transfers in blocks: {spam_in_blocks}");
     assert!(
-        spam_in_blocks >= load(&tally.accepted) / 2 && spam_in_blocks >= 1_000,
+        spam_in_blocks >= load(&tally.accepted) && spam_in_blocks >= 1_000,
         "only {spam_in_blocks} spam transfers went into blocks"
     );
 
