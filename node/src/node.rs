@@ -2153,7 +2153,11 @@ mod tests {
         let closes = [
             net.coop_close(&a, &b, id, (100, 100)),
             net.unilateral_close(&a, id, None, None),
-            net.update(id, Some(net.proof(&a, id, paychan_protocol::Direction::AToB, 1, 1)), None),
+            net.update(
+                id,
+                Some(net.proof(&a, id, paychan_protocol::Direction::AToB, 1, 1)),
+                None,
+            ),
             net.settle(id),
         ];
         assert!(!relay_reserved(&transfer) && !relay_reserved(&open));

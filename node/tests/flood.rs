@@ -221,7 +221,12 @@ async fn spam_lane(
             }
             Err(e) => {
                 tally.failed.fetch_add(1, Ordering::Relaxed);
-                *tally.other.lock().unwrap().entry(format!("request failed: {e}")).or_default() += 1;
+                *tally
+                    .other
+                    .lock()
+                    .unwrap()
+                    .entry(format!("request failed: {e}"))
+                    .or_default() += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -293,8 +298,12 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
     let h0 = seq_api.height().unwrap();
     submit_http(&seq_api, &open_coop);
     submit_http(&seq_api, &open_dispute);
-    let opened = landed(&net, "the first open", open_coop.id(), h0 + 1)
-        .max(landed(&net, "the second open", open_dispute.id(), h0 + 1));
+    let opened = landed(&net, "the first open", open_coop.id(), h0 + 1).max(landed(
+        &net,
+        "the second open",
+        open_dispute.id(),
+        h0 + 1,
+    ));
     // Both witnesses know the channels before anything is relayed for them.
     for i in 1..3 {
         wait_until(&format!("node-{i} past the opens"), STEP, || {
@@ -364,7 +373,10 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
     let honest = rt.block_on(TestPeer::start());
     for node in 1..3 {
         assert_eq!(
-            rt.block_on(bounded("the honest client dials", honest.handle.dial(net.p2p_addr(node)))),
+            rt.block_on(bounded(
+                "the honest client dials",
+                honest.handle.dial(net.p2p_addr(node))
+            )),
             Ok(net.peer_id(node))
         );
     }
@@ -398,11 +410,17 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
     ));
     let closed = landed(&net, "the stale close", stale.id(), submitted);
     println!("stale unilateral close: submitted at height {submitted}, in block {closed}");
-    assert!(closed <= submitted + LANDS_WITHIN, "the close took {} blocks", closed - submitted);
+    assert!(
+        closed <= submitted + LANDS_WITHIN,
+        "the close took {} blocks",
+        closed - submitted
+    );
     // B sees the close on its node's replica, then answers.
-    wait_until("node-2 to see the stale close", STEP, || match net.api(2).height()? {
-        h if h >= closed => Ok(()),
-        h => Err(format!("at {h}")),
+    wait_until("node-2 to see the stale close", STEP, || {
+        match net.api(2).height()? {
+            h if h >= closed => Ok(()),
+            h => Err(format!("at {h}")),
+        }
     });
     let update = kit.update(dispute_id, Some(newest), None);
     let submitted = seq_api.height().unwrap();
@@ -484,7 +502,10 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
             .lines()
             .filter(|l| l.starts_with("paychan_net_misbehaviour_total"))
             .collect();
-        assert!(misbehaviour.is_empty(), "node-{i} saw misbehaviour: {misbehaviour:?}");
+        assert!(
+            misbehaviour.is_empty(),
+            "node-{i} saw misbehaviour: {misbehaviour:?}"
+        );
         let log = std::fs::read_to_string(net.dir(i).join("node.log")).unwrap_or_default();
         for sign in ["banning it", "ignored our refusals"] {
             assert!(!log.contains(sign), "node-{i} log: {sign}");
@@ -542,14 +563,15 @@ fn a_burst_of_own_transfers_is_queued_or_told_to_wait() {
         for (status, body) in &answers {
             match status {
                 200 => assert_eq!(body["status"], "accepted", "{body}"),
-                429 => assert!(
-                    body.to_string().contains("too many pending"),
-                    "node-{i}: {body}"
-                ),
+                429 => assert!(body.to_string().contains("too many pending"), "node-{i}: {body}"),
                 _ => panic!("node-{i}: a burst transfer answered {status} {body}"),
             }
         }
-        assert!(waits > 0, "node-{i}: a burst of {} all accepted", 2 * NONCE_WINDOW);
+        assert!(
+            waits > 0,
+            "node-{i}: a burst of {} all accepted",
+            2 * NONCE_WINDOW
+        );
         assert!(accepted >= 1 && accepted <= 2 * NONCE_WINDOW);
         total += accepted;
         // Every accepted transfer lands: the nonces had no gap.
@@ -562,9 +584,11 @@ fn a_burst_of_own_transfers_is_queued_or_told_to_wait() {
         // Room again.
         api.transfer(&sink, 1).unwrap();
         total += 1;
-        wait_until("the sink's balance", STEP, || match net.api(0).balance(&sink)? {
-            b if b == total => Ok(()),
-            b => Err(format!("{b}, want {total}")),
+        wait_until("the sink's balance", STEP, || {
+            match net.api(0).balance(&sink)? {
+                b if b == total => Ok(()),
+                b => Err(format!("{b}, want {total}")),
+            }
         });
     }
 }
