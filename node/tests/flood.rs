@@ -172,18 +172,18 @@ impl Pacer {
     }
 }
 
-/// One spammer account's lane: valid transfers with consecutive nonces, each retried until a
-/// node takes it, paced by its peer's pacer.
-async fn spam_lane(
-    handle: NetHandle,
-    node: PeerId,
-    pacer: Arc<Pacer>,
-    key: Keypair,
+/// What every spam lane shares.
+struct Flood {
     kit: Arc<TestNet>,
     sink: PublicKey,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Tally>,
-) {
+    stop: AtomicBool,
+    tally: Tally,
+}
+
+/// One spammer account's lane: valid transfers with consecutive nonces, each retried until a
+/// node takes it, paced by its peer's pacer.
+async fn spam_lane(handle: NetHandle, node: PeerId, pacer: Arc<Pacer>, key: Keypair, flood: Arc<Flood>) {
+    let (kit, sink, stop, tally) = (&flood.kit, flood.sink, &flood.stop, &flood.tally);
     let mut nonce = 0;
     while !stop.load(Ordering::Relaxed) {
         pacer.wait().await;
@@ -315,9 +315,13 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
     }
 
     // The flood: every node's spam peers, each with its share of the accounts.
-    let sink = Keypair::generate().public();
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
+    let flood = Arc::new(Flood {
+        kit: kit.clone(),
+        sink: Keypair::generate().public(),
+        stop: AtomicBool::new(false),
+        tally: Tally::default(),
+    });
+    let tally = &flood.tally;
     let mut plan: Vec<(usize, f64)> = vec![(0, SEQUENCER_PEER_RATE); PEERS_OF_SEQUENCER];
     for node in 1..3 {
         plan.extend(std::iter::repeat_n((node, WITNESS_PEER_RATE), PEERS_PER_WITNESS));
@@ -345,10 +349,7 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
                 net.peer_id(*node),
                 pacer.clone(),
                 key.clone(),
-                kit.clone(),
-                sink,
-                stop.clone(),
-                tally.clone(),
+                flood.clone(),
             ))
         })
         .collect();
@@ -439,7 +440,7 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
     );
 
     // The flood ran all along: stop it and look at what it did.
-    stop.store(true, Ordering::Relaxed);
+    flood.stop.store(true, Ordering::Relaxed);
     rt.block_on(async {
         for lane in lanes {
             bounded("a spam lane stops", lane).await.expect("a spam lane");
@@ -572,7 +573,7 @@ fn a_burst_of_own_transfers_is_queued_or_told_to_wait() {
             "node-{i}: a burst of {} all accepted",
             2 * NONCE_WINDOW
         );
-        assert!(accepted >= 1 && accepted <= 2 * NONCE_WINDOW);
+        assert!((1..=2 * NONCE_WINDOW).contains(&accepted));
         total += accepted;
         // Every accepted transfer lands: the nonces had no gap.
         wait_until(&format!("node-{i}'s burst to land"), STEP, || {
