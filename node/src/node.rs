@@ -2129,7 +2129,7 @@ pub enum SubmitError {
     Unavailable(String),
     /// This node's account already has as many transactions waiting for a block as the
     /// ledger admits ahead of its next nonce; nothing was signed. Retry after the next block.
-    #[error("too many pending transactions from this node's account: {window} wait for a block; retry after the next one")]
+    #[error("too many pending transactions from this node's account (the ledger admits {window} ahead of its next nonce); retry after the next block")]
     TooManyPending {
         /// The nonce window of the ledger's mempool.
         window: u64,
