@@ -338,6 +338,8 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
             (p, node, Arc::new(Pacer::new(rate)))
         })
         .collect();
+    let sequencer = net.node_key(0).public();
+    let fees_before = seq_api.balance(&sequencer).unwrap();
     let flood_from = seq_api.height().unwrap();
     let lanes: Vec<_> = spammers
         .iter()
@@ -479,7 +481,14 @@ fn sixty_spammers_at_the_limits_delay_no_close_and_no_dispute() {
         .flat_map(|b| b["txs"].as_array().cloned().unwrap_or_default())
         .filter(|t| t["kind"] == "transfer")
         .count() as u64;
-    println!("spam transfers in blocks: {spam_in_blocks}");
+    // Each paid its fee to the sequencer (the smallest transfer's fee is a lower bound).
+    let fee = net.fee(kit.transfer(&spammers[0], flood.sink, 1, 0).bytes().len() as u64);
+    let fees = seq_api.balance(&sequencer).unwrap() - fees_before;
+    println!("spam transfers in blocks: {spam_in_blocks}; fees earned by the sequencer: {fees}");
+    assert!(
+        fees >= spam_in_blocks * fee,
+        "{fees} in fees for {spam_in_blocks} transfers"
+    );
     assert!(
         spam_in_blocks >= load(&tally.accepted) && spam_in_blocks >= 1_000,
         "only {spam_in_blocks} spam transfers went into blocks"
