@@ -317,6 +317,9 @@ fn submitted(
         )),
         Err(SubmitError::Rejected(m)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)),
         Err(SubmitError::Unavailable(m)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, m)),
+        Err(e @ SubmitError::TooManyPending { .. }) => {
+            Err(ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
+        }
     }
 }
 

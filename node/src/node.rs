@@ -86,9 +86,10 @@ struct Shared {
     double_block: AtomicBool,
     /// The channel manager (set once at start).
     channels: std::sync::OnceLock<paychan_client::ChannelManager>,
-    /// The last account nonce this node used for its own transactions, so that a burst of them
-    /// gets consecutive nonces even where no mempool counts them (off the sequencer).
-    last_nonce: Mutex<Option<u64>>,
+    /// The last account nonce this node used for its own transactions, with the replica's
+    /// height then, so that a burst of them gets consecutive nonces even where no mempool
+    /// counts them (off the sequencer).
+    last_nonce: Mutex<Option<(u64, u64)>>,
     /// TEST ONLY switch: the sequencer signs and gossips a second, different checkpoint for one
     /// log size, once (cleared when done).
     equivocate: AtomicBool,
@@ -117,10 +118,11 @@ const RELAY_SUBMIT_BURST_PER_PEER: u32 = 40;
 const RELAY_SUBMITS_PER_S: u32 = LEDGER_REQUESTS_PER_PEER_PER_S / 2;
 /// Burst of non-dispute submissions relayed, all peers together.
 const RELAY_SUBMIT_BURST: u32 = LEDGER_REQUEST_BURST_PER_PEER / 2;
-/// Dispute submissions (updates, settles) relayed per second, all peers together: a budget of
-/// their own, so that spam never takes it.
+/// Closes and disputes (cooperative and unilateral closes, updates, settles) relayed per second,
+/// all peers together: a budget of their own, so that spam never takes it (the sequencer's
+/// mempool keeps them a room of their own too).
 const RELAY_DISPUTES_PER_S: u32 = LEDGER_REQUESTS_PER_PEER_PER_S / 10;
-/// Burst of dispute submissions relayed.
+/// Burst of closes and disputes relayed.
 const RELAY_DISPUTE_BURST: u32 = LEDGER_REQUEST_BURST_PER_PEER / 10;
 /// Relayed submissions waiting for the sequencer's answer at once: below the sequencer's
 /// per-peer in-flight limit, so that a relay is never refused as busy for its peers' traffic.
@@ -163,15 +165,23 @@ impl Relay {
             .try_take(now)
     }
 
-    /// Takes a token from the total budget of the transaction's kind.
-    fn total_allows(&mut self, dispute: bool) -> bool {
+    /// Takes a token from the total budget of the transaction's kind: closes and disputes have
+    /// their own, which transfers, deposits and opens never take.
+    fn total_allows(&mut self, tx: &Tx) -> bool {
         let now = self.started.elapsed();
-        if dispute {
+        if relay_reserved(tx) {
             self.disputes.try_take(now)
         } else {
             self.submits.try_take(now)
         }
     }
+}
+
+/// Whether a relay forwards `tx` on the budget kept for closes and disputes: a close that waits
+/// behind spam can be as costly as a dispute that does (a channel stays locked, or a stale close
+/// settles), and both are bounded by the live channels, each paid for by its open's fee.
+fn relay_reserved(tx: &Tx) -> bool {
+    tx.is_dispute() || matches!(tx, Tx::CoopClose(_) | Tx::UnilateralClose { .. })
 }
 
 /// Text of the refusal of a peer's submission beyond its own relay rate.
@@ -757,7 +767,7 @@ impl NodeHandle {
         if let Some(status) = self.check_before_relay(&tx)? {
             return Ok((tx.id(), status));
         }
-        if !s.relay.lock().expect("relay lock").total_allows(tx.is_dispute()) {
+        if !s.relay.lock().expect("relay lock").total_allows(&tx) {
             return Err(SubmitError::Unavailable(RELAY_REFUSED_BUSY.into()));
         }
         let Ok(_slot) = s.relay_slots.try_acquire() else {
@@ -803,20 +813,27 @@ impl NodeHandle {
     }
 
     /// Signs and submits a transfer from this node's account. The nonce is the account's next
-    /// one after what the ledger has applied and what this node already has pending.
+    /// one after what the ledger has applied, the run of this account's nonces pending in the
+    /// mempool, and the last one this node signed. A burst beyond the nonce window the
+    /// sequencer admits is refused with [`SubmitError::TooManyPending`] before anything is
+    /// signed: the caller retries after the next block.
     pub async fn transfer(&self, to: PublicKey, amount: u64) -> Result<(Hash32, SubmitStatus), SubmitError> {
         let s = &self.shared;
         let from = s.keypair.public();
         let nonce = {
             let l = s.ledger.read().expect("ledger lock");
-            let pending = s.mempool.lock().expect("mempool lock").pending_for(&from) as u64;
-            let floor = l.nonce(&from) + pending;
+            let pool = s.mempool.lock().expect("mempool lock");
             let mut last = s.last_nonce.lock().expect("nonce lock");
-            let next = match *last {
-                Some(prev) if prev >= floor => prev + 1,
-                _ => floor,
-            };
-            *last = Some(next);
+            // What this node signed more than the pool's expiry ago is in a block or gone.
+            let recent = last.filter(|(_, height)| {
+                l.height().saturating_sub(*height) <= paychan_ledger::mempool::EXPIRY_BLOCKS
+            });
+            let next = pool
+                .next_own_nonce(&l, &from, recent.map(|(nonce, _)| nonce))
+                .map_err(|_| SubmitError::TooManyPending {
+                    window: pool.nonce_window(),
+                })?;
+            *last = Some((next, l.height()));
             next
         };
         let tx = Tx::transfer(
@@ -1729,6 +1746,9 @@ impl NodeHandle {
                 Err(SubmitError::Rejected(m) | SubmitError::Unavailable(m)) => LedgerResponse::Error {
                     text: paychan_protocol::wire::error_text(m),
                 },
+                Err(e @ SubmitError::TooManyPending { .. }) => LedgerResponse::Error {
+                    text: paychan_protocol::wire::error_text(e.to_string()),
+                },
             },
             other => self.answer(other).await,
         }
@@ -1745,6 +1765,7 @@ impl NodeHandle {
                 Ok((tx_id, status)) => LedgerResponse::Submitted { tx_id, status },
                 // The bare reason: the asking node adds its own word for the kind of failure.
                 Err(SubmitError::Rejected(m) | SubmitError::Unavailable(m)) => err(m),
+                Err(e @ SubmitError::TooManyPending { .. }) => err(e.to_string()),
             },
             LedgerRequest::GetBlocks { from, limit } => {
                 let limit = (limit as usize).min(BLOCKS_PER_RESPONSE_MAX);
@@ -2106,6 +2127,13 @@ pub enum SubmitError {
     /// The sequencer could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// This node's account already has as many transactions waiting for a block as the
+    /// ledger admits ahead of its next nonce; nothing was signed. Retry after the next block.
+    #[error("too many pending transactions from this node's account (the ledger admits {window} ahead of its next nonce); retry after the next block")]
+    TooManyPending {
+        /// The nonce window of the ledger's mempool.
+        window: u64,
+    },
 }
 
 #[cfg(test)]
@@ -2113,6 +2141,38 @@ mod tests {
     use paychan_ledger::testkit::{TestChain, TestNet};
 
     use super::*;
+
+    /// Spam that takes the relay's whole budget for transfers leaves closes and disputes their
+    /// own (the flood test's close through a busy witness was refused as "relay busy").
+    #[test]
+    fn a_relay_drained_by_transfers_still_forwards_closes_and_disputes() {
+        let net = TestNet::new(2, 1_000_000);
+        let (a, b) = (net.users[0].clone(), net.users[1].clone());
+        let (open, id) = net.open(&a, &b, (100, 100), 1, u64::MAX);
+        let transfer = net.transfer(&a, b.public(), 1, 0);
+        let closes = [
+            net.coop_close(&a, &b, id, (100, 100)),
+            net.unilateral_close(&a, id, None, None),
+            net.update(
+                id,
+                Some(net.proof(&a, id, paychan_protocol::Direction::AToB, 1, 1)),
+                None,
+            ),
+            net.settle(id),
+        ];
+        assert!(!relay_reserved(&transfer) && !relay_reserved(&open));
+        assert!(closes.iter().all(relay_reserved));
+        let mut relay = Relay::new();
+        let mut relayed = 0;
+        while relay.total_allows(&transfer) {
+            relayed += 1;
+            assert!(relayed <= RELAY_SUBMIT_BURST + RELAY_SUBMITS_PER_S, "no bound");
+        }
+        assert!(!relay.total_allows(&open), "opens share the transfers' budget");
+        for tx in &closes {
+            assert!(relay.total_allows(tx), "{tx:?} refused behind spam");
+        }
+    }
 
     /// A chain of four blocks: transfers in blocks 1 and 3, blocks 2 and 4 empty.
     fn chain() -> TestChain {

@@ -160,6 +160,56 @@ impl Mempool {
         self.per_account.get(account).map_or(0, |(_, spend)| *spend)
     }
 
+    /// The nonces past an account's next one that this pool admits: [`NONCE_WINDOW`], or the
+    /// pending limit per account if that is smaller.
+    pub fn nonce_window(&self) -> u64 {
+        NONCE_WINDOW.min(u64::from(self.max_per_account))
+    }
+
+    /// The nonce the holder of `account` gives its next transfer or deposit: the first one
+    /// after the ledger's next nonce and the run of the account's transactions pending here,
+    /// and after `last_used` (the highest nonce the holder signed that this pool may not count:
+    /// submitted to another node's pool, or still on its way) when that is further ahead.
+    ///
+    /// Refused with [`TxError::PendingLimit`] when that nonce would fall outside the window
+    /// [`Mempool::submit`] admits, or the account already has its maximum pending: a burst
+    /// larger than the window is told to wait for the next block before anything is signed,
+    /// rather than signed with a nonce the pool then refuses as [`TxError::BadNonce`]. Opens
+    /// the account proposed count against its pending limit but take no nonce, so they do not
+    /// move the nonce.
+    pub fn next_own_nonce(
+        &self,
+        state: &LedgerState,
+        account: &PublicKey,
+        last_used: Option<u64>,
+    ) -> Result<u64, TxError> {
+        let base = state.nonce(account);
+        let window = self.nonce_window();
+        let mut next = base;
+        // Bounded by the window: no nonce past it is ever admitted.
+        while next - base < window && self.nonces.contains_key(&(*account, next)) {
+            next += 1;
+        }
+        if let Some(last) = last_used {
+            if last >= next {
+                next = last.saturating_add(1);
+            }
+        }
+        if next.saturating_sub(base) >= window {
+            return Err(TxError::PendingLimit {
+                account: *account,
+                limit: u32::try_from(window).unwrap_or(u32::MAX),
+            });
+        }
+        if self.pending_for(account) >= self.max_per_account {
+            return Err(TxError::PendingLimit {
+                account: *account,
+                limit: self.max_per_account,
+            });
+        }
+        Ok(next)
+    }
+
     /// Offers a transaction. Resubmitting one that is pending or included is harmless and
     /// answered with [`SubmitStatus::AlreadyPending`] / [`SubmitStatus::AlreadyIncluded`].
     ///
@@ -309,7 +359,7 @@ impl Mempool {
         let next = state.nonce(&from);
         // A nonce further ahead than the window (or the pending limit) could not be reached
         // while the transactions before it wait in the pool; spam with gaps gets no further.
-        let window = NONCE_WINDOW.min(u64::from(self.max_per_account));
+        let window = self.nonce_window();
         if nonce < next || nonce - next >= window {
             return Err(TxError::BadNonce {
                 expected: next,
@@ -577,5 +627,115 @@ impl Mempool {
             out.extend(self.remove(seq));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{TestChain, TestNet, TestParams};
+
+    fn chain(max_pending_per_account: u32) -> TestChain {
+        TestChain::new(TestNet::with_params(TestParams {
+            users: 3,
+            max_pending_per_account,
+            ..TestParams::default()
+        }))
+    }
+
+    /// A burst of the holder's own transfers gets consecutive nonces up to the window, then a
+    /// typed "too many pending" refusal before anything is signed (not a nonce the pool then
+    /// refuses as BadNonce); the next block makes room again.
+    #[test]
+    fn own_nonces_fill_the_window_then_the_burst_is_told_to_wait() {
+        let mut c = chain(256);
+        let (a, b) = (c.net.users[0].clone(), c.net.users[1].public());
+        let mut pool = Mempool::new(&c.net.genesis);
+        assert_eq!(pool.nonce_window(), NONCE_WINDOW);
+        for expected in 0..NONCE_WINDOW {
+            let nonce = pool.next_own_nonce(&c.state, &a.public(), None).unwrap();
+            assert_eq!(nonce, expected);
+            let tx = c.net.transfer(&a, b, 1, nonce);
+            assert_eq!(pool.submit(tx, &c.state), Ok(SubmitStatus::Accepted));
+        }
+        let refused = pool.next_own_nonce(&c.state, &a.public(), None);
+        assert_eq!(
+            refused,
+            Err(TxError::PendingLimit {
+                account: a.public(),
+                limit: NONCE_WINDOW as u32
+            })
+        );
+        // What the old count would have signed: refused by the pool as BadNonce.
+        assert!(matches!(
+            pool.submit(c.net.transfer(&a, b, 1, NONCE_WINDOW), &c.state),
+            Err(TxError::BadNonce { .. })
+        ));
+        let cands = pool.take_block_candidates(&c.state, 64);
+        assert_eq!(cands.len() as u64, NONCE_WINDOW);
+        assert!(c.next_block(cands).is_empty());
+        assert_eq!(pool.next_own_nonce(&c.state, &a.public(), None), Ok(NONCE_WINDOW));
+    }
+
+    /// The nonce follows the run of pending nonces, not the count of pending entries: an open
+    /// the account proposed takes no nonce, and a pending nonce after a gap does not move it.
+    #[test]
+    fn own_nonce_skips_only_the_pending_run() {
+        let c = chain(256);
+        let (a, b) = (c.net.users[0].clone(), c.net.users[1].clone());
+        let mut pool = Mempool::new(&c.net.genesis);
+        let (open, _) = c.net.open(&a, &b, (100, 100), 1, u64::MAX);
+        assert_eq!(pool.submit(open, &c.state), Ok(SubmitStatus::Accepted));
+        assert_eq!(pool.pending_for(&a.public()), 1);
+        assert_eq!(pool.next_own_nonce(&c.state, &a.public(), None), Ok(0));
+        let tx = c.net.transfer(&a, b.public(), 1, 3);
+        assert_eq!(pool.submit(tx, &c.state), Ok(SubmitStatus::Accepted));
+        assert_eq!(pool.next_own_nonce(&c.state, &a.public(), None), Ok(0));
+        let tx = c.net.transfer(&a, b.public(), 1, 0);
+        assert_eq!(pool.submit(tx, &c.state), Ok(SubmitStatus::Accepted));
+        assert_eq!(pool.next_own_nonce(&c.state, &a.public(), None), Ok(1));
+    }
+
+    /// Off the sequencer the pool is empty: the last nonce the holder used carries the burst,
+    /// and the window bounds it all the same.
+    #[test]
+    fn own_nonce_follows_the_last_used_one_within_the_window() {
+        let c = chain(256);
+        let a = c.net.users[0].public();
+        let pool = Mempool::new(&c.net.genesis);
+        assert_eq!(pool.next_own_nonce(&c.state, &a, Some(4)), Ok(5));
+        assert_eq!(
+            pool.next_own_nonce(&c.state, &a, Some(NONCE_WINDOW - 2)),
+            Ok(NONCE_WINDOW - 1)
+        );
+        assert!(matches!(
+            pool.next_own_nonce(&c.state, &a, Some(NONCE_WINDOW - 1)),
+            Err(TxError::PendingLimit { .. })
+        ));
+        assert!(matches!(
+            pool.next_own_nonce(&c.state, &a, Some(u64::MAX)),
+            Err(TxError::PendingLimit { .. })
+        ));
+    }
+
+    /// A pending limit below the window is the window, and an account at its pending limit
+    /// (opens included) is refused.
+    #[test]
+    fn own_nonce_respects_a_small_pending_limit() {
+        let c = chain(2);
+        let (a, b) = (c.net.users[0].clone(), c.net.users[1].clone());
+        let mut pool = Mempool::new(&c.net.genesis);
+        assert_eq!(pool.nonce_window(), 2);
+        let (open, _) = c.net.open(&a, &b, (100, 100), 1, u64::MAX);
+        assert_eq!(pool.submit(open, &c.state), Ok(SubmitStatus::Accepted));
+        let tx = c.net.transfer(&a, b.public(), 1, 0);
+        assert_eq!(pool.submit(tx, &c.state), Ok(SubmitStatus::Accepted));
+        assert_eq!(
+            pool.next_own_nonce(&c.state, &a.public(), None),
+            Err(TxError::PendingLimit {
+                account: a.public(),
+                limit: 2
+            })
+        );
     }
 }
