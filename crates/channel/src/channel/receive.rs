@@ -30,11 +30,17 @@ pub struct Received {
 
 impl Channel {
     /// The items of a burst above the newest proof the holder has verified from the
-    /// counterparty: a retransmitted burst starts with proofs already taken.
+    /// counterparty: a retransmitted burst starts with proofs already taken. Items below the
+    /// newest seq are skipped unread (the chain already binds the proofs taken there); an item
+    /// at the newest seq is skipped only if it is that very proof, so a second, different
+    /// proof for it is refused by [`Channel::receive`] as a seq that does not increase.
     pub(super) fn unseen<'a>(&self, items: &'a [PayItem]) -> &'a [PayItem] {
         let held = items
             .iter()
-            .take_while(|i| i.proof.proof.seq <= self.inc.seq)
+            .take_while(|i| {
+                let p = &i.proof.proof;
+                p.seq < self.inc.seq || (p.seq == self.inc.seq && p.hash() == self.inc.hash)
+            })
             .count();
         &items[held..]
     }
