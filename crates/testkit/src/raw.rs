@@ -1,7 +1,7 @@
 //! A raw libp2p peer: request-response on `/paychan/ledger/1` with a codec that writes whatever
 //! bytes it is given and reads the whole answer, so that a test can play a peer that breaks the
 //! ledger protocol's framing (a bad length prefix, a truncated frame, junk). The peer speaks
-//! only that protocol, outbound; the functions below drive its swarm under [`STEP`].
+//! only that protocol, outbound; the functions below drive its swarm under [`STEP`](crate::STEP).
 
 use std::io;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use paychan_protocol::wire::LEDGER_PROTOCOL;
 
-use crate::{bounded, STEP};
+use crate::bounded;
 
 /// How much of an answer the raw codec reads.
 pub const RAW_READ_BYTES_MAX: u64 = 1 << 20;
