@@ -33,7 +33,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use paychan_channel::open::{accept_open, OpenAcceptance, OpenPolicy, OpenProposal};
 use paychan_channel::{Channel, PersistedChannel};
-use paychan_net::libp2p::futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use paychan_net::libp2p::futures::{AsyncReadExt, StreamExt};
 use paychan_net::{IncomingStreams, NetHandle, PeerId};
 use paychan_protocol::channel::{memo_hash, BalanceProof};
 use paychan_protocol::crypto::BatchVerifier;
