@@ -32,7 +32,9 @@ use paychan_protocol::merkle;
 use paychan_protocol::note;
 use paychan_protocol::wire::{self, ChannelMsg, Envelope, Wire};
 use paychan_testkit::diff::{first_diff, pretty};
-use paychan_testkit::doc::{check_vector_blocks, fenced_blocks, regenerate, splice, write_if_changed, VectorOwner};
+use paychan_testkit::doc::{
+    check_vector_blocks, fenced_blocks, regenerate, splice, write_if_changed, VectorOwner,
+};
 use paychan_testkit::json::{arr, b32, b64, bytes, hx, n, s};
 use paychan_testkit::spec::{mth, TX_VARIANTS, W};
 use serde_json::{json, Value};

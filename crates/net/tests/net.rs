@@ -5,7 +5,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use paychan_testkit::frames::read_envelope;
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
 use libp2p::PeerId;
@@ -18,6 +17,7 @@ use paychan_protocol::wire::{
     parse_frame, write_frame, ChannelMsg, Envelope, ErrorCode, GossipMsg, LedgerResponse,
 };
 use paychan_protocol::{Hash32, Keypair, PublicKey, Signature, Wire};
+use paychan_testkit::frames::read_envelope;
 
 fn cosig(n: u8) -> GossipMsg {
     GossipMsg::Cosignature {

@@ -208,7 +208,8 @@ mod tests {
         let new = splice(DOC, [(&v[0], wrap("ff")), (&v[1], vec!["ee".to_string()])]);
         assert_eq!(
             new,
-            DOC.replace("0011\n2233 \n", "ff\n").replace("b-two\n```", "b-two\nee\n```")
+            DOC.replace("0011\n2233 \n", "ff\n")
+                .replace("b-two\n```", "b-two\nee\n```")
         );
         assert_eq!(splice(DOC, []), DOC);
     }

@@ -128,7 +128,11 @@ impl RawLink {
     }
 }
 
-async fn link_reader<S: AsyncRead>(mut read: ReadHalf<S>, epoch: u64, inbox: mpsc::UnboundedSender<ChannelMsg>) {
+async fn link_reader<S: AsyncRead>(
+    mut read: ReadHalf<S>,
+    epoch: u64,
+    inbox: mpsc::UnboundedSender<ChannelMsg>,
+) {
     while let Ok(env) = read_envelope(&mut read).await {
         if env.epoch == epoch && inbox.send(env.msg).is_err() {
             return;
@@ -173,8 +177,20 @@ mod tests {
         let mut read = futures::io::Cursor::new(bytes);
         let first = futures::executor::block_on(read_envelope(&mut read)).unwrap();
         let second = futures::executor::block_on(read_envelope(&mut read)).unwrap();
-        assert_eq!(first, Envelope { epoch: 7, msg: error("a") });
-        assert_eq!(second, Envelope { epoch: 7, msg: error("b") });
+        assert_eq!(
+            first,
+            Envelope {
+                epoch: 7,
+                msg: error("a")
+            }
+        );
+        assert_eq!(
+            second,
+            Envelope {
+                epoch: 7,
+                msg: error("b")
+            }
+        );
         assert!(matches!(
             futures::executor::block_on(read_envelope(&mut read)),
             Err(FrameReadError::Io(_))

@@ -652,7 +652,9 @@ impl TestPeer {
 
 // Not every test binary uses each of them.
 #[allow(unused_imports)]
-pub use paychan_testkit::raw::{raw_connect, raw_redial_refused, raw_request_until_closed, RawCodec, RawSwarm};
+pub use paychan_testkit::raw::{
+    raw_connect, raw_redial_refused, raw_request_until_closed, RawCodec, RawSwarm,
+};
 
 /// A raw peer (the workspace's testkit: it writes arbitrary bytes on `/paychan/ledger/1`) with
 /// a fresh identity, whose requests fail after 10 s. Call inside a tokio runtime.
