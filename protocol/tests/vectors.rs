@@ -35,6 +35,7 @@ use paychan_testkit::diff::{first_diff, pretty};
 use paychan_testkit::doc::{
     check_vector_blocks, fenced_blocks, regenerate, splice, write_if_changed, VectorOwner,
 };
+use paychan_testkit::fields::{dir_name, genesis_fields, header_fields};
 use paychan_testkit::json::{arr, b32, b64, bytes, hx, n, s};
 use paychan_testkit::spec::{mth, TX_VARIANTS, W};
 use serde_json::{json, Value};
@@ -118,36 +119,6 @@ fn key(name: &str) -> Keypair {
     Keypair::from_seed(fixed(&format!("key/{name}")).0)
 }
 
-fn dir_name(d: Direction) -> &'static str {
-    match d {
-        Direction::AToB => "AToB",
-        Direction::BToA => "BToA",
-    }
-}
-
-fn genesis_fields(g: &Genesis) -> Value {
-    json!({
-        "network": g.network,
-        "genesis_time_ms": g.genesis_time_ms,
-        "sequencer": g.sequencer.to_hex(),
-        "witnesses": g.witnesses.iter().map(|w| w.to_hex()).collect::<Vec<_>>(),
-        "witness_threshold": g.witness_threshold,
-        "challenge_period_ms": g.challenge_period_ms,
-        "block_interval_ms": g.block_interval_ms,
-        "heartbeat_interval_ms": g.heartbeat_interval_ms,
-        "max_time_step_ms": g.max_time_step_ms,
-        "max_txs_per_block": g.max_txs_per_block,
-        "max_pending_per_account": g.max_pending_per_account,
-        "tx_fee_min": g.tx_fee_min,
-        "tx_fee_per_byte": g.tx_fee_per_byte,
-        "allocations": g
-            .allocations
-            .iter()
-            .map(|(k, a)| json!({"key": k.to_hex(), "amount": a}))
-            .collect::<Vec<_>>(),
-    })
-}
-
 fn open_fields(o: &ChannelOpen) -> Value {
     json!({
         "chain_id": o.chain_id.to_hex(),
@@ -221,19 +192,6 @@ fn tx_fields(tx: &Tx) -> Value {
             "channel_id": s.channel_id.0.to_hex(),
         }),
     }
-}
-
-fn header_fields(h: &BlockHeader) -> Value {
-    json!({
-        "chain_id": h.chain_id.to_hex(),
-        "height": h.height,
-        "prev_hash": h.prev_hash.to_hex(),
-        "time_ms": h.time_ms,
-        "tx_root": h.tx_root.to_hex(),
-        "log_size": h.log_size,
-        "log_root": h.log_root.to_hex(),
-        "state_root": h.state_root.to_hex(),
-    })
 }
 
 fn checkpoint_fields(c: &Checkpoint) -> Value {

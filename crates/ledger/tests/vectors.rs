@@ -26,9 +26,10 @@ use paychan_ledger::testkit::{keypair, TestChain, TestNet, TestParams};
 use paychan_ledger::{verify_chain, ChannelStatus, LedgerState};
 use paychan_protocol::codec::encode;
 use paychan_protocol::hash::{sha256, tags};
-use paychan_protocol::{Block, BlockHeader, Direction, Genesis, Hash32, Keypair, SignedProof, Tx, Wire};
+use paychan_protocol::{Block, Direction, Genesis, Hash32, Keypair, SignedProof, Tx, Wire};
 use paychan_testkit::diff::{first_diff, pretty};
 use paychan_testkit::doc::{check_vector_blocks, regenerate, VectorOwner};
+use paychan_testkit::fields::{dir_name, genesis_fields, header_fields};
 use paychan_testkit::json::{arr, b32, bytes, hx, s};
 use paychan_testkit::spec::{mth, TX_VARIANTS, W};
 use serde_json::{json, Value};
@@ -160,13 +161,6 @@ fn spec_state_root(what: &str, entries: &[Value]) -> [u8; 32] {
 // JSON of ledger objects.
 // ---------------------------------------------------------------------------------------------
 
-fn dir_name(d: Direction) -> &'static str {
-    match d {
-        Direction::AToB => "AToB",
-        Direction::BToA => "BToA",
-    }
-}
-
 fn opt_proof(p: Option<&SignedProof>) -> Value {
     match p {
         None => Value::Null,
@@ -186,42 +180,6 @@ fn opt_proof(p: Option<&SignedProof>) -> Value {
             })
         }
     }
-}
-
-fn genesis_fields(g: &Genesis) -> Value {
-    json!({
-        "network": g.network,
-        "genesis_time_ms": g.genesis_time_ms,
-        "sequencer": g.sequencer.to_hex(),
-        "witnesses": g.witnesses.iter().map(|w| w.to_hex()).collect::<Vec<_>>(),
-        "witness_threshold": g.witness_threshold,
-        "challenge_period_ms": g.challenge_period_ms,
-        "block_interval_ms": g.block_interval_ms,
-        "heartbeat_interval_ms": g.heartbeat_interval_ms,
-        "max_time_step_ms": g.max_time_step_ms,
-        "max_txs_per_block": g.max_txs_per_block,
-        "max_pending_per_account": g.max_pending_per_account,
-        "tx_fee_min": g.tx_fee_min,
-        "tx_fee_per_byte": g.tx_fee_per_byte,
-        "allocations": g
-            .allocations
-            .iter()
-            .map(|(k, a)| json!({"key": k.to_hex(), "amount": a}))
-            .collect::<Vec<_>>(),
-    })
-}
-
-fn header_fields(h: &BlockHeader) -> Value {
-    json!({
-        "chain_id": h.chain_id.to_hex(),
-        "height": h.height,
-        "prev_hash": h.prev_hash.to_hex(),
-        "time_ms": h.time_ms,
-        "tx_root": h.tx_root.to_hex(),
-        "log_size": h.log_size,
-        "log_root": h.log_root.to_hex(),
-        "state_root": h.state_root.to_hex(),
-    })
 }
 
 fn variant(tx: &Tx) -> &'static str {

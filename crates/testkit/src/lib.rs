@@ -12,6 +12,8 @@
 //!   and the `Tx` variant names.
 //! - [`diff`]: the first difference between a committed and a computed JSON value, and the
 //!   pretty form the vector files are written in.
+//! - [`fields`]: the JSON `fields` the vector files give of a genesis, a block header and a
+//!   direction.
 //! - [`doc`]: the ```` ```vector NAME ```` blocks of PROTOCOL.md (parse, compare with computed
 //!   hex, rewrite on regeneration) and the `PAYCHAN_REGENERATE_VECTORS` switch.
 //! - [`raw`] (feature `p2p`): a libp2p peer that writes arbitrary bytes on `/paychan/ledger/1`,
@@ -28,6 +30,7 @@
 
 pub mod diff;
 pub mod doc;
+pub mod fields;
 #[cfg(feature = "p2p")]
 pub mod frames;
 pub mod json;
