@@ -2,7 +2,8 @@
 //! `paychan testnet up` per test, always torn down by `common::Testnet`), driven through the CLI
 //! and the control API, and, where a test must see or forge what travels on
 //! `/paychan/channel/1`, by a peer of the test's own (`paychan_net::Net` with a funded client
-//! key of the testnet, the test's own framing and a `paychan_channel::Channel` state machine).
+//! key of the testnet, the testkit's channel-stream framing and a `paychan_channel::Channel` state
+//! machine).
 //! Every wait polls under a deadline; every child process is bounded in time.
 //!
 //! 1. Ten thousand payments each way on one channel, a cooperative close of it and a unilateral
@@ -32,15 +33,15 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use paychan_channel::open::{accept_open, OpenAcceptance, OpenPolicy, OpenProposal};
 use paychan_channel::{Channel, PersistedChannel};
-use paychan_net::libp2p::futures::io::{ReadHalf, WriteHalf};
-use paychan_net::libp2p::futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use paychan_net::{IncomingStreams, NetHandle, PeerId, Stream};
+use paychan_net::libp2p::futures::{AsyncReadExt, StreamExt};
+use paychan_net::{IncomingStreams, NetHandle, PeerId};
 use paychan_protocol::channel::{memo_hash, BalanceProof};
 use paychan_protocol::crypto::BatchVerifier;
 use paychan_protocol::ledger::{UnilateralClose, Update};
-use paychan_protocol::limits::{FRAME_BYTES_MAX, UNACKED_PROOFS_MAX};
-use paychan_protocol::wire::{write_frame, ChannelMsg, Envelope, ErrorCode, PayItem};
+use paychan_protocol::limits::UNACKED_PROOFS_MAX;
+use paychan_protocol::wire::{ChannelMsg, ErrorCode, PayItem};
 use paychan_protocol::{ChannelId, Direction, Hash32, Keypair, Payment, PublicKey, SignedProof, Tx, Wire};
+use paychan_testkit::frames::RawLink;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
@@ -773,7 +774,7 @@ fn invalid_proofs_get_an_error_frame_and_change_nothing() {
 
     let peer = rt.block_on(TestPeer::start_with(client.clone()));
     dial(&rt, &peer.handle, &net, N);
-    let mut link = rt.block_on(RawLink::dial(&peer.handle, net.peer_id(N), chain_id));
+    let mut link = rt.block_on(dial_link(&peer.handle, net.peer_id(N), chain_id));
 
     // Open: the test proposes, node-1 accepts, the test signs and submits.
     let now = an.get("/v1/info").expect("info")["time_ms"].as_u64().unwrap_or(0);
@@ -1274,97 +1275,14 @@ fn dial(rt: &Runtime, handle: &NetHandle, net: &Testnet, i: usize) {
         .expect("dial the node");
 }
 
-/// One `/paychan/channel/1` stream driven by the test: frames are a 4-byte big-endian length
-/// and a postcard `Envelope {epoch, msg}`; frames of another epoch are dropped.
-struct RawLink {
-    out: mpsc::UnboundedSender<ChannelMsg>,
-    inbox: mpsc::UnboundedReceiver<ChannelMsg>,
-}
-
-impl RawLink {
-    /// Opens a stream to `node` as the dialer: picks an epoch, greets first, and waits for the
-    /// node's greeting.
-    async fn dial(handle: &NetHandle, node: PeerId, chain_id: Hash32) -> RawLink {
-        let stream = bounded("open a channel stream", handle.open_channel_stream(node))
-            .await
-            .expect("open a channel stream");
-        let epoch = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
-        let (read, write) = stream.split();
-        let mut link = RawLink::start(read, write, epoch);
-        link.send(ChannelMsg::Hello { chain_id });
-        match link.next("the node's greeting").await {
-            ChannelMsg::Hello { chain_id: c } if c == chain_id => link,
-            other => panic!("expected Hello, got {other:?}"),
-        }
-    }
-
-    /// Takes a stream the node opened: its first frame, `Hello`, fixes the epoch; greets back.
-    async fn accept(stream: Stream, chain_id: Hash32) -> Result<RawLink, String> {
-        let (mut read, write) = stream.split();
-        let env = tokio::time::timeout(STEP, read_envelope(&mut read))
-            .await
-            .map_err(|_| "no greeting".to_owned())??;
-        match env.msg {
-            ChannelMsg::Hello { chain_id: c } if c == chain_id => {}
-            other => return Err(format!("expected Hello, got {other:?}")),
-        }
-        let link = RawLink::start(read, write, env.epoch);
-        link.send(ChannelMsg::Hello { chain_id });
-        Ok(link)
-    }
-
-    fn start(read: ReadHalf<Stream>, write: WriteHalf<Stream>, epoch: u64) -> RawLink {
-        let (out, out_rx) = mpsc::unbounded_channel();
-        let (in_tx, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(link_reader(read, epoch, in_tx));
-        tokio::spawn(link_writer(write, epoch, out_rx));
-        RawLink { out, inbox }
-    }
-
-    fn send(&self, msg: ChannelMsg) {
-        let _ = self.out.send(msg);
-    }
-
-    /// The next message, under [`STEP`]; panics on a closed stream.
-    async fn next(&mut self, what: &str) -> ChannelMsg {
-        bounded(what, self.inbox.recv())
-            .await
-            .unwrap_or_else(|| panic!("stream closed waiting for {what}"))
-    }
-}
-
-async fn read_envelope(read: &mut ReadHalf<Stream>) -> Result<Envelope, String> {
-    let mut len = [0u8; 4];
-    read.read_exact(&mut len).await.map_err(|e| e.to_string())?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > FRAME_BYTES_MAX {
-        return Err(format!("frame of {len} bytes"));
-    }
-    let mut buf = vec![0u8; len];
-    read.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    Envelope::from_bytes(&buf).map_err(|e| e.to_string())
-}
-
-async fn link_reader(mut read: ReadHalf<Stream>, epoch: u64, inbox: mpsc::UnboundedSender<ChannelMsg>) {
-    while let Ok(env) = read_envelope(&mut read).await {
-        if env.epoch == epoch && inbox.send(env.msg).is_err() {
-            return;
-        }
-    }
-}
-
-async fn link_writer(mut write: WriteHalf<Stream>, epoch: u64, mut rx: mpsc::UnboundedReceiver<ChannelMsg>) {
-    let mut buf = Vec::new();
-    while let Some(msg) = rx.recv().await {
-        write_frame(&Envelope { epoch, msg }.to_bytes(), &mut buf);
-        while let Ok(msg) = rx.try_recv() {
-            write_frame(&Envelope { epoch, msg }.to_bytes(), &mut buf);
-        }
-        if write.write_all(&buf).await.is_err() || write.flush().await.is_err() {
-            return;
-        }
-        buf.clear();
-    }
+/// Opens a `/paychan/channel/1` stream to `node` and drives it as the dialer (the testkit's
+/// `RawLink`: a 4-byte big-endian length and a postcard `Envelope {epoch, msg}` a frame; frames
+/// of another epoch are dropped).
+async fn dial_link(handle: &NetHandle, node: PeerId, chain_id: Hash32) -> RawLink {
+    let stream = bounded("open a channel stream", handle.open_channel_stream(node))
+        .await
+        .expect("open a channel stream");
+    RawLink::dial(stream, chain_id).await
 }
 
 /// A `Pay` frame of one proof paying one payment of `amount`.
@@ -1487,7 +1405,7 @@ async fn run_payee(
             }
             msg = async {
                 match link.as_mut() {
-                    Some(l) => l.inbox.recv().await,
+                    Some(l) => l.recv().await,
                     None => std::future::pending().await,
                 }
             } => {

@@ -31,9 +31,15 @@ use paychan_protocol::ledger::{
 use paychan_protocol::merkle;
 use paychan_protocol::note;
 use paychan_protocol::wire::{self, ChannelMsg, Envelope, Wire};
+use paychan_testkit::diff::{first_diff, pretty};
+use paychan_testkit::doc::{
+    check_vector_blocks, fenced_blocks, regenerate, splice, write_if_changed, VectorOwner,
+};
+use paychan_testkit::fields::{dir_name, genesis_fields, header_fields};
+use paychan_testkit::json::{arr, b32, b64, bytes, hx, n, s};
+use paychan_testkit::spec::{mth, TX_VARIANTS, W};
 use serde_json::{json, Value};
 
-const REGEN_VAR: &str = "PAYCHAN_REGENERATE_VECTORS";
 const REGEN_HINT: &str = "if this change of the protocol bytes is intended, regenerate with \
      `scripts/regen-vectors.sh` (that is, `PAYCHAN_REGENERATE_VECTORS=1 cargo test -p paychan-protocol \
      --test vectors`), review the diff of protocol/vectors/ and PROTOCOL.md, and say so in the change";
@@ -82,27 +88,12 @@ const CT_LEAVES: [&str; 8] = [
     "606162636465666768696a6b6c6d6e6f",
 ];
 
-/// Variant names of `Tx`, in discriminant order.
-const TX_VARIANTS: [&str; 7] = [
-    "Transfer",
-    "Open",
-    "Deposit",
-    "CoopClose",
-    "UnilateralClose",
-    "Update",
-    "Settle",
-];
-
 /// Genesis time of the vectors (ms since the Unix epoch).
 const T0: u64 = 1_700_000_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // Paths and regeneration.
 // ---------------------------------------------------------------------------------------------
-
-fn regenerate() -> bool {
-    std::env::var(REGEN_VAR).is_ok_and(|v| v == "1")
-}
 
 fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
@@ -126,40 +117,6 @@ fn fixed(name: &str) -> Hash32 {
 /// A keypair whose seed is derived from a name.
 fn key(name: &str) -> Keypair {
     Keypair::from_seed(fixed(&format!("key/{name}")).0)
-}
-
-fn hx(b: impl AsRef<[u8]>) -> String {
-    hex::encode(b)
-}
-
-fn dir_name(d: Direction) -> &'static str {
-    match d {
-        Direction::AToB => "AToB",
-        Direction::BToA => "BToA",
-    }
-}
-
-fn genesis_fields(g: &Genesis) -> Value {
-    json!({
-        "network": g.network,
-        "genesis_time_ms": g.genesis_time_ms,
-        "sequencer": g.sequencer.to_hex(),
-        "witnesses": g.witnesses.iter().map(|w| w.to_hex()).collect::<Vec<_>>(),
-        "witness_threshold": g.witness_threshold,
-        "challenge_period_ms": g.challenge_period_ms,
-        "block_interval_ms": g.block_interval_ms,
-        "heartbeat_interval_ms": g.heartbeat_interval_ms,
-        "max_time_step_ms": g.max_time_step_ms,
-        "max_txs_per_block": g.max_txs_per_block,
-        "max_pending_per_account": g.max_pending_per_account,
-        "tx_fee_min": g.tx_fee_min,
-        "tx_fee_per_byte": g.tx_fee_per_byte,
-        "allocations": g
-            .allocations
-            .iter()
-            .map(|(k, a)| json!({"key": k.to_hex(), "amount": a}))
-            .collect::<Vec<_>>(),
-    })
 }
 
 fn open_fields(o: &ChannelOpen) -> Value {
@@ -235,19 +192,6 @@ fn tx_fields(tx: &Tx) -> Value {
             "channel_id": s.channel_id.0.to_hex(),
         }),
     }
-}
-
-fn header_fields(h: &BlockHeader) -> Value {
-    json!({
-        "chain_id": h.chain_id.to_hex(),
-        "height": h.height,
-        "prev_hash": h.prev_hash.to_hex(),
-        "time_ms": h.time_ms,
-        "tx_root": h.tx_root.to_hex(),
-        "log_size": h.log_size,
-        "log_root": h.log_root.to_hex(),
-        "state_root": h.state_root.to_hex(),
-    })
 }
 
 fn checkpoint_fields(c: &Checkpoint) -> Value {
@@ -746,55 +690,6 @@ fn compute() -> Golden {
 // Comparing with the committed files.
 // ---------------------------------------------------------------------------------------------
 
-fn show(v: Option<&Value>) -> String {
-    match v {
-        None => "<absent>".to_string(),
-        Some(v) => {
-            let s = v.to_string();
-            if s.len() > 200 {
-                format!("{}...", &s[..200])
-            } else {
-                s
-            }
-        }
-    }
-}
-
-/// The first place where `committed` and `computed` differ, as a JSON path with both values.
-fn first_diff(path: &str, committed: &Value, computed: &Value) -> Option<String> {
-    match (committed, computed) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let p = format!("{path}.{k}");
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => first_diff(&p, x, y),
-                    (x, y) => Some(format!("{p}: committed {}, computed {}", show(x), show(y))),
-                }
-            })
-        }
-        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len())).find_map(|i| {
-            let p = format!("{path}[{i}]");
-            match (a.get(i), b.get(i)) {
-                (Some(x), Some(y)) => first_diff(&p, x, y),
-                (x, y) => Some(format!("{p}: committed {}, computed {}", show(x), show(y))),
-            }
-        }),
-        (a, b) if a == b => None,
-        (a, b) => Some(format!(
-            "{path}: committed {}, computed {}",
-            show(Some(a)),
-            show(Some(b))
-        )),
-    }
-}
-
-fn pretty(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("JSON");
-    s.push('\n');
-    s
-}
-
 /// Reads the committed files (after rewriting them when regenerating).
 fn committed_files(golden: &Golden) -> BTreeMap<&'static str, Value> {
     let dir = vectors_dir();
@@ -841,39 +736,6 @@ fn committed_files(golden: &Golden) -> BTreeMap<&'static str, Value> {
 // Checks from the JSON alone: an independent encoder written from PROTOCOL.md.
 // ---------------------------------------------------------------------------------------------
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str()
-        .unwrap_or_else(|| panic!("field `{k}` is not a string in {v}"))
-}
-
-fn n(v: &Value, k: &str) -> u64 {
-    v[k].as_u64()
-        .unwrap_or_else(|| panic!("field `{k}` is not an unsigned integer in {v}"))
-}
-
-fn arr<'a>(v: &'a Value, k: &str) -> &'a Vec<Value> {
-    v[k].as_array()
-        .unwrap_or_else(|| panic!("field `{k}` is not a list in {v}"))
-}
-
-fn bytes(v: &Value, k: &str) -> Vec<u8> {
-    let t = s(v, k);
-    assert_eq!(t, t.to_ascii_lowercase(), "hex of `{k}` must be lower-case");
-    hex::decode(t).unwrap_or_else(|e| panic!("field `{k}` is not hex: {e}"))
-}
-
-fn b32(v: &Value, k: &str) -> [u8; 32] {
-    bytes(v, k)
-        .try_into()
-        .unwrap_or_else(|_| panic!("field `{k}` is not 32 bytes"))
-}
-
-fn b64(v: &Value, k: &str) -> [u8; 64] {
-    bytes(v, k)
-        .try_into()
-        .unwrap_or_else(|_| panic!("field `{k}` is not 64 bytes"))
-}
-
 /// `SHA-256(tag || 0x00 || body)`.
 fn th(tag: &str, body: &[u8]) -> [u8; 32] {
     sha256(&[tag.as_bytes(), &[0], body]).0
@@ -885,43 +747,6 @@ fn tagged(tag: &str, body: &[u8]) -> Vec<u8> {
     out.push(0);
     out.extend_from_slice(body);
     out
-}
-
-/// The postcard writer of PROTOCOL.md, by hand.
-#[derive(Default)]
-struct W(Vec<u8>);
-
-impl W {
-    /// Unsigned LEB128: 7 bits at a time, least significant first, high bit = more follows.
-    fn varint(&mut self, mut x: u64) -> &mut Self {
-        loop {
-            let low = (x & 0x7f) as u8;
-            x >>= 7;
-            if x == 0 {
-                self.0.push(low);
-                return self;
-            }
-            self.0.push(low | 0x80);
-        }
-    }
-    fn u(&mut self, v: &Value, k: &str) -> &mut Self {
-        self.varint(n(v, k))
-    }
-    fn h32(&mut self, v: &Value, k: &str) -> &mut Self {
-        self.0.extend_from_slice(&b32(v, k));
-        self
-    }
-    fn sig(&mut self, v: &Value, k: &str) -> &mut Self {
-        self.0.extend_from_slice(&b64(v, k));
-        self
-    }
-    fn raw(&mut self, b: &[u8]) -> &mut Self {
-        self.0.extend_from_slice(b);
-        self
-    }
-    fn done(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.0)
-    }
 }
 
 fn spec_genesis(f: &Value) -> Vec<u8> {
@@ -1134,21 +959,6 @@ fn spec_signature_line(name: &str, key_type: u8, key: &[u8; 32], payload: &[u8])
     let mut raw = spec_key_id(name, key_type, key).to_vec();
     raw.extend_from_slice(payload);
     format!("\u{2014} {name} {}\n", spec_base64(&raw))
-}
-
-/// RFC 6962 `MTH` over leaf hashes, written as the RFC defines it.
-fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
-    match leaves.len() {
-        0 => sha256(&[]).0,
-        1 => leaves[0],
-        len => {
-            let mut k = 1;
-            while k * 2 < len {
-                k *= 2;
-            }
-            sha256(&[&[1u8], &mth(&leaves[..k]), &mth(&leaves[k..])]).0
-        }
-    }
 }
 
 fn rfc6962_leaf(data: &[u8]) -> [u8; 32] {
@@ -1638,132 +1448,16 @@ fn strict_decoding_refuses_non_canonical_vectors() {
 /// `crates/ledger/tests/vectors.rs`.
 const LEDGER_VECTOR_PREFIX: &str = "ledger-";
 
-/// A ```` ```vector NAME ```` block: its name, the line range of its content, and its hex.
-struct VectorBlock {
-    name: String,
-    first: usize,
-    end: usize,
-    hex: String,
-}
-
-fn vector_blocks(text: &str) -> Vec<VectorBlock> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if let Some(name) = lines[i].strip_prefix("```vector ") {
-            let first = i + 1;
-            let mut end = first;
-            while end < lines.len() && lines[end].trim_end() != "```" {
-                end += 1;
-            }
-            assert!(
-                end < lines.len(),
-                "PROTOCOL.md: vector block {name} is not closed"
-            );
-            let hex: String = lines[first..end].concat().split_whitespace().collect();
-            out.push(VectorBlock {
-                name: name.trim().to_string(),
-                first,
-                end,
-                hex,
-            });
-            i = end;
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Hex wrapped at 64 characters (32 bytes) per line.
-fn wrap(hex: &str) -> Vec<String> {
-    if hex.is_empty() {
-        return vec![String::new()];
-    }
-    hex.as_bytes()
-        .chunks(64)
-        .map(|c| String::from_utf8(c.to_vec()).expect("ASCII"))
-        .collect()
-}
-
 #[test]
 fn protocol_md_vectors_match() {
     let golden = compute();
-    let path = protocol_md_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let blocks: Vec<VectorBlock> = vector_blocks(&text)
-        .into_iter()
-        .filter(|b| !b.name.starts_with(LEDGER_VECTOR_PREFIX))
-        .collect();
-    let mut problems = Vec::new();
-    let mut seen = BTreeSet::new();
-    for b in &blocks {
-        if !seen.insert(b.name.clone()) {
-            problems.push(format!("vector `{}` appears twice", b.name));
-        }
-        match golden.doc.get(&b.name) {
-            None => problems.push(format!(
-                "vector `{}` is unknown to protocol/tests/vectors.rs",
-                b.name
-            )),
-            Some(v) if *v != b.hex && !regenerate() => problems.push(format!(
-                "vector `{}` differs:\n    PROTOCOL.md {}\n    computed    {}",
-                b.name, b.hex, v
-            )),
-            Some(_) => {}
-        }
-    }
-    for name in golden.doc.keys() {
-        if !seen.contains(name) {
-            problems.push(format!("vector `{name}` is missing from PROTOCOL.md"));
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "PROTOCOL.md's vector blocks do not match:\n  {}\n{REGEN_HINT}",
-        problems.join("\n  ")
-    );
-    if regenerate() {
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out: Vec<String> = Vec::new();
-        let mut next = 0;
-        for b in &blocks {
-            out.extend(lines[next..b.first].iter().map(|l| l.to_string()));
-            out.extend(wrap(&golden.doc[&b.name]));
-            next = b.end;
-        }
-        out.extend(lines[next..].iter().map(|l| l.to_string()));
-        let mut new = out.join("\n");
-        new.push('\n');
-        if new != text {
-            std::fs::write(&path, new).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        }
-    }
-}
-
-/// The ```` ```note NAME ```` blocks of PROTOCOL.md: name, line range of the content, text.
-fn note_blocks(text: &str) -> Vec<(String, usize, usize, String)> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if let Some(name) = lines[i].strip_prefix("```note ") {
-            let first = i + 1;
-            let mut end = first;
-            while end < lines.len() && lines[end] != "```" {
-                end += 1;
-            }
-            assert!(end < lines.len(), "PROTOCOL.md: note block {name} is not closed");
-            let mut body: String = lines[first..end].iter().map(|l| format!("{l}\n")).collect();
-            if body.is_empty() {
-                body.push('\n');
-            }
-            out.push((name.trim().to_string(), first, end, body));
-            i = end;
-        }
-        i += 1;
-    }
-    out
+    let owner = VectorOwner {
+        test: "protocol/tests/vectors.rs",
+        what: "vector blocks",
+        owns: |name| !name.starts_with(LEDGER_VECTOR_PREFIX),
+        hint: REGEN_HINT,
+    };
+    check_vector_blocks(&protocol_md_path(), owner, &golden.doc);
 }
 
 #[test]
@@ -1771,31 +1465,26 @@ fn protocol_md_notes_match() {
     let golden = compute();
     let path = protocol_md_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let blocks = note_blocks(&text);
-    let names: BTreeSet<&str> = blocks.iter().map(|b| b.0.as_str()).collect();
+    let blocks = fenced_blocks(&text, "note");
+    let names: BTreeSet<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
     let expected: BTreeSet<&str> = golden.notes.keys().map(String::as_str).collect();
     assert_eq!(names, expected, "PROTOCOL.md's note blocks\n{REGEN_HINT}");
     if regenerate() {
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out: Vec<String> = Vec::new();
-        let mut next = 0;
-        for (name, first, end, _) in &blocks {
-            out.extend(lines[next..*first].iter().map(|l| l.to_string()));
-            out.extend(golden.notes[name].lines().map(str::to_string));
-            next = *end;
-        }
-        out.extend(lines[next..].iter().map(|l| l.to_string()));
-        let mut new = out.join("\n");
-        new.push('\n');
-        if new != text {
-            std::fs::write(&path, new).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        }
+        let new = splice(
+            &text,
+            blocks
+                .iter()
+                .map(|b| (b, golden.notes[&b.name].lines().map(str::to_string).collect())),
+        );
+        write_if_changed(&path, &text, &new);
         return;
     }
-    for (name, _, _, body) in &blocks {
+    for b in &blocks {
         assert_eq!(
-            *body, golden.notes[name],
-            "PROTOCOL.md note block {name}\n{REGEN_HINT}"
+            b.text(),
+            golden.notes[&b.name],
+            "PROTOCOL.md note block {}\n{REGEN_HINT}",
+            b.name
         );
     }
 }

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use paychan_audit::{audit_export, ExportWriter, Pin};
 use paychan_ledger::testkit::sample_history;
 use paychan_ledger::LedgerState;
+use paychan_testkit::diff::pretty;
+use paychan_testkit::doc::regenerate;
 use serde_json::{json, Value};
 
 fn path() -> PathBuf {
@@ -79,9 +81,8 @@ fn walk(bytes: &[u8]) -> Vec<(usize, u8, usize)> {
 #[test]
 fn the_export_vector_matches_and_audits() {
     let fresh = fresh();
-    if std::env::var("PAYCHAN_REGENERATE_VECTORS").as_deref() == Ok("1") {
-        let text = serde_json::to_string_pretty(&fresh).expect("json") + "\n";
-        std::fs::write(path(), text).expect("write the vector file");
+    if regenerate() {
+        std::fs::write(path(), pretty(&fresh)).expect("write the vector file");
     }
     let text = std::fs::read_to_string(path())
         .expect("protocol/vectors/export.json cannot be read: regenerate it with scripts/regen-vectors.sh");

@@ -26,10 +26,14 @@ use paychan_ledger::testkit::{keypair, TestChain, TestNet, TestParams};
 use paychan_ledger::{verify_chain, ChannelStatus, LedgerState};
 use paychan_protocol::codec::encode;
 use paychan_protocol::hash::{sha256, tags};
-use paychan_protocol::{Block, BlockHeader, Direction, Genesis, Hash32, Keypair, SignedProof, Tx, Wire};
+use paychan_protocol::{Block, Direction, Genesis, Hash32, Keypair, SignedProof, Tx, Wire};
+use paychan_testkit::diff::{first_diff, pretty};
+use paychan_testkit::doc::{check_vector_blocks, regenerate, VectorOwner};
+use paychan_testkit::fields::{dir_name, genesis_fields, header_fields};
+use paychan_testkit::json::{arr, b32, bytes, hx, s};
+use paychan_testkit::spec::{mth, TX_VARIANTS, W};
 use serde_json::{json, Value};
 
-const REGEN_VAR: &str = "PAYCHAN_REGENERATE_VECTORS";
 const REGEN_HINT: &str = "if this change of the ledger rules or of the state root is intended, \
      regenerate with `scripts/regen-vectors.sh` (that is, `PAYCHAN_REGENERATE_VECTORS=1 cargo test \
      -p paychan-ledger --test vectors`), review the diff of protocol/vectors/ledger.json and \
@@ -44,21 +48,6 @@ const STATE_TAG: &str = "paychan/v1/state";
 /// Genesis time of the vector ledger.
 const T0: u64 = 1_700_000_000_000;
 
-/// Transaction variant names, in discriminant order.
-const TX_VARIANTS: [&str; 7] = [
-    "Transfer",
-    "Open",
-    "Deposit",
-    "CoopClose",
-    "UnilateralClose",
-    "Update",
-    "Settle",
-];
-
-fn regenerate() -> bool {
-    std::env::var(REGEN_VAR).is_ok_and(|v| v == "1")
-}
-
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
 }
@@ -71,76 +60,9 @@ fn protocol_md_path() -> PathBuf {
     repo_root().join("PROTOCOL.md")
 }
 
-fn hx(b: impl AsRef<[u8]>) -> String {
-    hex::encode(b)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The documented encoding of state entries (PROTOCOL.md section 7), written from the document.
 // ---------------------------------------------------------------------------------------------
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str()
-        .unwrap_or_else(|| panic!("field `{k}` is not a string in {v}"))
-}
-
-fn n(v: &Value, k: &str) -> u64 {
-    v[k].as_u64()
-        .unwrap_or_else(|| panic!("field `{k}` is not an unsigned integer in {v}"))
-}
-
-fn arr<'a>(v: &'a Value, k: &str) -> &'a Vec<Value> {
-    v[k].as_array()
-        .unwrap_or_else(|| panic!("field `{k}` is not a list in {v}"))
-}
-
-fn bytes(v: &Value, k: &str) -> Vec<u8> {
-    let t = s(v, k);
-    assert_eq!(t, t.to_ascii_lowercase(), "hex of `{k}` must be lower-case");
-    hex::decode(t).unwrap_or_else(|e| panic!("field `{k}` is not hex: {e}"))
-}
-
-fn b32(v: &Value, k: &str) -> [u8; 32] {
-    bytes(v, k)
-        .try_into()
-        .unwrap_or_else(|_| panic!("field `{k}` is not 32 bytes"))
-}
-
-/// The postcard writer of PROTOCOL.md section 2, by hand.
-#[derive(Default)]
-struct W(Vec<u8>);
-
-impl W {
-    fn byte(&mut self, b: u8) -> &mut Self {
-        self.0.push(b);
-        self
-    }
-    /// Unsigned LEB128: 7 bits at a time, least significant first, high bit = more follows.
-    fn varint(&mut self, mut x: u64) -> &mut Self {
-        loop {
-            let low = (x & 0x7f) as u8;
-            x >>= 7;
-            if x == 0 {
-                self.0.push(low);
-                return self;
-            }
-            self.0.push(low | 0x80);
-        }
-    }
-    fn u(&mut self, v: &Value, k: &str) -> &mut Self {
-        self.varint(n(v, k))
-    }
-    fn raw(&mut self, b: &[u8]) -> &mut Self {
-        self.0.extend_from_slice(b);
-        self
-    }
-    fn hex(&mut self, v: &Value, k: &str) -> &mut Self {
-        self.raw(&bytes(v, k))
-    }
-    fn done(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.0)
-    }
-}
 
 /// `opt(p)`: `00`, or `01 || proof body (5.4) || signature (64)`.
 fn spec_opt_proof(w: &mut W, p: &Value) {
@@ -205,21 +127,6 @@ fn spec_leaf(entry: &[u8]) -> [u8; 32] {
     sha256(&[&[0u8], &d.0]).0
 }
 
-/// RFC 6962 `MTH` over leaf hashes, written as the RFC defines it.
-fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
-    match leaves.len() {
-        0 => sha256(&[]).0,
-        1 => leaves[0],
-        len => {
-            let mut k = 1;
-            while k * 2 < len {
-                k *= 2;
-            }
-            sha256(&[&[1u8], &mth(&leaves[..k]), &mth(&leaves[k..])]).0
-        }
-    }
-}
-
 /// The state root of a list of JSON state entries, and checks that each `entry` is the
 /// documented encoding of its fields and `leaf_hash` its leaf.
 fn spec_state_root(what: &str, entries: &[Value]) -> [u8; 32] {
@@ -254,13 +161,6 @@ fn spec_state_root(what: &str, entries: &[Value]) -> [u8; 32] {
 // JSON of ledger objects.
 // ---------------------------------------------------------------------------------------------
 
-fn dir_name(d: Direction) -> &'static str {
-    match d {
-        Direction::AToB => "AToB",
-        Direction::BToA => "BToA",
-    }
-}
-
 fn opt_proof(p: Option<&SignedProof>) -> Value {
     match p {
         None => Value::Null,
@@ -280,42 +180,6 @@ fn opt_proof(p: Option<&SignedProof>) -> Value {
             })
         }
     }
-}
-
-fn genesis_fields(g: &Genesis) -> Value {
-    json!({
-        "network": g.network,
-        "genesis_time_ms": g.genesis_time_ms,
-        "sequencer": g.sequencer.to_hex(),
-        "witnesses": g.witnesses.iter().map(|w| w.to_hex()).collect::<Vec<_>>(),
-        "witness_threshold": g.witness_threshold,
-        "challenge_period_ms": g.challenge_period_ms,
-        "block_interval_ms": g.block_interval_ms,
-        "heartbeat_interval_ms": g.heartbeat_interval_ms,
-        "max_time_step_ms": g.max_time_step_ms,
-        "max_txs_per_block": g.max_txs_per_block,
-        "max_pending_per_account": g.max_pending_per_account,
-        "tx_fee_min": g.tx_fee_min,
-        "tx_fee_per_byte": g.tx_fee_per_byte,
-        "allocations": g
-            .allocations
-            .iter()
-            .map(|(k, a)| json!({"key": k.to_hex(), "amount": a}))
-            .collect::<Vec<_>>(),
-    })
-}
-
-fn header_fields(h: &BlockHeader) -> Value {
-    json!({
-        "chain_id": h.chain_id.to_hex(),
-        "height": h.height,
-        "prev_hash": h.prev_hash.to_hex(),
-        "time_ms": h.time_ms,
-        "tx_root": h.tx_root.to_hex(),
-        "log_size": h.log_size,
-        "log_root": h.log_root.to_hex(),
-        "state_root": h.state_root.to_hex(),
-    })
 }
 
 fn variant(tx: &Tx) -> &'static str {
@@ -710,55 +574,6 @@ fn check_from_json(v: &Value) {
 // Comparing with the committed file.
 // ---------------------------------------------------------------------------------------------
 
-fn show(v: Option<&Value>) -> String {
-    match v {
-        None => "<absent>".to_string(),
-        Some(v) => {
-            let s = v.to_string();
-            if s.len() > 200 {
-                format!("{}...", &s[..200])
-            } else {
-                s
-            }
-        }
-    }
-}
-
-/// The first place where `committed` and `computed` differ, as a JSON path with both values.
-fn first_diff(path: &str, committed: &Value, computed: &Value) -> Option<String> {
-    match (committed, computed) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let p = format!("{path}.{k}");
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => first_diff(&p, x, y),
-                    (x, y) => Some(format!("{p}: committed {}, computed {}", show(x), show(y))),
-                }
-            })
-        }
-        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len())).find_map(|i| {
-            let p = format!("{path}[{i}]");
-            match (a.get(i), b.get(i)) {
-                (Some(x), Some(y)) => first_diff(&p, x, y),
-                (x, y) => Some(format!("{p}: committed {}, computed {}", show(x), show(y))),
-            }
-        }),
-        (a, b) if a == b => None,
-        (a, b) => Some(format!(
-            "{path}: committed {}, computed {}",
-            show(Some(a)),
-            show(Some(b))
-        )),
-    }
-}
-
-fn pretty(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("JSON");
-    s.push('\n');
-    s
-}
-
 #[test]
 fn ledger_json_matches_and_replays() {
     let golden = compute();
@@ -787,106 +602,14 @@ fn state_tag_is_the_documented_one() {
 // PROTOCOL.md.
 // ---------------------------------------------------------------------------------------------
 
-/// A ```` ```vector NAME ```` block: its name, the line range of its content, and its hex.
-struct VectorBlock {
-    name: String,
-    first: usize,
-    end: usize,
-    hex: String,
-}
-
-/// Every vector block of the document (the parsing of `protocol/tests/vectors.rs`).
-fn vector_blocks(text: &str) -> Vec<VectorBlock> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if let Some(name) = lines[i].strip_prefix("```vector ") {
-            let first = i + 1;
-            let mut end = first;
-            while end < lines.len() && lines[end].trim_end() != "```" {
-                end += 1;
-            }
-            assert!(
-                end < lines.len(),
-                "PROTOCOL.md: vector block {name} is not closed"
-            );
-            let hex: String = lines[first..end].concat().split_whitespace().collect();
-            out.push(VectorBlock {
-                name: name.trim().to_string(),
-                first,
-                end,
-                hex,
-            });
-            i = end;
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Hex wrapped at 64 characters (32 bytes) per line.
-fn wrap(hex: &str) -> Vec<String> {
-    if hex.is_empty() {
-        return vec![String::new()];
-    }
-    hex.as_bytes()
-        .chunks(64)
-        .map(|c| String::from_utf8(c.to_vec()).expect("ASCII"))
-        .collect()
-}
-
 #[test]
 fn protocol_md_ledger_vectors_match() {
     let golden = compute();
-    let path = protocol_md_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let blocks: Vec<VectorBlock> = vector_blocks(&text)
-        .into_iter()
-        .filter(|b| b.name.starts_with(DOC_PREFIX))
-        .collect();
-    let mut problems = Vec::new();
-    let mut seen = BTreeSet::new();
-    for b in &blocks {
-        if !seen.insert(b.name.clone()) {
-            problems.push(format!("vector `{}` appears twice", b.name));
-        }
-        match golden.doc.get(&b.name) {
-            None => problems.push(format!(
-                "vector `{}` is unknown to crates/ledger/tests/vectors.rs",
-                b.name
-            )),
-            Some(v) if *v != b.hex && !regenerate() => problems.push(format!(
-                "vector `{}` differs:\n    PROTOCOL.md {}\n    computed    {}",
-                b.name, b.hex, v
-            )),
-            Some(_) => {}
-        }
-    }
-    for name in golden.doc.keys() {
-        if !seen.contains(name) {
-            problems.push(format!("vector `{name}` is missing from PROTOCOL.md"));
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "PROTOCOL.md's ledger vector blocks do not match:\n  {}\n{REGEN_HINT}",
-        problems.join("\n  ")
-    );
-    if regenerate() {
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out: Vec<String> = Vec::new();
-        let mut next = 0;
-        for b in &blocks {
-            out.extend(lines[next..b.first].iter().map(|l| l.to_string()));
-            out.extend(wrap(&golden.doc[&b.name]));
-            next = b.end;
-        }
-        out.extend(lines[next..].iter().map(|l| l.to_string()));
-        let mut new = out.join("\n");
-        new.push('\n');
-        if new != text {
-            std::fs::write(&path, new).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        }
-    }
+    let owner = VectorOwner {
+        test: "crates/ledger/tests/vectors.rs",
+        what: "ledger vector blocks",
+        owns: |name| name.starts_with(DOC_PREFIX),
+        hint: REGEN_HINT,
+    };
+    check_vector_blocks(&protocol_md_path(), owner, &golden.doc);
 }

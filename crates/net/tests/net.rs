@@ -5,9 +5,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{request_response, PeerId};
+use libp2p::PeerId;
 use paychan_net::{
     peer_id_from_public_key, public_key_from_peer_id, FrameViolation, MessageAcceptance, Misbehaviour,
     NetError, NetEvent, PeerLimits, Topic, REFUSED_BUSY, REFUSED_MALFORMED, REFUSED_RATE_LIMITED,
@@ -17,6 +17,7 @@ use paychan_protocol::wire::{
     parse_frame, write_frame, ChannelMsg, Envelope, ErrorCode, GossipMsg, LedgerResponse,
 };
 use paychan_protocol::{Hash32, Keypair, PublicKey, Signature, Wire};
+use paychan_testkit::frames::read_envelope;
 
 fn cosig(n: u8) -> GossipMsg {
     GossipMsg::Cosignature {
@@ -336,47 +337,6 @@ async fn rogue_block_is_rejected_and_its_sender_cut_off() {
     assert_eq!(first, GossipMsg::Block(good));
 }
 
-/// Drives a raw swarm until its request gets a response or fails, and until the connection to
-/// `peer` has closed.
-async fn raw_request(raw: &mut RawSwarm, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    let id = raw.behaviour_mut().send_request(&peer, bytes);
-    let mut outcome = None;
-    let mut closed = false;
-    bounded("raw request", async {
-        while outcome.is_none() || !closed {
-            match raw.select_next_some().await {
-                SwarmEvent::Behaviour(request_response::Event::Message {
-                    message: request_response::Message::Response { request_id, response },
-                    ..
-                }) if request_id == id => outcome = Some(Ok(response)),
-                SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                    request_id, error, ..
-                }) if request_id == id => outcome = Some(Err(error.to_string())),
-                SwarmEvent::ConnectionClosed {
-                    peer_id,
-                    num_established: 0,
-                    ..
-                } if peer_id == peer => closed = true,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    outcome.expect("loop ends with an outcome")
-}
-
-async fn raw_connect(raw: &mut RawSwarm, addr: libp2p::Multiaddr) {
-    raw.dial(addr).unwrap();
-    bounded("raw connects", async {
-        loop {
-            if let SwarmEvent::ConnectionEstablished { .. } = raw.select_next_some().await {
-                return;
-            }
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_frames_cut_off_only_their_sender() {
     init_tracing();
@@ -397,7 +357,7 @@ async fn malformed_and_oversized_frames_cut_off_only_their_sender() {
 
     // 1. A frame whose body is not a request: an error response, then a disconnect.
     raw_connect(&mut raw, b_addr.clone()).await;
-    let reply = raw_request(&mut raw, b_peer, vec![0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
+    let reply = raw_request_until_closed(&mut raw, b_peer, vec![0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
     let reply = reply.expect("an error response");
     let (_, body) = parse_frame(&reply, LedgerResponse::BYTES_MAX).unwrap().unwrap();
     match LedgerResponse::from_bytes(body).unwrap() {
@@ -419,7 +379,7 @@ async fn malformed_and_oversized_frames_cut_off_only_their_sender() {
     raw_connect(&mut raw, b_addr.clone()).await;
     let mut oversized = u32::MAX.to_be_bytes().to_vec();
     oversized.extend_from_slice(&[0x55; 4096]);
-    let reply = raw_request(&mut raw, b_peer, oversized).await;
+    let reply = raw_request_until_closed(&mut raw, b_peer, oversized).await;
     if let Ok(reply) = reply {
         let (_, body) = parse_frame(&reply, LedgerResponse::BYTES_MAX).unwrap().unwrap();
         assert!(matches!(
@@ -439,7 +399,7 @@ async fn malformed_and_oversized_frames_cut_off_only_their_sender() {
 
     // 3. A frame that stops short of its announced length.
     raw_connect(&mut raw, b_addr.clone()).await;
-    let _ = raw_request(&mut raw, b_peer, vec![0, 0, 1, 0, 1, 2, 3]).await;
+    let _ = raw_request_until_closed(&mut raw, b_peer, vec![0, 0, 1, 0, 1, 2, 3]).await;
     let what = wait_on(&mut b_events, "misbehaviour 3", |e| match e {
         NetEvent::Misbehaviour { peer, what } if peer == raw_id => Some(what),
         _ => None,
@@ -475,7 +435,7 @@ async fn a_peer_banned_for_a_bad_frame_still_reads_why_and_stays_out() {
         (what, b_handle)
     });
     // The ban does not cut off the error response: the peer still learns why.
-    let reply = raw_request(&mut raw, b_peer, vec![0, 0, 0, 3, 0xff, 0xff, 0xff])
+    let reply = raw_request_until_closed(&mut raw, b_peer, vec![0, 0, 0, 3, 0xff, 0xff, 0xff])
         .await
         .expect("an error response despite the ban");
     let (_, body) = parse_frame(&reply, LedgerResponse::BYTES_MAX).unwrap().unwrap();
@@ -689,26 +649,11 @@ async fn channel_stream_carries_frames_both_ways() {
             text: text.into(),
         },
     };
-    async fn read_envelope(stream: &mut libp2p::Stream, buf: &mut Vec<u8>) -> Envelope {
-        loop {
-            if let Some((used, payload)) = parse_frame(buf, Envelope::BYTES_MAX).unwrap() {
-                let env = Envelope::from_bytes(payload).unwrap();
-                buf.drain(..used);
-                return env;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "stream ended early");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
     let server = tokio::spawn(async move {
         let (peer, mut stream) = incoming.next().await.unwrap();
-        let mut buf = Vec::new();
         let mut out = Vec::new();
         for _ in 0..3 {
-            let env = read_envelope(&mut stream, &mut buf).await;
+            let env = read_envelope(&mut stream).await.expect("an envelope");
             // Echo each frame back with the epoch + 1.
             write_frame(
                 &Envelope {
@@ -734,9 +679,10 @@ async fn channel_stream_carries_frames_both_ways() {
     }
     stream.write_all(&out).await.unwrap();
     stream.flush().await.unwrap();
-    let mut buf = Vec::new();
     for i in 0..3u64 {
-        let got = bounded("echo", read_envelope(&mut stream, &mut buf)).await;
+        let got = bounded("echo", read_envelope(&mut stream))
+            .await
+            .expect("an envelope");
         assert_eq!(got, envelope(i * 10 + 1, &format!("frame {i}")));
     }
     assert_eq!(bounded("server", server).await.unwrap(), a.peer);

@@ -19,12 +19,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use paychan_net::libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use paychan_net::libp2p::request_response::{self, ProtocolSupport};
-use paychan_net::libp2p::swarm::SwarmEvent;
-use paychan_net::libp2p::{noise, tcp, yamux, StreamProtocol, Swarm};
 use paychan_net::{Multiaddr, Net, NetConfig, NetEvent, NetHandle, PeerId};
-use paychan_protocol::wire::{LedgerResponse, LEDGER_PROTOCOL};
+use paychan_protocol::wire::LedgerResponse;
 use paychan_protocol::{Genesis, Keypair, PublicKey, Wire};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -654,149 +650,14 @@ impl TestPeer {
     }
 }
 
-/// Request-response with a codec that writes whatever bytes it is given and reads the whole
-/// answer: a peer that can break the ledger protocol's framing.
-#[derive(Debug, Clone, Default)]
-pub struct RawCodec;
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use paychan_testkit::raw::{
+    raw_connect, raw_redial_refused, raw_request_until_closed, RawCodec, RawSwarm,
+};
 
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let mut buf = Vec::new();
-        io.take(1 << 20).read_to_end(&mut buf).await?;
-        Ok(buf)
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let mut buf = Vec::new();
-        io.take(1 << 20).read_to_end(&mut buf).await?;
-        Ok(buf)
-    }
-
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&req).await?;
-        io.flush().await
-    }
-
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> std::io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&res).await?;
-        io.flush().await
-    }
-}
-
-/// A swarm that speaks only the raw ledger codec.
-pub type RawSwarm = Swarm<request_response::Behaviour<RawCodec>>;
-
-/// A raw peer with a fresh identity. Call inside a tokio runtime.
+/// A raw peer (the workspace's testkit: it writes arbitrary bytes on `/paychan/ledger/1`) with
+/// a fresh identity, whose requests fail after 10 s. Call inside a tokio runtime.
 pub fn raw_peer() -> RawSwarm {
-    paychan_net::libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .expect("tcp transport")
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(StreamProtocol::new(LEDGER_PROTOCOL), ProtocolSupport::Outbound)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-            )
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
-}
-
-/// Dials `addr` from a raw peer and waits for the connection.
-pub async fn raw_connect(raw: &mut RawSwarm, addr: Multiaddr) {
-    raw.dial(addr).expect("dial");
-    bounded("raw peer connects", async {
-        loop {
-            match raw.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { .. } => return,
-                SwarmEvent::OutgoingConnectionError { error, .. } => panic!("raw dial failed: {error}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-}
-
-/// Sends `bytes` as one ledger request from a raw peer; drives the swarm until the request has
-/// an outcome (the response bytes, or the failure) and the connection to `peer` has closed.
-pub async fn raw_request_until_closed(
-    raw: &mut RawSwarm,
-    peer: PeerId,
-    bytes: Vec<u8>,
-) -> Result<Vec<u8>, String> {
-    let id = raw.behaviour_mut().send_request(&peer, bytes);
-    let mut outcome = None;
-    let mut closed = false;
-    bounded("raw request answered and connection closed", async {
-        while outcome.is_none() || !closed {
-            match raw.select_next_some().await {
-                SwarmEvent::Behaviour(request_response::Event::Message {
-                    message: request_response::Message::Response { request_id, response },
-                    ..
-                }) if request_id == id => outcome = Some(Ok(response)),
-                SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                    request_id, error, ..
-                }) if request_id == id => outcome = Some(Err(error.to_string())),
-                SwarmEvent::ConnectionClosed {
-                    peer_id,
-                    num_established: 0,
-                    ..
-                } if peer_id == peer => closed = true,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    outcome.expect("an outcome")
-}
-
-/// Tries to connect a raw peer to `addr` again and reports whether a connection stayed up for a
-/// moment (a banned peer is refused once its identity is known, or dropped right after).
-pub async fn raw_redial_refused(raw: &mut RawSwarm, addr: Multiaddr, peer: PeerId) -> bool {
-    if raw.dial(addr).is_err() {
-        return true;
-    }
-    bounded("raw redial resolves", async {
-        let mut established = false;
-        loop {
-            let next = if established {
-                // Connected: refused means the node closes it soon after.
-                match tokio::time::timeout(Duration::from_secs(3), raw.select_next_some()).await {
-                    Ok(e) => e,
-                    Err(_) => return false,
-                }
-            } else {
-                raw.select_next_some().await
-            };
-            match next {
-                SwarmEvent::OutgoingConnectionError { .. } => return true,
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => established = true,
-                SwarmEvent::ConnectionClosed {
-                    peer_id,
-                    num_established: 0,
-                    ..
-                } if peer_id == peer => return true,
-                _ => {}
-            }
-        }
-    })
-    .await
+    paychan_testkit::raw::raw_peer(Duration::from_secs(10))
 }

@@ -1,18 +1,16 @@
 //! An in-process harness: nodes on 127.0.0.1 ephemeral ports, a server task that answers
-//! ledger requests, and a raw libp2p peer that writes arbitrary bytes on `/paychan/ledger/1`.
+//! ledger requests, and a raw libp2p peer that writes arbitrary bytes on `/paychan/ledger/1`
+//! (the workspace's testkit).
 
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::io;
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{Multiaddr, PeerId};
 use paychan_net::{Net, NetConfig, NetEvent, NetHandle};
-use paychan_protocol::wire::{LedgerRequest, LedgerResponse, LEDGER_PROTOCOL};
+use paychan_protocol::wire::{LedgerRequest, LedgerResponse};
 use paychan_protocol::Hash32;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -168,66 +166,13 @@ pub async fn wait_on<T>(
     .await
 }
 
-// ---- a raw peer: request-response with a codec that writes whatever bytes it is given ----
+// ---- a raw peer that writes whatever bytes it is given on `/paychan/ledger/1` ----
 
-#[derive(Debug, Clone, Default)]
-pub struct RawCodec;
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use paychan_testkit::raw::{raw_connect, raw_request_until_closed, RawSwarm};
 
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let mut buf = Vec::new();
-        io.take(1 << 20).read_to_end(&mut buf).await?;
-        Ok(buf)
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let mut buf = Vec::new();
-        io.take(1 << 20).read_to_end(&mut buf).await?;
-        Ok(buf)
-    }
-
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&req).await?;
-        io.flush().await
-    }
-
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&res).await?;
-        io.flush().await
-    }
-}
-
-pub type RawSwarm = Swarm<request_response::Behaviour<RawCodec>>;
-
+/// A raw peer whose requests fail after 5 s.
 pub fn raw_peer() -> RawSwarm {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(StreamProtocol::new(LEDGER_PROTOCOL), ProtocolSupport::Outbound)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
+    paychan_testkit::raw::raw_peer(Duration::from_secs(5))
 }
