@@ -261,3 +261,67 @@ fn a_counterparty_that_hides_its_close_does_not_blind_the_clients_watchtower() {
         );
     }
 }
+
+/// Issue 5: once the witnesses stop, no new checkpoint is witnessed and the client's view goes
+/// stale. With `--stale-after-secs`, the client reports it and refuses to open or pay, with an
+/// error that says why, and signs nothing; the same run while the witness was up succeeded.
+#[test]
+fn a_client_whose_witnessed_view_goes_stale_refuses_to_open_or_pay() {
+    let net = Testnet::up(2);
+    let chain = net.genesis().chain_id().to_hex();
+    let client = net.client_key(0).public();
+    let api = net.api(0);
+    let mut args = client_args(&net, 0, 0);
+    args.extend(["--chain-id", &chain, "--stale-after-secs", "2"].map(String::from));
+    args.extend(["--deposit", "1000", "--amount", "1", "--count", "5"].map(String::from));
+
+    // With the witness (node-1) up, the view is fresh and the run goes through.
+    let out = run_client(&args);
+    assert!(
+        out.status.success(),
+        "a fresh view must be accepted: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opened = channels(&api).len();
+    assert_eq!(opened, 1);
+
+    // The only witness stops: checkpoints go on being signed, none is witnessed any more.
+    net.kill9(1);
+    let height = api.height().unwrap();
+    wait_until("the sequencer moves on without its witness", STEP, || {
+        let h = api.height()?;
+        if h >= height + 2 {
+            Ok(())
+        } else {
+            Err(format!("height {h}"))
+        }
+    });
+    // Staleness is a matter of time: let the newest witnessed checkpoint age past the bound.
+    std::thread::sleep(Duration::from_secs(3));
+    let balance = api.balance(&client).unwrap();
+    let out = run_client(&args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "a stale view must be refused; stderr: {err}"
+    );
+    for needle in [
+        "stale ledger view",
+        "witnessed checkpoint",
+        "refusing to open or pay",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "a refused run reports nothing: {:?}",
+        out.stdout
+    );
+    // Nothing was signed: no new channel, no fee or deposit gone.
+    assert_eq!(
+        channels(&api).len(),
+        opened,
+        "a channel was opened on a stale view"
+    );
+    assert_eq!(api.balance(&client).unwrap(), balance);
+}

@@ -49,7 +49,10 @@ pub(crate) fn build(
 
     let identify = identify::Behaviour::new(
         identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_string(), key.public())
-            .with_agent_version(format!("paychan-net/{}", env!("CARGO_PKG_VERSION"))),
+            .with_agent_version(format!("paychan-net/{}", env!("CARGO_PKG_VERSION")))
+            // No cache of what peers claim: identify would offer every address a peer reported
+            // for our dials. The event loop keeps the filtered ones (Kademlia, redials).
+            .with_cache_size(0),
     );
 
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
@@ -58,6 +61,10 @@ pub(crate) fn build(
     // Inbound PUT_VALUE / ADD_PROVIDER reach the (ignored) event stream, never the store, and
     // the store holds nothing even if asked.
     kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    // Nothing enters the routing table by itself: not a peer reached at an address a lookup
+    // answer named. The event loop adds the addresses that pass the dial scope (identify's,
+    // and `RoutablePeer`'s), and the transport refuses to dial any other.
+    kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
     let store = kad::store::MemoryStore::with_config(local, record_store_config());
     let mut kad = kad::Behaviour::with_config(local, store, kad_config);
     // Every node serves the DHT. Without this kad stays a client until an external address is

@@ -13,7 +13,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder, Transport};
 use paychan_protocol::wire::{GossipMsg, LedgerRequest, LedgerResponse};
 use paychan_protocol::Wire;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::addrs::{dialable, DialScope};
+use crate::addrs::{dialable, DialPolicy, DialScope, ScopedTransport};
 use crate::behaviour::{self, Behaviour, BehaviourEvent};
 use crate::codec::{violation_of, InboundRequest};
 use crate::handle::{Command, LedgerResponder, NetHandle, Reply};
@@ -57,7 +57,13 @@ impl Net {
         config: NetConfig,
     ) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, JoinHandle<()>), NetError> {
         let registry = config.registry.clone().unwrap_or_default();
-        let (mut swarm, metrics, own_metrics) = build_swarm(keypair_seed, &config, &registry)?;
+        // The scope follows the configured listen address, not the first address bound: a
+        // node listening on 0.0.0.0 reports 127.0.0.1 among its addresses, often first.
+        let dial_scope = config
+            .dial_scope
+            .unwrap_or_else(|| DialScope::of_listen_addrs([&config.listen]));
+        let (mut swarm, metrics, own_metrics, policy) =
+            build_swarm(keypair_seed, &config, dial_scope, &registry)?;
         let local_peer_id = *swarm.local_peer_id();
 
         swarm
@@ -88,11 +94,9 @@ impl Net {
             local_peer_id,
             registry,
             request_timeout: config.request_timeout,
+            dials_refused: own_metrics.dials_refused.clone(),
         };
 
-        let dial_scope = config
-            .dial_scope
-            .unwrap_or_else(|| DialScope::of_listen_addrs([&first_addr]));
         let started = Instant::now();
         let mut event_loop = EventLoop {
             served_total: ByteBudget::new(
@@ -102,7 +106,7 @@ impl Net {
             ),
             reserved: config.reserved_peers.iter().copied().collect(),
             priority_reserve: config.events_capacity.max(1) / EVENTS_PRIORITY_SHARE_DIVISOR,
-            dial_scope,
+            policy,
             swarm,
             commands: commands_rx,
             events: events_tx,
@@ -135,20 +139,29 @@ impl Net {
 fn build_swarm(
     seed: [u8; 32],
     config: &NetConfig,
+    dial_scope: DialScope,
     registry: &Arc<Mutex<Registry>>,
-) -> Result<(Swarm<Behaviour>, Metrics, NetMetrics), NetError> {
+) -> Result<(Swarm<Behaviour>, Metrics, NetMetrics, Arc<DialPolicy>), NetError> {
     // The lock is held only while metrics are registered, never across an await.
     let mut registry = registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let metrics = Metrics::new(&mut registry);
     let own = NetMetrics::new(&mut registry);
+    let policy = Arc::new(DialPolicy::new(dial_scope, own.dials_refused.clone()));
     let key = keypair_from_seed(seed);
     let behaviour = behaviour::build(&key, config, &mut registry)?;
+    let transport_policy = policy.clone();
     let swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, || {
+        // TCP + Noise + Yamux, as `with_tcp` builds it, with the dial scope enforced under the
+        // upgrades: every dial, whichever behaviour supplied its addresses, passes it.
+        .with_other_transport(|key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
             let mut yamux = yamux::Config::default();
             yamux.set_max_num_streams(STREAMS_PER_CONNECTION_MAX);
-            yamux
+            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+            Ok(ScopedTransport::new(tcp, transport_policy)
+                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux))
         })
         .map_err(|e| NetError::Config(format!("transport: {e}")))?
         .with_bandwidth_metrics(&mut registry)
@@ -156,7 +169,7 @@ fn build_swarm(
         .expect("an infallible constructor")
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
         .build();
-    Ok((swarm, metrics, own))
+    Ok((swarm, metrics, own, policy))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -179,6 +192,8 @@ struct NetMetrics {
     gossip_penalised: Family<KindLabel, Counter>,
     /// Peers with an established connection.
     peers: Gauge,
+    /// Dial attempts refused because the address is outside the dial scope.
+    dials_refused: Counter,
 }
 
 impl NetMetrics {
@@ -191,6 +206,7 @@ impl NetMetrics {
             gossip_shed: Family::default(),
             gossip_penalised: Family::default(),
             peers: Gauge::default(),
+            dials_refused: Counter::default(),
         };
         sub.register(
             "gossip_shed",
@@ -216,6 +232,11 @@ impl NetMetrics {
             "events_dropped",
             "Events dropped because the node did not keep up, by kind",
             m.events_dropped.clone(),
+        );
+        sub.register(
+            "dials_refused",
+            "Dials refused before any socket was opened: the address is outside the dial scope",
+            m.dials_refused.clone(),
         );
         sub.register(
             "connected_peers",
@@ -252,8 +273,8 @@ struct EventLoop {
     reserved: HashSet<PeerId>,
     /// Event-queue places kept for priority gossip ([`EVENTS_PRIORITY_SHARE_DIVISOR`]).
     priority_reserve: usize,
-    /// What addresses a peer may make us dial.
-    dial_scope: DialScope,
+    /// What addresses this node dials (shared with the transport, which enforces it).
+    policy: Arc<DialPolicy>,
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
@@ -592,6 +613,8 @@ impl EventLoop {
     }
 
     fn dial(&mut self, addr: Multiaddr, reply: Reply<PeerId>) {
+        // The node asked for this address itself: it may be dialled outside the scope.
+        self.policy.allow(&addr, false);
         let peer = match addr.iter().last() {
             Some(Protocol::P2p(peer)) => Some(peer),
             _ => None,
@@ -634,6 +657,7 @@ impl EventLoop {
                 reply,
             ));
         };
+        self.policy.allow(&addr, true);
         let mut transport_addr = addr.clone();
         transport_addr.pop();
         self.swarm.behaviour_mut().kad.add_address(&peer, transport_addr);
@@ -776,7 +800,7 @@ impl EventLoop {
                 if let identify::Event::Received { peer_id, info, .. } = event {
                     // What a peer says it listens on is a claim: only addresses in our dial
                     // scope, and only a few, go where they would be dialled.
-                    let scope = self.dial_scope;
+                    let scope = self.policy.scope();
                     let listen_addrs: Vec<Multiaddr> = info
                         .listen_addrs
                         .iter()
@@ -811,7 +835,18 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Ping(event) => self.metrics.record(&event),
-            BehaviourEvent::Kad(event) => self.metrics.record(&event),
+            BehaviourEvent::Kad(event) => {
+                self.metrics.record(&event);
+                // Bucket inserts are manual: kad names a peer that just proved it serves the
+                // DHT, and the address it was reached at goes into the routing table only if it
+                // is one we would dial. (Inbound peers are unroutable until identify tells us
+                // where they listen, filtered above.)
+                if let kad::Event::RoutablePeer { peer, address } = event {
+                    if dialable(&address, &peer, self.policy.scope()) {
+                        self.swarm.behaviour_mut().kad.add_address(&peer, address);
+                    }
+                }
+            }
             BehaviourEvent::Gossipsub(event) => {
                 self.metrics.record(&event);
                 self.on_gossip_event(event);

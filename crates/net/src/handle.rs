@@ -11,6 +11,7 @@ use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 use libp2p_stream::{IncomingStreams, OpenStreamError};
 use paychan_protocol::wire::{GossipMsg, LedgerRequest, LedgerResponse, CHANNEL_PROTOCOL};
 use paychan_protocol::Wire;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,6 +78,7 @@ pub struct NetHandle {
     pub(crate) local_peer_id: PeerId,
     pub(crate) registry: Arc<Mutex<Registry>>,
     pub(crate) request_timeout: Duration,
+    pub(crate) dials_refused: Counter,
 }
 
 impl fmt::Debug for NetHandle {
@@ -96,6 +98,12 @@ impl NetHandle {
     /// The metrics registry (libp2p's metrics and this crate's), for the `/metrics` endpoint.
     pub fn metrics_registry(&self) -> Arc<Mutex<Registry>> {
         self.registry.clone()
+    }
+
+    /// Dial attempts refused so far because their address was outside the dial scope (one per
+    /// address; also `paychan_net_dials_refused_total` in the registry).
+    pub fn dials_refused(&self) -> u64 {
+        self.dials_refused.get()
     }
 
     async fn send(&self, command: Command) -> Result<(), NetError> {

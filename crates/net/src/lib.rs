@@ -16,7 +16,8 @@
 //! - [`limits`]: every limit of this crate as a named constant.
 //! - `rate`: the per-peer token bucket and byte budget.
 //! - `slots`: inbound connection slots (a cap per IP, slots reserved for genesis peers).
-//! - [`addrs`]: which addresses a peer may make us dial (identify, Kademlia, redials).
+//! - [`addrs`]: which addresses a peer may make us dial (identify, Kademlia, redials), and the
+//!   transport wrapper that refuses every dial outside the dial scope before a socket opens.
 //!
 //! **Architecture invariant**: the event loop never waits on the node. Events go out with
 //! `try_send`; when the node lags, gossip is ignored and requests are refused as busy, so pings,

@@ -109,6 +109,10 @@ pub const EVENTS_QUEUE_MAX: usize = 1_024;
 pub const EVENTS_PRIORITY_SHARE_DIVISOR: usize = 4;
 /// Addresses taken from one peer's identify report (after filtering).
 pub const IDENTIFY_ADDRS_PER_PEER_MAX: usize = 8;
+/// Addresses outside the dial scope that the node itself was told to dial once
+/// (`NetHandle::dial`) and may dial again; the oldest is forgotten first. Bootstrap addresses
+/// are kept apart and not counted.
+pub const EXPLICIT_DIAL_ADDRS_MAX: usize = 64;
 
 /// A connection with no stream open is closed after this long.
 pub const IDLE_CONNECTION_TIMEOUT_MS: u64 = 60_000;

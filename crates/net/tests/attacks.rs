@@ -343,3 +343,128 @@ async fn a_block_from_the_sequencer_gets_through_a_full_event_queue() {
     let (_, block_seen) = count_gossip(&mut server.events, flooder.peer, Duration::from_secs(1)).await;
     assert!(block_seen, "the sequencer's block was crowded out by the flood");
 }
+
+/// Kademlia lookups answered by `kad_liar` with `bad` addresses (one fake peer each) and one
+/// fake peer at `fair`; the node under test bootstraps from the liar with `scope`. Waits until
+/// the node has dialled `fair` (its listener accepts: the answers were read and acted on) and
+/// refused `bad.len()` dials, then checks that `trap` (where some of the bad addresses lead if
+/// dialled) saw no connection. Returns the refusal count.
+async fn lookup_answers(
+    seed: u8,
+    scope: Option<paychan_net::DialScope>,
+    bad: Vec<String>,
+    fair: &tokio::net::TcpListener,
+    fair_addr: String,
+    trap: &tokio::net::TcpListener,
+) -> u64 {
+    let n_bad = bad.len() as u64;
+    let fakes: Vec<(PeerId, libp2p::Multiaddr)> = bad
+        .iter()
+        .chain(std::iter::once(&fair_addr))
+        .map(|a| (PeerId::random(), a.parse().unwrap()))
+        .collect();
+    let (liar, _liar_task) = kad_liar(fakes).await;
+    let mut config = test_config();
+    config.bootstrap = vec![liar];
+    config.dial_scope = scope;
+    let node = node_with(seed, config).await;
+    bounded(
+        "the node dials the address in its scope that a lookup named",
+        fair.accept(),
+    )
+    .await
+    .unwrap();
+    bounded("every address outside the scope refused", async {
+        while node.handle.dials_refused() < n_bad {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The bad dials were refused synchronously, before the fair one was even tried or right
+    // beside it; a socket opened to the trap would be in its backlog by now.
+    let caught = tokio::time::timeout(Duration::from_millis(500), trap.accept()).await;
+    assert!(
+        caught.is_err(),
+        "the node dialled an address outside its scope: {caught:?}"
+    );
+    node.handle.dials_refused()
+}
+
+/// Issue 8: a peer that answers Kademlia lookups with addresses anywhere (other hosts, an
+/// unspecified address that leads back to this host, UDP, port 0) does not make a node that
+/// listens on loopback dial them: every one is refused before a socket opens. A loopback
+/// address it names is dialled, so the answers do reach the dialler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_answers_do_not_point_a_loopback_node_elsewhere() {
+    init_tracing();
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fair = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (trap_port, fair_port) = (
+        trap.local_addr().unwrap().port(),
+        fair.local_addr().unwrap().port(),
+    );
+    let bad = vec![
+        // Linux connects an unspecified address to the local host. TCP itself refuses
+        // 0.0.0.0, not its IPv4-mapped IPv6 spelling: dialled, that one reaches the trap.
+        format!("/ip4/0.0.0.0/tcp/{trap_port}"),
+        format!("/ip6/::ffff:0.0.0.0/tcp/{trap_port}"),
+        "/ip4/10.255.255.1/tcp/22".to_string(),
+        "/ip4/192.0.2.1/tcp/80".to_string(),
+        "/ip4/8.8.8.8/tcp/53".to_string(),
+        "/ip4/255.255.255.255/tcp/7000".to_string(),
+        "/ip6/2001:db8::1/tcp/443".to_string(),
+    ];
+    let fair_addr = format!("/ip4/127.0.0.1/tcp/{fair_port}");
+    let refused = lookup_answers(150, None, bad, &fair, fair_addr, &trap).await;
+    assert!(refused >= 7);
+}
+
+/// Issue 8, the other way round: a node whose scope excludes loopback still dials the
+/// loopback bootstrap peer it was configured with, but not the loopback address a lookup
+/// answer names (the trap's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_peer_is_dialled_outside_the_scope_but_nothing_a_lookup_names() {
+    init_tracing();
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_port = trap.local_addr().unwrap().port();
+    // The fair peer is dialled with the scope `Any`; here it must not be: nothing may accept.
+    let never = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fakes = vec![
+        (
+            PeerId::random(),
+            format!("/ip4/127.0.0.1/tcp/{trap_port}").parse().unwrap(),
+        ),
+        (
+            PeerId::random(),
+            format!("/ip6/::ffff:127.0.0.1/tcp/{trap_port}").parse().unwrap(),
+        ),
+    ];
+    let (liar, _liar_task) = kad_liar(fakes).await;
+    let mut config = test_config();
+    config.bootstrap = vec![liar.clone()];
+    config.dial_scope = Some(paychan_net::DialScope::Remote);
+    let node = node_with(151, config).await;
+    // The configured peer is dialled (bootstrap) although it is on loopback.
+    let peer = match liar.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(p)) => p,
+        _ => unreachable!(),
+    };
+    bounded("the node connects to its configured loopback peer", async {
+        while !node.handle.connected_peers().await.unwrap().contains(&peer) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    bounded("both loopback addresses a lookup named refused", async {
+        while node.handle.dials_refused() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let caught = tokio::time::timeout(Duration::from_millis(500), trap.accept()).await;
+    assert!(
+        caught.is_err(),
+        "a lookup answer made the node dial loopback: {caught:?}"
+    );
+    drop(never);
+}

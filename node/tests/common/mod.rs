@@ -661,3 +661,60 @@ pub use paychan_testkit::raw::{
 pub fn raw_peer() -> RawSwarm {
     paychan_testkit::raw::raw_peer(Duration::from_secs(10))
 }
+
+/// A `paychan_net::Net` peer (fresh key, 127.0.0.1) that accepts ledger requests and never
+/// answers them: it holds each one while it runs, so that a requester waits out its whole
+/// timeout. Counts the `GetBlocks` requests it was sent.
+pub struct SilentPeer {
+    /// The handle.
+    pub handle: NetHandle,
+    /// Its peer id.
+    pub peer: PeerId,
+    /// Its listen address with `/p2p/<id>`.
+    pub addr: Multiaddr,
+    /// `GetBlocks` requests received so far.
+    pub asked_blocks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentPeer {
+    /// Starts one. Call inside a tokio runtime.
+    pub async fn start() -> SilentPeer {
+        use paychan_protocol::wire::LedgerRequest;
+        let config = NetConfig::new("/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"));
+        let (handle, mut events, _task) = Net::new(Keypair::generate().seed(), config)
+            .await
+            .expect("the silent peer starts");
+        let peer = handle.local_peer_id();
+        let addr = handle.listen_addrs().await.expect("listen addrs")[0]
+            .clone()
+            .with(paychan_net::libp2p::multiaddr::Protocol::P2p(peer));
+        let asked_blocks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let asked = asked_blocks.clone();
+        tokio::spawn(async move {
+            // Dropping a responder would end the request at once; holding it makes it time out.
+            let mut held = Vec::new();
+            while let Some(event) = events.recv().await {
+                if let NetEvent::LedgerRequest {
+                    request, responder, ..
+                } = event
+                {
+                    if matches!(request, LedgerRequest::GetBlocks { .. }) {
+                        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    held.push(responder);
+                }
+            }
+        });
+        SilentPeer {
+            handle,
+            peer,
+            addr,
+            asked_blocks,
+        }
+    }
+
+    /// `GetBlocks` requests received so far.
+    pub fn asked(&self) -> usize {
+        self.asked_blocks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

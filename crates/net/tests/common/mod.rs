@@ -176,3 +176,67 @@ pub use paychan_testkit::raw::{raw_connect, raw_request_until_closed, RawSwarm};
 pub fn raw_peer() -> RawSwarm {
     paychan_testkit::raw::raw_peer(Duration::from_secs(5))
 }
+
+// ---- a Kademlia peer that answers lookups with whatever addresses it was given ----
+
+/// The liar's behaviour: Kademlia, and connection limits that deny every dial of its own (kad
+/// would otherwise bootstrap and dial the fakes itself, which the tests must not mistake for
+/// the node's dials).
+#[derive(libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub struct Liar {
+    no_dials: libp2p::connection_limits::Behaviour,
+    kad: libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>,
+}
+
+pub type KadSwarm = Swarm<Liar>;
+
+/// A peer that serves the paychan DHT and names `fakes` (peer, address) in every lookup answer,
+/// whatever the addresses are. Its swarm runs on a task of its own; returns its `/p2p/` address.
+pub async fn kad_liar(fakes: Vec<(PeerId, Multiaddr)>) -> (Multiaddr, JoinHandle<()>) {
+    use futures::StreamExt;
+    use libp2p::kad;
+    use libp2p::swarm::SwarmEvent;
+
+    let mut swarm: KadSwarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key| {
+            let local = key.public().to_peer_id();
+            let mut config = kad::Config::new(StreamProtocol::new(paychan_net::KAD_PROTOCOL));
+            // The liar only answers: no bootstrap of its own, which would dial the fakes.
+            // Nor one when a peer enters its table (that happens only on inserts).
+            config.set_periodic_bootstrap_interval(None);
+            config.set_kbucket_inserts(kad::BucketInserts::Manual);
+            Liar {
+                no_dials: libp2p::connection_limits::Behaviour::new(
+                    libp2p::connection_limits::ConnectionLimits::default().with_max_pending_outgoing(Some(0)),
+                ),
+                kad: kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), config),
+            }
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+        .build();
+    swarm.behaviour_mut().kad.set_mode(Some(kad::Mode::Server));
+    for (peer, addr) in fakes {
+        swarm.behaviour_mut().kad.add_address(&peer, addr);
+    }
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    let addr = bounded("the liar listens", async {
+        loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                return address;
+            }
+        }
+    })
+    .await;
+    let addr = addr.with(Protocol::P2p(*swarm.local_peer_id()));
+    let task = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    (addr, task)
+}
