@@ -8,7 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use paychan_net::{Net, NetConfig, NetEvent, NetHandle};
 use paychan_protocol::wire::{LedgerRequest, LedgerResponse};
 use paychan_protocol::Hash32;
