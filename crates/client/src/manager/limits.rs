@@ -65,6 +65,8 @@ const _: () = assert!(OPEN_STREAM_WAIT_MS < PROPOSAL_TTL_MS);
 
 /// Blocks a ledger view reads per call when it looks for opens naming this key.
 pub const OPENS_SCAN_BLOCKS_MAX: u64 = 256;
+/// Blocks between two writes of the height scanned for opens when nothing was adopted.
+pub const ADOPTED_HEIGHT_WRITE_EVERY: u64 = 1_024;
 
 /// Largest encoded persisted channel accepted back from the store.
 pub const PERSISTED_BYTES_MAX: usize = 16 * 1024;
