@@ -174,7 +174,7 @@ struct BlocksQuery {
 }
 
 /// A block as the API shows it.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct BlockView {
     height: u64,
     hash: String,
@@ -188,7 +188,7 @@ pub struct BlockView {
 }
 
 /// A transaction as the API shows it.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct TxView {
     id: String,
     kind: &'static str,

@@ -287,14 +287,14 @@ pub fn export(dir: &DataDir, json_out: bool, out: &Path, to: Option<u64>) -> any
     let v = json!({"file": out.display().to_string(), "source": src.describe(),
                    "chain_id": genesis.chain_id().to_hex(), "blocks": figures.0,
                    "checkpoints": figures.1, "height": figures.2});
-    crate::output(json_out, v, |v| {
+    crate::output::output(json_out, v, |v| {
         format!(
             "exported {} blocks and {} checkpoints (to height {}) of chain {} to {}",
             v["blocks"],
             v["checkpoints"],
             v["height"],
-            crate::s(&v["chain_id"]),
-            crate::s(&v["file"])
+            crate::output::s(&v["chain_id"]),
+            crate::output::s(&v["file"])
         )
     });
     Ok(())
@@ -312,13 +312,13 @@ pub fn keys(dir: &DataDir, json_out: bool) -> anyhow::Result<()> {
         .collect();
     let v = json!({"origin": origin, "chain_id": genesis.chain_id().to_hex(), "log_key": log,
                    "witness_keys": witnesses, "witness_threshold": genesis.witness_threshold});
-    crate::output(json_out, v, |v| {
+    crate::output::output(json_out, v, |v| {
         let mut out = vec![
-            format!("origin:    {}", crate::s(&v["origin"])),
-            format!("log key:   {}", crate::s(&v["log_key"])),
+            format!("origin:    {}", crate::output::s(&v["origin"])),
+            format!("log key:   {}", crate::output::s(&v["log_key"])),
         ];
         for w in v["witness_keys"].as_array().into_iter().flatten() {
-            out.push(format!("witness:   {}", crate::s(w)));
+            out.push(format!("witness:   {}", crate::output::s(w)));
         }
         out.push(format!("threshold: {}", v["witness_threshold"]));
         out.join("\n")
@@ -1135,7 +1135,7 @@ fn consistency(
     })?;
     let v = json!({"ok": true, "older": {"height": older.height, "log_size": older.log_size},
                    "newer": {"height": newer.height, "log_size": newer.log_size}, "proof_hashes": path.len()});
-    crate::output(json_out, v, |v| {
+    crate::output::output(json_out, v, |v| {
         format!(
             "consistent: the checkpoint at height {} (log size {}) extends the one at height {} (log size {})",
             v["newer"]["height"], v["newer"]["log_size"], v["older"]["height"], v["older"]["log_size"]
@@ -1218,10 +1218,10 @@ fn prove(dir: &DataDir, json_out: bool, tx: &str, out: &Path, entry_out: Option<
     }
     let v = json!({"tx": tx, "index": index, "height": c.height, "log_size": c.log_size,
                    "cosigners": cp.cosignatures.len(), "file": out.display().to_string()});
-    crate::output(json_out, v, |v| {
+    crate::output::output(json_out, v, |v| {
         format!(
             "wrote the inclusion proof of {} (leaf {}) under the witnessed checkpoint at height {} (log size {}, {} cosignatures) to {}",
-            crate::s(&v["tx"]), v["index"], v["height"], v["log_size"], v["cosigners"], crate::s(&v["file"])
+            crate::output::s(&v["tx"]), v["index"], v["height"], v["log_size"], v["cosigners"], crate::output::s(&v["file"])
         )
     });
     Ok(())
@@ -1309,7 +1309,7 @@ fn verify_proof(
         check_proof(&text, &entry, &log_key, &witnesses, quorum).map_err(verification)?;
     let v = json!({"ok": true, "index": index, "height": cp.height, "log_size": cp.log_size,
                    "cosigners": cosigners, "quorum": quorum});
-    crate::output(json_out, v, |v| {
+    crate::output::output(json_out, v, |v| {
         format!(
             "proof holds: the entry is leaf {} of the log of size {} at height {}, signed by the log, {} of {} needed cosignatures",
             v["index"], v["log_size"], v["height"], v["cosigners"], v["quorum"]

@@ -281,7 +281,7 @@ impl PeerSource {
         let target: Multiaddr = addr
             .parse()
             .context("--peer is a multiaddr with /p2p/<peer id>")?;
-        let rt = crate::runtime()?;
+        let rt = crate::output::runtime()?;
         let listen = if addr.starts_with("/ip4/127.") {
             "/ip4/127.0.0.1/tcp/0"
         } else {

@@ -1,26 +1,5 @@
-//! The `paychan` binary: command-line interface of a paychan node.
-//!
-//! ## Layout
-//! - `config`: the data dir and `config.toml`.
-//! - `node`: the running node (store, ledger replica, network, sequencer, witness).
-//! - `api`: the HTTP control API.
-//! - `http`: the CLI's client of that API.
-//! - `testnet`: local multi-process testnets.
-//! - `audit_cmd`: `ledger export`, `ledger keys` and `audit` (the auditor's commands).
-//! - `ledger_source`: where those read a ledger (a store, raw HTTP routes, a p2p peer).
-
-mod api;
-mod audit_cmd;
-mod client;
-mod config;
-mod demo;
-mod evidence;
-mod http;
-mod ledger_source;
-mod node;
-mod offline;
-mod public;
-mod testnet;
+//! The `paychan` binary: the command-line interface. It composes the library (`paychan`): the
+//! node daemon, its control API and public endpoints, the auditor's commands and the testnet.
 
 use std::path::PathBuf;
 
@@ -29,8 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use paychan_protocol::{Keypair, PublicKey};
 use serde_json::{json, Value};
 
-use crate::config::{Config, DataDir};
-use crate::http::ApiClient;
+use paychan::config::{Config, DataDir};
+use paychan::http::ApiClient;
+use paychan::output::{output, runtime, s};
+use paychan::{audit_cmd, client, daemon, demo, offline, testnet};
 
 #[derive(Debug, Parser)]
 #[command(name = "paychan", version, about = "A payment channel node")]
@@ -297,7 +278,7 @@ fn main() -> Result<()> {
                     wait_for_signal().await;
                     let _ = stop_tx.send(true);
                 });
-                node::run(dir, stop_rx).await
+                daemon::run(dir, stop_rx).await
             })?;
         }
         Command::Peers => {
@@ -622,21 +603,6 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
     Ok(())
 }
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("?")
-}
-
-fn output(json_out: bool, v: Value, human: impl FnOnce(&Value) -> String) {
-    use std::io::Write;
-    let text = if json_out {
-        serde_json::to_string_pretty(&v).unwrap_or_default()
-    } else {
-        human(&v)
-    };
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = writeln!(std::io::stdout(), "{text}");
-}
-
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
@@ -647,10 +613,6 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// Warnings only: commands that print their own report.

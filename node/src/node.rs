@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -57,7 +57,8 @@ struct Shared {
     sequencer_peer: Option<PeerId>,
     net: NetHandle,
     store: Arc<SledStore>,
-    ledger: RwLock<LedgerState>,
+    /// The ledger replica and its single writer.
+    replica: crate::replica::Replica,
     mempool: Mutex<Mempool>,
     /// Checkpoints seen but not yet cosigned because the replica is behind, by height.
     pending_checkpoints: Mutex<BTreeMap<u64, SignedCheckpoint>>,
@@ -295,11 +296,25 @@ fn sequencer_peer(genesis: &Genesis) -> Option<PeerId> {
 }
 
 /// Builds and runs a node until `shutdown` flips to true.
-pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
-    let config = dir.config()?;
+/// A started node: its network is up and its channel manager runs; [`Started::run`] drives it.
+pub struct Started {
+    /// The handle the API layers serve.
+    pub handle: NodeHandle,
+    events: mpsc::Receiver<NetEvent>,
+    net_task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started").finish_non_exhaustive()
+    }
+}
+
+/// Restores the replica from `dir`'s database, starts the network and the channel manager.
+pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
     let keypair = dir.keypair()?;
     let genesis = dir.genesis()?;
-    let store = Arc::new(dir.open_store(&config)?);
+    let store = Arc::new(dir.open_store(config)?);
     store
         .put_genesis(&genesis)
         .context("the database holds another genesis")?;
@@ -313,11 +328,11 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     } else {
         Role::Replica
     };
-    let listen = listen_addr(&dir, &config)?;
-    let (net, events, net_task) = start_net(&config, listen.clone(), &keypair, &genesis).await?;
+    let listen = listen_addr(dir, config)?;
+    let (net, events, net_task) = start_net(config, listen.clone(), &keypair, &genesis).await?;
     let peer_id = net.local_peer_id();
     let bound = net.listen_addrs().await?;
-    remember_listen_addr(&dir, &listen, &bound)?;
+    remember_listen_addr(dir, &listen, &bound)?;
     let listen_addrs: Vec<Multiaddr> = bound.into_iter().map(|a| a.with(libp2p_p2p(peer_id))).collect();
     if let Some(addr) = listen_addrs.first() {
         std::fs::write(dir.p2p_addr_path(), addr.to_string())?;
@@ -346,7 +361,7 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         peer_id,
         net,
         store,
-        ledger: RwLock::new(ledger),
+        replica: crate::replica::Replica::new(ledger),
         mempool: Mutex::new(mempool),
         pending_checkpoints: Mutex::new(BTreeMap::new()),
         checkpoint_heights: Mutex::new(HashMap::new()),
@@ -396,6 +411,7 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
     };
     info!(%peer_id, ?role, account = %shared.keypair.public(), "node started");
 
+    let events_for_manager = shared.replica.subscribe();
     let manager = paychan_client::ChannelManager::start(
         shared.keypair.clone(),
         shared.net.clone(),
@@ -403,30 +419,57 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
         Arc::new(NodeLedger(handle.clone())),
         paychan_client::ManagerConfig::default(),
     )?;
-    let _ = shared.channels.set(manager);
+    let _ = shared.channels.set(manager.clone());
+    // The watchtower follows the replica's events: each block brings the manager to the
+    // channels it touched. A lagging subscription (events dropped) asks for a full pass.
+    tokio::spawn(forward_ledger_events(events_for_manager, manager));
     if let Some(seq) = shared.sequencer_peer.filter(|p| *p != peer_id) {
         // The ledger stops for a node that loses its sequencer: dial it again whenever it goes.
         shared.net.keep_connected(seq).await?;
     }
-    let public = crate::public::bind(&dir, &config).await?;
-    let public_url = public.as_ref().map(crate::public::Bound::url);
-    let api = crate::api::serve(&dir, &config, handle.clone(), public_url, shutdown.clone()).await?;
-    let public = public.map(|p| p.serve(handle.clone(), shutdown.clone()));
-    std::fs::write(dir.pid_path(), std::process::id().to_string())?;
+    Ok(Started {
+        handle,
+        events,
+        net_task,
+    })
+}
 
-    let result = event_loop(handle.clone(), events, shutdown).await;
-    info!("shutting down");
-    let _ = handle.shared.net.shutdown().await;
-    let _ = net_task.await;
-    let _ = api.await;
-    if let Some(public) = public {
-        let _ = public.await;
-        let _ = std::fs::remove_file(dir.public_addr_path());
+impl Started {
+    /// Runs the node until `shutdown`, then stops the network and flushes the store.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<()> {
+        let Started {
+            handle,
+            events,
+            net_task,
+        } = self;
+        let result = event_loop(handle.clone(), events, shutdown).await;
+        info!("shutting down");
+        let _ = handle.shared.net.shutdown().await;
+        let _ = net_task.await;
+        handle.shared.store.flush().context("final flush")?;
+        result
     }
-    handle.shared.store.flush().context("final flush")?;
-    let _ = std::fs::remove_file(dir.pid_path());
-    let _ = std::fs::remove_file(dir.api_addr_path());
-    result
+}
+
+/// Hands every block event of the replica to the channel manager, until the replica is gone.
+async fn forward_ledger_events(
+    mut events: tokio::sync::broadcast::Receiver<crate::replica::LedgerEvent>,
+    manager: paychan_client::ChannelManager,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(ev) => manager.block_applied(ev.channels),
+            Err(RecvError::Lagged(missed)) => {
+                debug!(
+                    missed,
+                    "the manager missed block events; it looks at every channel"
+                );
+                manager.ledger_changed();
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 fn libp2p_p2p(peer: PeerId) -> paychan_net::libp2p::multiaddr::Protocol<'static> {
@@ -672,7 +715,7 @@ impl NodeHandle {
     /// Identity and position.
     pub fn info(&self) -> NodeInfo {
         let s = &self.shared;
-        let ledger = s.ledger.read().expect("ledger lock");
+        let ledger = s.replica.read();
         NodeInfo {
             peer_id: s.peer_id.to_string(),
             account: s.keypair.public().to_hex(),
@@ -687,7 +730,7 @@ impl NodeHandle {
     /// The replica's position.
     pub fn ledger_status(&self) -> LedgerStatus {
         let pending = self.shared.mempool.lock().expect("mempool lock").len();
-        LedgerStatus::of(&self.shared.ledger.read().expect("ledger lock"), pending)
+        LedgerStatus::of(&self.shared.replica.read(), pending)
     }
 
     /// The channel manager.
@@ -698,15 +741,9 @@ impl NodeHandle {
             .expect("the channel manager starts before the API")
     }
 
-    fn ledger_changed(&self) {
-        if let Some(m) = self.shared.channels.get() {
-            m.ledger_changed();
-        }
-    }
-
     /// Read access to the replica.
     pub fn with_ledger<T>(&self, f: impl FnOnce(&LedgerState) -> T) -> T {
-        f(&self.shared.ledger.read().expect("ledger lock"))
+        f(&self.shared.replica.read())
     }
 
     /// The store.
@@ -737,7 +774,7 @@ impl NodeHandle {
                 warn!(tx = %id, "TEST SWITCH: dropping a dispute update");
                 return Ok((id, SubmitStatus::Accepted));
             }
-            let ledger = s.ledger.read().expect("ledger lock");
+            let ledger = s.replica.read();
             let status = s.mempool.lock().expect("mempool lock").submit(tx, &ledger);
             return status
                 .map(|st| (id, st))
@@ -783,7 +820,7 @@ impl NodeHandle {
     /// a status to answer at once for a transaction already in the replica.
     fn check_before_relay(&self, tx: &Tx) -> Result<Option<SubmitStatus>, SubmitError> {
         let s = &self.shared;
-        let ledger = s.ledger.read().expect("ledger lock");
+        let ledger = s.replica.read();
         match Mempool::new(&s.genesis).submit(tx.clone(), &ledger) {
             Ok(SubmitStatus::AlreadyIncluded) => Ok(Some(SubmitStatus::AlreadyIncluded)),
             Ok(_) => Ok(None),
@@ -821,7 +858,7 @@ impl NodeHandle {
         let s = &self.shared;
         let from = s.keypair.public();
         let nonce = {
-            let l = s.ledger.read().expect("ledger lock");
+            let l = s.replica.read();
             let pool = s.mempool.lock().expect("mempool lock");
             let mut last = s.last_nonce.lock().expect("nonce lock");
             // What this node signed more than the pool's expiry ago is in a block or gone.
@@ -978,10 +1015,12 @@ impl NodeHandle {
         }
     }
 
-    /// Applies one block to the replica and persists it. Serialised by the ledger lock.
+    /// Applies one block to the replica and persists it, as the replica's one writer: the state
+    /// is locked only while the block applies in memory, not while the store flushes.
     fn apply_block(&self, block: &Block) -> Result<Applied, Verdict> {
         let s = &self.shared;
-        let mut ledger = s.ledger.write().expect("ledger lock");
+        let writer = s.replica.begin_write();
+        let mut ledger = writer.state();
         let h = block.header.height;
         if h <= ledger.height() {
             // A block we have: it must be the same one, or the sender is lying.
@@ -1041,15 +1080,17 @@ impl NodeHandle {
         }
         self.record_censorship(judged);
         self.observe_block(&ledger, block);
-        // Persist before acknowledging: a block we gossip on is one we keep across a crash.
-        if let Err(e) = s.store.put_block(block).and_then(|_| s.store.flush()) {
+        // Persist before acknowledging: a block we gossip on is one we keep across a crash. The
+        // block goes into the store's log under the lock; the flush waits outside it.
+        let put = s.store.put_block(block);
+        drop(ledger);
+        if let Err(e) = put.and_then(|_| s.store.flush()) {
             // The replica is ahead of its disk; carrying on would break the invariant.
             tracing::error!(%e, "cannot persist an applied block");
             std::process::exit(70);
         }
         debug!(height = h, "block applied");
-        drop(ledger);
-        self.ledger_changed();
+        writer.applied(block);
         Ok(Applied::New)
     }
 
@@ -1059,7 +1100,7 @@ impl NodeHandle {
     /// yet, is not: an honest relay may pass those on.
     fn provably_invalid_dispute(&self, tx: &Tx) -> Option<String> {
         let Tx::Update(update) = tx else { return None };
-        let ledger = self.shared.ledger.read().expect("ledger lock");
+        let ledger = self.shared.replica.read();
         match ledger.check_update_proofs(update) {
             Err(e) if e.class() == ErrorClass::Violation => Some(format!("dispute update: {e}")),
             _ => None,
@@ -1073,7 +1114,7 @@ impl NodeHandle {
         let Tx::Update(update) = tx else { return false };
         let s = &self.shared;
         let (now, window_end) = {
-            let ledger = s.ledger.read().expect("ledger lock");
+            let ledger = s.replica.read();
             if ledger.check_tx(tx, ledger.time_ms()).is_err() {
                 return false;
             }
@@ -1283,8 +1324,9 @@ impl NodeHandle {
     async fn maybe_produce_block(&self) -> Result<()> {
         let s = &self.shared;
         let now = now_ms().saturating_add(s.clock_ahead_ms);
+        let writer = s.replica.begin_write();
         let (block, checkpoint) = {
-            let mut ledger = s.ledger.write().expect("ledger lock");
+            let mut ledger = writer.state();
             let mut mempool = s.mempool.lock().expect("mempool lock");
             let heartbeat_due = now.saturating_sub(ledger.time_ms()) >= s.genesis.heartbeat_interval_ms;
             if mempool.is_empty() && !heartbeat_due {
@@ -1303,7 +1345,8 @@ impl NodeHandle {
                 }
             }
             mempool.prune(&ledger);
-            // Persist, then gossip: a block others see is one we keep across a crash.
+            // Persist, then gossip: a block others see is one we keep across a crash. The block
+            // goes into the store's log under the locks; the flush waits outside them.
             s.store.put_block(&block)?;
             let cp = ledger.checkpoint();
             let signed = SignedCheckpoint {
@@ -1312,9 +1355,11 @@ impl NodeHandle {
                 cosignatures: vec![],
             };
             s.store.put_checkpoint(&signed)?;
-            s.store.flush()?;
             (block, signed)
         };
+        s.store.flush()?;
+        writer.applied(&block);
+        drop(writer);
         info!(
             height = block.header.height,
             txs = block.txs.len(),
@@ -1409,7 +1454,7 @@ impl NodeHandle {
         }
         self.remember_checkpoint(&cp.checkpoint);
         let height = cp.checkpoint.height;
-        let ours = s.ledger.read().expect("ledger lock").height();
+        let ours = s.replica.read().height();
         if height > ours {
             s.pending_checkpoints
                 .lock()
@@ -1446,7 +1491,7 @@ impl NodeHandle {
     /// split view it makes, if any.
     fn check_recent(&self, cp: &SignedCheckpoint) -> Option<(SplitView, String)> {
         let s = &self.shared;
-        let ledger = s.ledger.read().expect("ledger lock");
+        let ledger = s.replica.read();
         let mut recent = s.recent_checkpoints.lock().expect("recent lock");
         let cosigned = s.cosigned.lock().expect("cosigned lock").clone();
         for other in recent.values().chain(cosigned.iter()) {
@@ -1507,7 +1552,7 @@ impl NodeHandle {
     async fn on_split_view(&self, view: SplitView) -> Verdict {
         let s = &self.shared;
         let verdict = {
-            let ledger = s.ledger.read().expect("ledger lock");
+            let ledger = s.replica.read();
             split_view_of(&s.genesis, &view, &ledger)
         };
         match verdict {
@@ -1553,7 +1598,7 @@ impl NodeHandle {
 
     /// Cosigns checkpoints that were waiting for the replica to catch up.
     fn cosign_pending(&self) {
-        let height = self.shared.ledger.read().expect("ledger lock").height();
+        let height = self.shared.replica.read().height();
         let ready: Vec<SignedCheckpoint> = {
             let mut p = self.shared.pending_checkpoints.lock().expect("pending lock");
             let later = p.split_off(&(height + 1));
@@ -1657,7 +1702,7 @@ impl NodeHandle {
         let s = &self.shared;
         let c = cp.checkpoint;
         // Lock order: the ledger, then the record (as in `check_recent`).
-        let ledger = s.ledger.read().expect("ledger lock");
+        let ledger = s.replica.read();
         let mut cosigned = s.cosigned.lock().expect("cosigned lock");
         if let Some(prev) = cosigned.as_ref() {
             let p = prev.checkpoint;
@@ -1791,7 +1836,7 @@ impl NodeHandle {
                 Err(e) => err(format!("store: {e}")),
             },
             LedgerRequest::GetInclusion { tx_id, size } => {
-                let l = s.ledger.read().expect("ledger lock");
+                let l = s.replica.read();
                 match l.inclusion_proof(&tx_id, size) {
                     Ok(p) => LedgerResponse::Inclusion {
                         index: p.index,
@@ -1802,7 +1847,7 @@ impl NodeHandle {
                 }
             }
             LedgerRequest::GetConsistency { first, second } => {
-                let l = s.ledger.read().expect("ledger lock");
+                let l = s.replica.read();
                 match l.consistency_proof(first, second) {
                     Ok(path) => LedgerResponse::Consistency { path },
                     Err(e) => err(e.to_string()),
@@ -1849,7 +1894,7 @@ impl NodeHandle {
             }
         }
         while !candidates.is_empty() {
-            let from = s.ledger.read().expect("ledger lock").height() + 1;
+            let from = s.replica.read().height() + 1;
             let mut asks = tokio::task::JoinSet::new();
             for &peer in candidates.iter().take(CATCH_UP_PEERS) {
                 let net = s.net.clone();
@@ -1877,7 +1922,7 @@ impl NodeHandle {
                         continue;
                     }
                 };
-                let before = s.ledger.read().expect("ledger lock").height();
+                let before = s.replica.read().height();
                 for b in &blocks {
                     match self.apply_block(b) {
                         Ok(_) => {}
@@ -1890,7 +1935,7 @@ impl NodeHandle {
                         Err(_) => break,
                     }
                 }
-                let after = s.ledger.read().expect("ledger lock").height();
+                let after = s.replica.read().height();
                 if after > before {
                     progressed = true;
                     more = blocks.len() == BLOCKS_PER_RESPONSE_MAX;

@@ -221,14 +221,55 @@ pub fn start(root: &Path) -> Result<Vec<NodeStatus>> {
     start_all(root)
 }
 
-/// `n` distinct free TCP ports on 127.0.0.1. All are held until all are found, so that no two
-/// are the same; another program may still take one before its node binds it.
+/// `n` distinct free TCP ports on 127.0.0.1, drawn below the kernel's ephemeral range.
+///
+/// A port the kernel handed out for `bind(0)` lies in its ephemeral range, the same range it
+/// takes the source port of every outgoing connection from: between this function releasing
+/// the port and the node binding it, any connection on the machine may take it (seen when
+/// many testnets start at once). Ports below that range are only ever taken by an explicit
+/// bind. All are held until all are found, so that no two are the same; another program that
+/// binds a fixed port may still take one before its node binds it.
 fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("find free ports on 127.0.0.1")?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+    let (low, _) = ephemeral_range();
+    const FLOOR: u16 = 10_000;
+    if low < FLOOR + 1_000 {
+        // No room below the range: fall back to the kernel's choice.
+        let listeners = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("find free ports on 127.0.0.1")?;
+        return listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect();
+    }
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    let mut tries = 0;
+    while ports.len() < n {
+        tries += 1;
+        if tries > 10_000 {
+            bail!("found no {n} free ports on 127.0.0.1 between {FLOOR} and {low}");
+        }
+        let port =
+            FLOOR + (rand_core::RngCore::next_u32(&mut rand_core::OsRng) % u32::from(low - FLOOR)) as u16;
+        if ports.contains(&port) {
+            continue;
+        }
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+            ports.push(port);
+        }
+    }
+    Ok(ports)
+}
+
+/// The kernel's ephemeral port range (Linux reads it from procfs; elsewhere the IANA range).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|x| x.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((49_152, 65_535))
 }
 
 /// Starts every node of `root` and waits until the network is ready.

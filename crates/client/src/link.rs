@@ -14,8 +14,6 @@ use paychan_protocol::{Hash32, Wire};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use crate::manager::Input;
-
 /// Messages queued to one peer's writer. Bounded: a slow peer slows the payer down.
 const LINK_QUEUE_MAX: usize = 1024;
 /// Messages the writer packs into one write.
@@ -36,6 +34,22 @@ const GREETING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 const _: () = assert!(READ_CHUNK_BYTES <= READ_BUF_KEEP_BYTES);
 const _: () = assert!(READ_BUF_KEEP_BYTES < FRAME_BYTES_MAX);
 
+/// What a link tells its owner. The link knows nothing of the manager: it sends these on any
+/// channel whose items can be made from them (the manager's inbox).
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    /// A stream is greeted and live.
+    Up { peer: PeerId, link: Link },
+    /// The stream of `epoch` ended.
+    Down { peer: PeerId, epoch: u64 },
+    /// A frame arrived on the stream of `epoch`.
+    Inbound {
+        peer: PeerId,
+        epoch: u64,
+        msg: ChannelMsg,
+    },
+}
+
 /// The manager's side of a live stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Link {
@@ -49,12 +63,12 @@ pub(crate) struct Link {
 
 /// Starts a stream this side opened. Returns the link at once; the peer's greeting arrives as
 /// an ordinary inbound `Hello`.
-pub(crate) fn start_dialed(
+pub(crate) fn start_dialed<I: From<LinkEvent> + Send + 'static>(
     me: PeerId,
     peer: PeerId,
     stream: Stream,
     chain_id: Hash32,
-    inbox: mpsc::Sender<Input>,
+    inbox: mpsc::Sender<I>,
 ) -> Link {
     let epoch = random_epoch();
     let (read, write) = stream.split();
@@ -71,11 +85,11 @@ pub(crate) fn start_dialed(
 
 /// Starts a stream the peer opened: reads its greeting to learn the epoch, then registers the
 /// link with the manager. `slot` is held until the stream is closed.
-pub(crate) fn start_accepted(
+pub(crate) fn start_accepted<I: From<LinkEvent> + Send + 'static>(
     peer: PeerId,
     stream: Stream,
     chain_id: Hash32,
-    inbox: mpsc::Sender<Input>,
+    inbox: mpsc::Sender<I>,
     slot: StreamSlot,
 ) {
     tokio::spawn(async move {
@@ -102,7 +116,7 @@ pub(crate) fn start_accepted(
             dialer: peer,
             tx,
         };
-        if inbox.send(Input::LinkUp { peer, link }).await.is_err() {
+        if inbox.send(LinkEvent::Up { peer, link }.into()).await.is_err() {
             return;
         }
         reader(read, peer, epoch, inbox, reply, writer_gone).await;
@@ -229,11 +243,11 @@ async fn read_rest<R: futures::AsyncRead + Unpin>(
 /// Reads frames until the stream fails or ends, or the writer ends (the manager dropped this
 /// link: it was replaced, refused or closed), so a stream the manager does not use is closed.
 /// `reply` is weak: the link's writer lives only as long as the manager holds the link.
-async fn reader(
+async fn reader<I: From<LinkEvent> + Send + 'static>(
     mut read: ReadHalf<Stream>,
     peer: PeerId,
     epoch: u64,
-    inbox: mpsc::Sender<Input>,
+    inbox: mpsc::Sender<I>,
     reply: mpsc::WeakSender<ChannelMsg>,
     mut writer_gone: oneshot::Receiver<()>,
 ) {
@@ -252,11 +266,14 @@ async fn reader(
             }
             Ok(env) => {
                 if inbox
-                    .send(Input::Inbound {
-                        peer,
-                        epoch,
-                        msg: env.msg,
-                    })
+                    .send(
+                        LinkEvent::Inbound {
+                            peer,
+                            epoch,
+                            msg: env.msg,
+                        }
+                        .into(),
+                    )
                     .await
                     .is_err()
                 {
@@ -284,7 +301,7 @@ async fn reader(
             }
         }
     }
-    let _ = inbox.send(Input::LinkDown { peer, epoch }).await;
+    let _ = inbox.send(LinkEvent::Down { peer, epoch }.into()).await;
 }
 
 /// Writes queued messages until every sender is gone (the manager dropped the link) or a write

@@ -28,6 +28,8 @@ use rand_core::{RngCore, SeedableRng};
 
 /// Seeds a plain `cargo test` runs.
 const CI_SEEDS: u64 = 6;
+/// Seeds the planted-bug test may run before one catches the bug.
+const PLANTED_SEEDS_MAX: u64 = 30;
 /// Steps with faults, then at most this many more to heal and close.
 const FAULT_STEPS: u64 = 1_500;
 const HEAL_STEPS_MAX: u64 = 6_000;
@@ -961,18 +963,22 @@ fn a_runs_is_replayable_from_its_seed() {
 
 #[test]
 fn an_ack_sent_before_its_write_is_durable_is_caught() {
+    // The planted bug loses an ack only when a crash falls between the early report and the
+    // write: not every seed draws one, so the seeds run until one catches it, at most
+    // PLANTED_SEEDS_MAX of them (random seeds; a failure prints the first).
     let first = seed_from_env();
     println!("PAYCHAN_SIM_SEED={first}");
-    let (total, failing) = run_seeds(first, CI_SEEDS, true);
+    let caught = (first..first + PLANTED_SEEDS_MAX).find_map(|seed| {
+        let (o, v) = run_seed(seed, true);
+        (o.violations > 0).then_some((seed, v))
+    });
+    let Some((seed, violations)) = caught else {
+        panic!("the planted bug (batches reported durable before their sync) goes unnoticed in {PLANTED_SEEDS_MAX} seeds");
+    };
+    println!("caught by seed {seed}");
     assert!(
-        total.violations > 0,
-        "the planted bug (batches reported durable before their sync) goes unnoticed in {CI_SEEDS} seeds"
-    );
-    assert!(
-        failing
-            .iter()
-            .any(|(_, v, _)| v.iter().any(|s| s.contains("acked"))),
-        "caught as an acknowledged payment lost: {failing:?}"
+        violations.iter().any(|s| s.contains("acked")),
+        "caught as an acknowledged payment lost: {violations:?}"
     );
 }
 

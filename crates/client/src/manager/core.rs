@@ -167,8 +167,14 @@ pub enum Event {
     DialFailed(PeerId),
     /// A connection to `peer` is up (libp2p): streams to it may be opened now.
     PeerConnected(PeerId),
-    /// The ledger view moved.
+    /// The ledger view moved in a way not told channel by channel: look at every channel.
     LedgerChanged,
+    /// One block was applied; `channels` are the ones its transactions name. The manager looks
+    /// at those and at every channel that waits on the ledger.
+    BlockApplied {
+        /// Channels the block touched.
+        channels: Vec<ChannelId>,
+    },
     /// A batch asked for by [`Action::Persist`] was written and synced, or failed.
     Persisted {
         /// The batch.
@@ -325,6 +331,17 @@ struct Slot {
 }
 
 impl Slot {
+    /// Whether the channel waits on the ledger (its open, a close, a window's end, a payout to
+    /// be witnessed), so that every block and tick must look at it; an open channel learns
+    /// only from a block that names it.
+    fn follows_ledger(&self) -> bool {
+        match self.ch.status() {
+            ChannelStatus::Open => false,
+            ChannelStatus::Closed => !self.close_waiters.is_empty() || self.pay.is_some(),
+            ChannelStatus::Pending | ChannelStatus::ShuttingDown | ChannelStatus::Closing => true,
+        }
+    }
+
     fn new(ch: Channel, peer: PeerId) -> Slot {
         Slot {
             ch,
@@ -413,9 +430,12 @@ pub struct Manager {
     config: ManagerConfig,
     rng: Box<dyn RngCore + Send>,
     now_ms: u64,
+    /// When every channel was last looked at against the ledger.
+    full_pass_ms: Option<u64>,
     channels: BTreeMap<ChannelId, Slot>,
     links: BTreeMap<PeerId, LinkState>,
-    dialing: BTreeSet<PeerId>,
+    /// Dials in flight, with when each was asked for.
+    dialing: BTreeMap<PeerId, u64>,
     /// Open proposals waiting for a stream to their peer, with when they were queued.
     queued: BTreeMap<PeerId, Vec<(u64, ChannelMsg)>>,
     proposals: BTreeMap<(PeerId, Hash32), Proposed>,
@@ -498,9 +518,10 @@ impl Manager {
             config,
             rng,
             now_ms,
+            full_pass_ms: None,
             channels,
             links: BTreeMap::new(),
-            dialing: BTreeSet::new(),
+            dialing: BTreeMap::new(),
             queued: BTreeMap::new(),
             proposals: BTreeMap::new(),
             acceptances: BTreeMap::new(),
@@ -715,6 +736,7 @@ impl Manager {
                 }
             }
             Event::LedgerChanged => self.on_ledger_changed(ledger),
+            Event::BlockApplied { channels } => self.on_block_applied(&channels, ledger),
             Event::Persisted { batch, result } => self.on_persisted(batch, result),
             Event::OpenSubmitFailed { id, why } => {
                 // Never drop a pending open on a failed submission: it may have reached the
@@ -877,7 +899,15 @@ impl Manager {
                 self.dial(peer);
             }
         }
-        self.on_ledger_changed(ledger);
+        if self
+            .full_pass_ms
+            .is_none_or(|t| self.now_ms >= t.saturating_add(FULL_PASS_MS))
+        {
+            self.on_ledger_changed(ledger);
+        } else {
+            // Retries and windows that come due with time, for the channels that wait on it.
+            self.on_block_applied(&[], ledger);
+        }
     }
 
     /// Forgets acceptances whose peer did not sign in time (freeing their slots), and fails our
@@ -920,9 +950,20 @@ impl Manager {
     }
 
     fn dial(&mut self, peer: PeerId) {
-        if self.links.contains_key(&peer) || !self.dialing.insert(peer) {
+        let now = self.now_ms;
+        if self.links.contains_key(&peer) {
             return;
         }
+        // A dial whose outcome never came (the stream died before it was up, say) does not
+        // block the peer for good: after DIAL_WAIT_MS it is asked for again.
+        if self
+            .dialing
+            .get(&peer)
+            .is_some_and(|since| now.saturating_sub(*since) < DIAL_WAIT_MS)
+        {
+            return;
+        }
+        self.dialing.insert(peer, now);
         self.actions.push(Action::Dial(peer));
     }
 
@@ -1519,6 +1560,29 @@ impl Manager {
     /// Follows the ledger: confirms opens, answers closes (the watchtower), settles when a
     /// window ends, reports payouts, and submits again what the ledger has not applied.
     fn on_ledger_changed(&mut self, ledger: &dyn LedgerView) {
+        self.full_pass_ms = Some(self.now_ms);
+        self.follow_ledger(ledger, None);
+    }
+
+    /// [`Manager::on_ledger_changed`] for the channels a block touched and those that wait on
+    /// the ledger ([`Slot::follows_ledger`]); an open channel the block did not name has nothing
+    /// to learn from it.
+    fn on_block_applied(&mut self, touched: &[ChannelId], ledger: &dyn LedgerView) {
+        let only: BTreeSet<ChannelId> = touched
+            .iter()
+            .filter(|id| self.channels.contains_key(id))
+            .copied()
+            .chain(
+                self.channels
+                    .iter()
+                    .filter(|(_, s)| s.follows_ledger())
+                    .map(|(id, _)| *id),
+            )
+            .collect();
+        self.follow_ledger(ledger, Some(&only));
+    }
+
+    fn follow_ledger(&mut self, ledger: &dyn LedgerView, only: Option<&BTreeSet<ChannelId>>) {
         self.adopt_ledger_opens(ledger);
         let lnow = ledger.time_ms();
         let now = self.now_ms;
@@ -1527,6 +1591,9 @@ impl Manager {
         let mut void = Vec::new();
         let held_open: BTreeSet<ChannelId> = self.held_submits.iter().filter_map(|(_, _, o)| *o).collect();
         for (id, slot) in self.channels.iter_mut() {
+            if only.is_some_and(|o| !o.contains(id)) {
+                continue;
+            }
             let Some(on_ledger) = ledger.channel(id) else {
                 if slot.ch.status() == ChannelStatus::Pending {
                     if lnow > slot.ch.signed_open().open.expiry_ms {

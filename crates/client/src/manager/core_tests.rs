@@ -988,3 +988,93 @@ fn opens_of_other_keys_or_already_closed_channels_are_not_adopted() {
     settle_batches(&mut m, &store, &l);
     assert!(m.channel_ids().is_empty());
 }
+
+fn listed_status(m: &mut Manager, l: &FakeLedger) -> String {
+    m.handle(
+        Event::Command {
+            id: 77,
+            command: Command::List,
+        },
+        m.now_ms,
+        l,
+    );
+    match replies(&m.take_actions()).pop() {
+        Some((77, Ok(Response::Listed(v)))) => v[0].status.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_block_event_brings_the_manager_to_the_channels_it_names_and_the_full_pass_to_the_rest() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, _theirs, id) = open_channel(&me, &them, &mut l, &store);
+    m.handle(Event::Tick, 1, &l);
+    l.channels.insert(
+        id,
+        LedgerChannel::Closed {
+            payout_a: 100,
+            payout_b: 50,
+        },
+    );
+    // A block about other channels: an open channel has nothing to learn from it.
+    m.handle(
+        Event::BlockApplied {
+            channels: vec![ChannelId(Hash32([9; 32]))],
+        },
+        2,
+        &l,
+    );
+    assert_eq!(listed_status(&mut m, &l), "open");
+    // Nor does a tick before the full pass is due.
+    m.handle(Event::Tick, FULL_PASS_MS / 2, &l);
+    assert_eq!(listed_status(&mut m, &l), "open");
+    // The block that names it.
+    m.handle(Event::BlockApplied { channels: vec![id] }, FULL_PASS_MS / 2, &l);
+    assert_eq!(listed_status(&mut m, &l), "closed");
+
+    // An event a full inbox dropped is made up by the next full pass.
+    let (me2, them2) = (Keypair::from_seed([3; 32]), Keypair::from_seed([4; 32]));
+    let mut l2 = ledger(&[&me2, &them2]);
+    let (mut m2, _t, id2) = open_channel(&me2, &them2, &mut l2, &MemStore::new());
+    m2.handle(Event::Tick, 1, &l2);
+    l2.channels.insert(
+        id2,
+        LedgerChannel::Closed {
+            payout_a: 100,
+            payout_b: 50,
+        },
+    );
+    m2.handle(Event::Tick, 1 + FULL_PASS_MS / 2, &l2);
+    assert_eq!(listed_status(&mut m2, &l2), "open");
+    m2.handle(Event::Tick, 1 + FULL_PASS_MS, &l2);
+    assert_eq!(listed_status(&mut m2, &l2), "closed");
+}
+
+#[test]
+fn a_dial_without_an_outcome_is_asked_for_again_after_the_wait() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, _theirs, _id) = open_channel(&me, &them, &mut l, &store);
+    let peer = peer_of(&them);
+    m.handle(Event::LinkDown { peer, epoch: 1 }, 10, &l);
+    let dials = |actions: Vec<Action>| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Dial(p) if *p == peer))
+            .count()
+    };
+    m.handle(Event::Tick, 20, &l);
+    assert_eq!(dials(m.take_actions()), 1, "a lost stream is dialled");
+    // Neither a stream nor a failure comes back (the dial was lost on the way).
+    m.handle(Event::Tick, 20 + DIAL_WAIT_MS / 2, &l);
+    assert_eq!(dials(m.take_actions()), 0, "one dial in flight at a time");
+    m.handle(Event::Tick, 21 + DIAL_WAIT_MS, &l);
+    assert_eq!(
+        dials(m.take_actions()),
+        1,
+        "a dial with no outcome does not block the peer for good"
+    );
+}

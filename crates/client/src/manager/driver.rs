@@ -266,6 +266,7 @@ impl Driver {
             }
             Input::List { reply } => self.command(Command::List, Waiter::List(reply)),
             Input::LedgerChanged => Event::LedgerChanged,
+            Input::BlockApplied { channels } => Event::BlockApplied { channels },
             Input::PeerConnected(peer) => Event::PeerConnected(peer),
             Input::LinkUp { peer, link } => {
                 let (epoch, dialer) = (link.epoch, link.dialer);

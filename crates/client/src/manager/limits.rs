@@ -33,6 +33,16 @@ pub const RESUBMIT_WAIT_FIRST_MS: u64 = 1_000;
 pub const RESUBMIT_WAIT_MAX_MS: u64 = 30_000;
 const _: () = assert!(RESUBMIT_WAIT_FIRST_MS <= RESUBMIT_WAIT_MAX_MS);
 
+/// How long a dial may go without an outcome (a stream or a failure) before the peer is
+/// dialled again.
+pub const DIAL_WAIT_MS: u64 = 15_000;
+
+/// Between two passes over every channel against the ledger. Between them, a block's event
+/// brings the manager to the channels that block touched and to those that wait on the ledger
+/// (pending opens, closes, payouts not yet witnessed); the full pass is the safety net for an
+/// event a full inbox dropped.
+pub const FULL_PASS_MS: u64 = 10_000;
+
 /// First wait before the unacknowledged proofs of a channel go to the peer again after it
 /// refused a burst for a passing reason; it doubles after each resend that brings no ack, up
 /// to [`RESEND_WAIT_MAX_MS`], and starts again at an ack. A peer that keeps refusing costs

@@ -205,6 +205,9 @@ pub(crate) enum Input {
         reply: oneshot::Sender<Vec<ChannelView>>,
     },
     LedgerChanged,
+    BlockApplied {
+        channels: Vec<ChannelId>,
+    },
     PeerConnected(PeerId),
     LinkUp {
         peer: PeerId,
@@ -311,14 +314,35 @@ impl ChannelManager {
         rx.await.map_err(|_| ManagerError::Stopped)
     }
 
-    /// Tells the manager that the ledger view moved (a block was applied).
+    /// Tells the manager that the ledger view moved: it looks at every channel.
     pub fn ledger_changed(&self) {
         let _ = self.inbox.try_send(Input::LedgerChanged);
+    }
+
+    /// Tells the manager that a block was applied that names `channels`: it looks at those and
+    /// at the channels that wait on the ledger. If the inbox is full the event is not queued and
+    /// the manager's periodic full pass makes up for it; a ledger owner that knows it dropped
+    /// events (a lagging subscription) says [`ChannelManager::ledger_changed`] instead.
+    pub fn block_applied(&self, channels: Vec<ChannelId>) {
+        if self.inbox.try_send(Input::BlockApplied { channels }).is_err() {
+            let _ = self.inbox.try_send(Input::LedgerChanged);
+        }
     }
 
     /// Tells the manager that a libp2p connection to `peer` is up.
     pub fn peer_connected(&self, peer: PeerId) {
         let _ = self.inbox.try_send(Input::PeerConnected(peer));
+    }
+}
+
+impl From<crate::link::LinkEvent> for Input {
+    fn from(e: crate::link::LinkEvent) -> Input {
+        use crate::link::LinkEvent;
+        match e {
+            LinkEvent::Up { peer, link } => Input::LinkUp { peer, link },
+            LinkEvent::Down { peer, epoch } => Input::LinkDown { peer, epoch },
+            LinkEvent::Inbound { peer, epoch, msg } => Input::Inbound { peer, epoch, msg },
+        }
     }
 }
 

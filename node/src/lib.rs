@@ -1,0 +1,34 @@
+//! The paychan node as a library; the `paychan` binary (`main.rs`) is its command line.
+//!
+//! ## Layout
+//! - [`config`]: the data dir and `config.toml`.
+//! - [`node`]: the running node's logic: store, ledger replica, network, sequencer, witness.
+//! - [`replica`]: the one owner of the ledger replica, and the event it publishes per block.
+//! - [`daemon`]: `paychan run`: composes the node with its control API and public endpoints.
+//! - [`api`]: the HTTP control API; [`public`]: the public read endpoints.
+//! - [`http`]: the CLI's client of the control API.
+//! - [`testnet`]: local multi-process testnets; [`demo`]: the self-checking demo on one.
+//! - [`audit_cmd`]: `ledger export`, `ledger keys` and `audit` (the auditor's commands);
+//!   [`ledger_source`]: where those read a ledger (a store, raw HTTP routes, a p2p peer).
+//! - [`client`]: `paychan client`, a channel party that runs no node; [`offline`]: the ledger
+//!   of a stopped node, read from its data dir.
+//! - [`evidence`]: censorship evidence a witness keeps; [`output`]: printing for the CLI.
+//!
+//! Dependencies point one way: `daemon` → `api`/`public` → `node` → `replica`; nothing below
+//! `daemon` knows the HTTP layers.
+
+pub mod api;
+pub mod audit_cmd;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod evidence;
+pub mod http;
+pub mod ledger_source;
+pub mod node;
+pub mod offline;
+pub mod output;
+pub mod public;
+pub mod replica;
+pub mod testnet;
