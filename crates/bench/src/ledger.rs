@@ -48,7 +48,8 @@ impl BenchChain {
         let sequencer = key(0);
         let witnesses: Vec<Keypair> = (1..=3).map(key).collect();
         let senders: Vec<Keypair> = (0..SENDERS as u64).map(|i| key(1_000 + i)).collect();
-        let mut allocations: Vec<(PublicKey, u64)> = senders.iter().map(|k| (k.public(), 1_000_000_000)).collect();
+        let mut allocations: Vec<(PublicKey, u64)> =
+            senders.iter().map(|k| (k.public(), 1_000_000_000)).collect();
         allocations.sort();
         let genesis = Genesis {
             network: "paychan-bench".into(),
@@ -133,7 +134,12 @@ pub fn pipeline(chain: &BenchChain, batches: Vec<Vec<Tx>>, dir: &Path) -> Result
             .produce_block(candidates, now, &chain.sequencer)
             .map_err(|e| anyhow!("produce a block: {e}"))?;
         if !dropped.is_empty() {
-            return Err(anyhow!("{} transfers dropped from block {}: {:?}", dropped.len(), b + 1, dropped[0].1));
+            return Err(anyhow!(
+                "{} transfers dropped from block {}: {:?}",
+                dropped.len(),
+                b + 1,
+                dropped[0].1
+            ));
         }
         mempool.prune(&state);
         txs += block.txs.len();
@@ -178,7 +184,11 @@ pub fn chain_of(chain: &BenchChain, batches: Vec<Vec<Tx>>) -> Result<PipelineRun
             .produce_block(batch, now, &chain.sequencer)
             .map_err(|e| anyhow!("produce a block: {e}"))?;
         if !dropped.is_empty() {
-            return Err(anyhow!("{} transfers dropped from block {}", dropped.len(), b + 1));
+            return Err(anyhow!(
+                "{} transfers dropped from block {}",
+                dropped.len(),
+                b + 1
+            ));
         }
         txs += block.txs.len();
         let cp = state.checkpoint();

@@ -101,7 +101,9 @@ fn read(mut resp: ureq::http::Response<ureq::Body>) -> Result<Value> {
 
 /// The payments/s of a pay job's answer.
 pub fn per_second(v: &Value) -> Result<f64> {
-    v["per_second"].as_f64().context("no per_second in the pay answer")
+    v["per_second"]
+        .as_f64()
+        .context("no per_second in the pay answer")
 }
 
 impl Testnet {
@@ -285,7 +287,14 @@ pub fn channel_tx_bytes(api: &Api, channel: &str) -> Result<(u64, Vec<String>)> 
 
 /// A signed open of a channel between `a` (who pays the fee and locks `deposit_a`) and `b`,
 /// salted by `n`, valid until `expiry_ms` of ledger time, as canonical transaction hex.
-pub fn open_tx_hex(chain_id: Hash32, a: &Keypair, b: &Keypair, n: u64, deposit_a: u64, expiry_ms: u64) -> String {
+pub fn open_tx_hex(
+    chain_id: Hash32,
+    a: &Keypair,
+    b: &Keypair,
+    n: u64,
+    deposit_a: u64,
+    expiry_ms: u64,
+) -> String {
     use paychan_protocol::channel::SignedOpen;
     use paychan_protocol::hash::sha256;
     use paychan_protocol::{ChannelOpen, Tx, Wire};

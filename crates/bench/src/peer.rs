@@ -163,8 +163,14 @@ async fn start(seed: [u8; 32], store: Arc<dyn Store>) -> Result<(NetHandle, Mult
     if !addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
         addr.push(Protocol::P2p(net.local_peer_id()));
     }
-    let manager = ChannelManager::start(kp, net.clone(), store, Arc::new(OpenLedger), ManagerConfig::default())
-        .map_err(|e| anyhow!("start the manager: {e}"))?;
+    let manager = ChannelManager::start(
+        kp,
+        net.clone(),
+        store,
+        Arc::new(OpenLedger),
+        ManagerConfig::default(),
+    )
+    .map_err(|e| anyhow!("start the manager: {e}"))?;
     Ok((net, addr, manager))
 }
 

@@ -127,7 +127,10 @@ fn guarded(r: &mut Results, name: &str, f: impl FnOnce(&mut Results) -> Result<(
 
 pub fn run(o: Options) -> Result<()> {
     if !o.paychan.exists() {
-        bail!("no paychan binary at {} (build it with cargo build --release -p paychan)", o.paychan.display());
+        bail!(
+            "no paychan binary at {} (build it with cargo build --release -p paychan)",
+            o.paychan.display()
+        );
     }
     std::fs::create_dir_all(&o.work)?;
     let total = Instant::now();
@@ -139,13 +142,27 @@ pub fn run(o: Options) -> Result<()> {
         o.modes.join(" ")
     );
     let mut r = Results::default();
-    guarded(&mut r, "limits of this machine (one core each)", |r| phase_limits(&o, r));
-    guarded(&mut r, "ledger: sequencer pipeline and audit, in process", |r| phase_ledger(&o, r));
-    guarded(&mut r, "latency: two channel-manager processes, one payment at a time", |r| phase_latency(&o, r));
-    guarded(&mut r, "2-node testnets: signed payments, durability, buffered, settlement, 10,000 channels", |r| {
-        phase_two_nodes(&o, r)
+    guarded(&mut r, "limits of this machine (one core each)", |r| {
+        phase_limits(&o, r)
     });
-    guarded(&mut r, "4-node testnet: testnet up, every pair paying at once", |r| phase_four_nodes(&o, r));
+    guarded(&mut r, "ledger: sequencer pipeline and audit, in process", |r| {
+        phase_ledger(&o, r)
+    });
+    guarded(
+        &mut r,
+        "latency: two channel-manager processes, one payment at a time",
+        |r| phase_latency(&o, r),
+    );
+    guarded(
+        &mut r,
+        "2-node testnets: signed payments, durability, buffered, settlement, 10,000 channels",
+        |r| phase_two_nodes(&o, r),
+    );
+    guarded(
+        &mut r,
+        "4-node testnet: testnet up, every pair paying at once",
+        |r| phase_four_nodes(&o, r),
+    );
     println!("(all phases: {:.0} s)", total.elapsed().as_secs_f64());
 
     let svg = svg::chart(
@@ -217,7 +234,11 @@ fn phase_ledger(o: &Options, r: &mut Results) -> Result<()> {
     ));
     let mut rates = Vec::new();
     for _ in 0..pipeline_reps {
-        let run = ledger::pipeline(&chain, batches[..pipeline_blocks].to_vec(), &o.work.join("pipeline-store"))?;
+        let run = ledger::pipeline(
+            &chain,
+            batches[..pipeline_blocks].to_vec(),
+            &o.work.join("pipeline-store"),
+        )?;
         rates.push(run.tx_per_s);
     }
     r.set("ledger_tx_per_s", median(&rates));
@@ -247,7 +268,10 @@ fn phase_ledger(o: &Options, r: &mut Results) -> Result<()> {
 }
 
 fn list(xs: &[f64]) -> String {
-    xs.iter().map(|x| fmt_num(Some(*x))).collect::<Vec<_>>().join(" / ")
+    xs.iter()
+        .map(|x| fmt_num(Some(*x)))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// A child process killed when dropped.
@@ -302,16 +326,27 @@ fn phase_latency(o: &Options, r: &mut Results) -> Result<()> {
             .output()
             .context("run the payer")?;
         if !payer.status.success() {
-            bail!("the payer failed: {}", String::from_utf8_lossy(&payer.stderr).trim());
+            bail!(
+                "the payer failed: {}",
+                String::from_utf8_lossy(&payer.stderr).trim()
+            );
         }
         let v: Value = serde_json::from_slice(&payer.stdout).context("the payer's timestamps")?;
         writeln!(stdin, "dump")?;
         stdin.flush()?;
         let w: Value = serde_json::from_str(&read_line(&mut out)?).context("the payee's timestamps")?;
         let nums = |v: &Value, k: &str| -> Vec<u64> {
-            v[k].as_array().into_iter().flatten().filter_map(Value::as_u64).collect()
+            v[k].as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64)
+                .collect()
         };
-        let (unloaded, durable) = peer::latencies(&nums(&v, "start_ns"), &nums(&v, "acked_ns"), &nums(&w, "verified_ns"))?;
+        let (unloaded, durable) = peer::latencies(
+            &nums(&v, "start_ns"),
+            &nums(&v, "acked_ns"),
+            &nums(&w, "verified_ns"),
+        )?;
         if unloaded.len() < durable.len() * 9 / 10 {
             r.note(format!(
                 "repetition {rep}: only {} of {} payments had a payee write inside their interval",
@@ -425,7 +460,10 @@ fn buffered(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
     let channel = api.open(&peer, 200_000_000, 0)?;
     let probe = api.pay(&channel, 128, Some(64));
     let supported = match &probe {
-        Ok(v) => match (v["proofs"].as_u64(), v["payments"].as_u64().or(v["count"].as_u64())) {
+        Ok(v) => match (
+            v["proofs"].as_u64(),
+            v["payments"].as_u64().or(v["count"].as_u64()),
+        ) {
             (Some(proofs), Some(payments)) => payments == 128 && proofs < payments,
             _ => false,
         },
@@ -438,7 +476,10 @@ fn buffered(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
             Err(e) => format!("the node refused it ({e:#})"),
         };
         r.note(format!("per_proof: {why}; buffered figures null"));
-        r.per_proof = PER_PROOF.iter().map(|&k| (k, if k == 1 { signed } else { None })).collect();
+        r.per_proof = PER_PROOF
+            .iter()
+            .map(|&k| (k, if k == 1 { signed } else { None }))
+            .collect();
         r.set("buffered_payments_per_s", None);
         r.set("buffered_latency_p99_us", None);
         return Ok(());
@@ -452,7 +493,11 @@ fn buffered(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
             rates.push(per_second(&api.pay(&channel, count, Some(k))?)?);
         }
         let med = median(&rates);
-        r.note(format!("per_proof {k}: {} payments/s (jobs of {count}: {})", fmt_num(med), list(&rates)));
+        r.note(format!(
+            "per_proof {k}: {} payments/s (jobs of {count}: {})",
+            fmt_num(med),
+            list(&rates)
+        ));
         if k == 64 {
             best = med;
         }
@@ -537,9 +582,8 @@ fn many_channels(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
     let channel = api1.open(&peer0, 200_000_000, 0)?;
     // A warm job first, so that the payment path's buffers exist before the memory is read.
     api1.pay(&channel, o.payments, None)?;
-    let count_channels = |api: &nodes::Api| -> Result<usize> {
-        Ok(api.get("channels")?.as_array().map_or(0, Vec::len))
-    };
+    let count_channels =
+        |api: &nodes::Api| -> Result<usize> { Ok(api.get("channels")?.as_array().map_or(0, Vec::len)) };
     let before_channels = count_channels(&api1)?;
     std::thread::sleep(Duration::from_secs(1));
     let rss_before = p.net.rss_bytes(1)?;
@@ -572,7 +616,11 @@ fn many_channels(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
                             Ok(_) => break,
                             Err(e) => {
                                 let m = format!("{e:#}").to_lowercase();
-                                if m.contains("pending") || m.contains("429") || m.contains("503") || m.contains("full") {
+                                if m.contains("pending")
+                                    || m.contains("429")
+                                    || m.contains("503")
+                                    || m.contains("full")
+                                {
                                     retries += 1;
                                     std::thread::sleep(Duration::from_millis(20));
                                 } else {
@@ -592,10 +640,14 @@ fn many_channels(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
     }
     let submitted = t.elapsed();
     let mut adopted = 0;
-    let waited = wait_until(Duration::from_secs(if o.quick { 90 } else { 240 }), Duration::from_secs(2), || {
-        adopted = count_channels(&api1)?.saturating_sub(before_channels);
-        Ok(adopted >= CHANNELS)
-    });
+    let waited = wait_until(
+        Duration::from_secs(if o.quick { 90 } else { 240 }),
+        Duration::from_secs(2),
+        || {
+            adopted = count_channels(&api1)?.saturating_sub(before_channels);
+            Ok(adopted >= CHANNELS)
+        },
+    );
     let adopt_secs = t.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
     let rss_after = p.net.rss_bytes(1)?;
@@ -614,7 +666,9 @@ fn many_channels(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
         fmt_num(Some((rss0_after as f64 - rss0_before as f64) / CHANNELS as f64))
     ));
     if let Err(e) = waited {
-        r.note(format!("node-1 adopted only {adopted} of {CHANNELS} channels ({e}); figures per adopted channel"));
+        r.note(format!(
+            "node-1 adopted only {adopted} of {CHANNELS} channels ({e}); figures per adopted channel"
+        ));
     }
     if adopted > 0 {
         r.set(
@@ -646,7 +700,11 @@ fn phase_four_nodes(o: &Options, r: &mut Results) -> Result<()> {
         ups.push(net.up()?);
     }
     r.set("testnet_up_ms", median(&ups));
-    r.note(format!("testnet up --nodes 4: {} ms median (runs: {})", fmt_num(median(&ups)), list(&ups)));
+    r.note(format!(
+        "testnet up --nodes 4: {} ms median (runs: {})",
+        fmt_num(median(&ups)),
+        list(&ups)
+    ));
     let n = 4;
     let mut channels = Vec::new();
     for i in 0..n {
@@ -712,7 +770,13 @@ struct Row<'a> {
     limit: Option<f64>,
 }
 
-fn row<'a>(name: &'a str, value: Option<f64>, goal: Option<Goal>, target: &str, limit: Option<f64>) -> Row<'a> {
+fn row<'a>(
+    name: &'a str,
+    value: Option<f64>,
+    goal: Option<Goal>,
+    target: &str,
+    limit: Option<f64>,
+) -> Row<'a> {
     Row {
         name,
         value,
@@ -734,25 +798,115 @@ fn table(r: &Results) {
         .map(|(a, b)| a - b);
     let g = |k: &str| r.get(k);
     let rows = vec![
-        row("signed_payments_per_s", signed, sign.map(|s| Goal::AtLeast(1.2 * s)), ">= 1.2 x sign_limit_per_s", sign),
-        row("aggregate_payments_per_s", g("aggregate_payments_per_s"), sign.map(|s| Goal::AtLeast(1.5 * s)), ">= 1.5 x sign_limit_per_s", sign),
-        row("latency_p50_us", g("latency_p50_us"), Some(Goal::AtMost(150.0)), "<= 150", None),
-        row("latency_p99_us", g("latency_p99_us"), Some(Goal::AtMost(1_000.0)), "<= 1,000", None),
-        row("durable_latency_p50_us", g("durable_latency_p50_us"), fsync.map(|f| Goal::AtMost(150.0 + f)), "<= 150 + fsync_us", None),
-        row("durable_latency_p99_us", g("durable_latency_p99_us"), Some(Goal::AtMost(2_000.0)), "<= 2,000", None),
-        row("buffered_payments_per_s", g("buffered_payments_per_s"), Some(Goal::AtLeast(2_000_000.0)), ">= 2,000,000", None),
-        row("buffered_latency_p99_us", g("buffered_latency_p99_us"), Some(Goal::AtMost(5_000.0)), "<= 5,000", None),
-        row("ledger_tx_per_s", g("ledger_tx_per_s"), Some(Goal::AtLeast(30_000.0)), ">= 30,000", None),
-        row("audit_tx_per_s", g("audit_tx_per_s"), Some(Goal::AtLeast(100_000.0)), ">= 100,000", None),
-        row("channel_bytes_resident", g("channel_bytes_resident"), Some(Goal::AtMost(4_096.0)), "<= 4,096", None),
-        row("pay_after_10k_channels_per_s", g("pay_after_10k_channels_per_s"), signed.map(|s| Goal::AtLeast(0.9 * s)), ">= 0.9 x signed_payments_per_s", signed),
-        row("ledger_bytes_per_settlement_10", g("ledger_bytes_per_settlement_10"), None, "", None),
-        row("ledger_bytes_per_settlement_1m", g("ledger_bytes_per_settlement_1m"), None, "", None),
+        row(
+            "signed_payments_per_s",
+            signed,
+            sign.map(|s| Goal::AtLeast(1.2 * s)),
+            ">= 1.2 x sign_limit_per_s",
+            sign,
+        ),
+        row(
+            "aggregate_payments_per_s",
+            g("aggregate_payments_per_s"),
+            sign.map(|s| Goal::AtLeast(1.5 * s)),
+            ">= 1.5 x sign_limit_per_s",
+            sign,
+        ),
+        row(
+            "latency_p50_us",
+            g("latency_p50_us"),
+            Some(Goal::AtMost(150.0)),
+            "<= 150",
+            None,
+        ),
+        row(
+            "latency_p99_us",
+            g("latency_p99_us"),
+            Some(Goal::AtMost(1_000.0)),
+            "<= 1,000",
+            None,
+        ),
+        row(
+            "durable_latency_p50_us",
+            g("durable_latency_p50_us"),
+            fsync.map(|f| Goal::AtMost(150.0 + f)),
+            "<= 150 + fsync_us",
+            None,
+        ),
+        row(
+            "durable_latency_p99_us",
+            g("durable_latency_p99_us"),
+            Some(Goal::AtMost(2_000.0)),
+            "<= 2,000",
+            None,
+        ),
+        row(
+            "buffered_payments_per_s",
+            g("buffered_payments_per_s"),
+            Some(Goal::AtLeast(2_000_000.0)),
+            ">= 2,000,000",
+            None,
+        ),
+        row(
+            "buffered_latency_p99_us",
+            g("buffered_latency_p99_us"),
+            Some(Goal::AtMost(5_000.0)),
+            "<= 5,000",
+            None,
+        ),
+        row(
+            "ledger_tx_per_s",
+            g("ledger_tx_per_s"),
+            Some(Goal::AtLeast(30_000.0)),
+            ">= 30,000",
+            None,
+        ),
+        row(
+            "audit_tx_per_s",
+            g("audit_tx_per_s"),
+            Some(Goal::AtLeast(100_000.0)),
+            ">= 100,000",
+            None,
+        ),
+        row(
+            "channel_bytes_resident",
+            g("channel_bytes_resident"),
+            Some(Goal::AtMost(4_096.0)),
+            "<= 4,096",
+            None,
+        ),
+        row(
+            "pay_after_10k_channels_per_s",
+            g("pay_after_10k_channels_per_s"),
+            signed.map(|s| Goal::AtLeast(0.9 * s)),
+            ">= 0.9 x signed_payments_per_s",
+            signed,
+        ),
+        row(
+            "ledger_bytes_per_settlement_10",
+            g("ledger_bytes_per_settlement_10"),
+            None,
+            "",
+            None,
+        ),
+        row(
+            "ledger_bytes_per_settlement_1m",
+            g("ledger_bytes_per_settlement_1m"),
+            None,
+            "",
+            None,
+        ),
         row("(1m - 10)", settle_diff, Some(Goal::AtMost(16.0)), "<= 16", None),
         row("testnet_up_ms", g("testnet_up_ms"), None, "", None),
         row("sign_limit_per_s", sign, None, "limit", None),
         row("verify_limit_per_s", g("verify_limit_per_s"), None, "limit", None),
-        row("batch_verify_limit_per_s", g("batch_verify_limit_per_s"), None, "limit", None),
+        row(
+            "batch_verify_limit_per_s",
+            g("batch_verify_limit_per_s"),
+            None,
+            "limit",
+            None,
+        ),
         row("sha256_limit_per_s", g("sha256_limit_per_s"), None, "limit", None),
         row("loopback_rtt_us", g("loopback_rtt_us"), None, "limit", None),
         row("fsync_us", fsync, None, "limit", None),
@@ -776,7 +930,12 @@ fn table(r: &Results) {
             (Some(goal), None) => (fmt_num(Some(goal.value())), "-".into(), "not measured"),
             (None, _) => (String::new(), String::new(), ""),
         };
-        println!("| {} | {} | {} | {tv} | {ratio} | {met} |", row.name, fmt_num(row.value), row.target);
+        println!(
+            "| {} | {} | {} | {tv} | {ratio} | {met} |",
+            row.name,
+            fmt_num(row.value),
+            row.target
+        );
     }
     println!("(ratio: to the limit named in the target, else to the target value)");
     println!();

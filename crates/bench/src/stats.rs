@@ -134,7 +134,7 @@ pub fn fmt_num(v: Option<f64>) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -182,7 +182,7 @@ mod tests {
     fn the_json_line_has_every_key_in_order_and_nulls() {
         let line = json_line(|k| match k {
             "signed_payments_per_s" => Some(Value::from(61234.56)),
-            "fsync_us" => Some(Value::from(3.14159)),
+            "fsync_us" => Some(Value::from(4.26)),
             "audit_tx_per_s" => Some(Value::from(f64::NAN)),
             "mode" => Some(Value::from("quick")),
             _ => None,
@@ -195,9 +195,12 @@ mod tests {
             .iter()
             .map(|k| line.find(&format!("\"{k}\":")).expect("every key"))
             .collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "keys in the issue's order");
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "keys in the issue's order"
+        );
         assert_eq!(obj["signed_payments_per_s"], Value::from(61235));
-        assert_eq!(obj["fsync_us"], Value::from(3.1));
+        assert_eq!(obj["fsync_us"], Value::from(4.3));
         assert_eq!(obj["audit_tx_per_s"], Value::Null);
         assert_eq!(obj["latency_p50_us"], Value::Null);
         assert_eq!(obj["mode"], Value::from("quick"));
