@@ -295,7 +295,6 @@ fn sequencer_peer(genesis: &Genesis) -> Option<PeerId> {
     peer_id_from_public_key(&genesis.sequencer)
 }
 
-/// Builds and runs a node until `shutdown` flips to true.
 /// A started node: its network is up and its channel manager runs; [`Started::run`] drives it.
 pub struct Started {
     /// The handle the API layers serve.

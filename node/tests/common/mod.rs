@@ -34,7 +34,11 @@ pub const POLL: Duration = Duration::from_millis(50);
 
 /// The `paychan` binary under test.
 pub fn paychan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_paychan"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_paychan"));
+    // A node's error without a backtrace, so that the tail of its log a failing test prints
+    // shows the error itself.
+    c.env("RUST_LIB_BACKTRACE", "0");
+    c
 }
 
 /// Polls `f` every [`POLL`] until it returns `Ok`, for at most `timeout`. Panics with `what` and

@@ -669,20 +669,7 @@ fn a_settlement_below_our_view_lists_the_payout_and_the_shortfall() {
     let mut l = ledger(&[&me, &them]);
     let store = MemStore::new();
     let (mut m, _theirs, id) = open_channel(&me, &them, &mut l, &store);
-    let list = |m: &mut Manager, l: &FakeLedger| {
-        m.handle(
-            Event::Command {
-                id: 9,
-                command: Command::List,
-            },
-            0,
-            l,
-        );
-        match replies(&m.take_actions()).pop() {
-            Some((9, Ok(Response::Listed(v)))) => v,
-            other => panic!("{other:?}"),
-        }
-    };
+    let list = listed;
     let before = list(&mut m, &l);
     assert_eq!((before[0].balance, before[0].their_balance), (100, 50));
     assert_eq!(
@@ -989,7 +976,8 @@ fn opens_of_other_keys_or_already_closed_channels_are_not_adopted() {
     assert!(m.channel_ids().is_empty());
 }
 
-fn listed_status(m: &mut Manager, l: &FakeLedger) -> String {
+/// The channel list the core answers.
+fn listed(m: &mut Manager, l: &FakeLedger) -> Vec<ChannelView> {
     m.handle(
         Event::Command {
             id: 77,
@@ -999,9 +987,13 @@ fn listed_status(m: &mut Manager, l: &FakeLedger) -> String {
         l,
     );
     match replies(&m.take_actions()).pop() {
-        Some((77, Ok(Response::Listed(v)))) => v[0].status.clone(),
+        Some((77, Ok(Response::Listed(v)))) => v,
         other => panic!("{other:?}"),
     }
+}
+
+fn listed_status(m: &mut Manager, l: &FakeLedger) -> String {
+    listed(m, l)[0].status.clone()
 }
 
 #[test]

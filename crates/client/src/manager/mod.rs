@@ -324,9 +324,7 @@ impl ChannelManager {
     /// the manager's periodic full pass makes up for it; a ledger owner that knows it dropped
     /// events (a lagging subscription) says [`ChannelManager::ledger_changed`] instead.
     pub fn block_applied(&self, channels: Vec<ChannelId>) {
-        if self.inbox.try_send(Input::BlockApplied { channels }).is_err() {
-            let _ = self.inbox.try_send(Input::LedgerChanged);
-        }
+        let _ = self.inbox.try_send(Input::BlockApplied { channels });
     }
 
     /// Tells the manager that a libp2p connection to `peer` is up.
