@@ -24,8 +24,9 @@
 //! 2. On every connection: [`Channel::peer_connected`] gives the `Reestablish` to send;
 //!    the peer's `Reestablish` goes to [`Channel::handle_message`] (or
 //!    [`Channel::on_reestablish`]) and yields the proofs to retransmit.
-//! 3. The payer calls [`Channel::pay`] / [`Channel::pay_many`] and sends each proof with its
-//!    payments; the payee calls [`Channel::receive`] per burst, persists, and
+//! 3. The payer calls [`Channel::pay`] / [`Channel::pay_many`] (or [`Channel::pay_run`] for
+//!    a run of proofs whose signatures a [`ProofSigner`] may make on several threads) and
+//!    sends each proof with its payments; the payee calls [`Channel::receive`] per burst, persists, and
 //!    [`Channel::persisted`] returns the `Ack`, which the payer feeds to [`Channel::on_ack`].
 //! 4. Close: [`Channel::propose_close`] / [`Channel::on_close_propose`] /
 //!    [`Channel::on_close_sign`], or [`Channel::unilateral_close_tx`]; answer a close on the
@@ -87,7 +88,8 @@ pub mod state;
 mod window;
 
 pub use channel::{
-    Acked, Channel, Handled, Payouts, PersistNeeds, Received, VerifyMode, UNPERSISTED_BURSTS_MAX,
+    Acked, Channel, Handled, InlineSigner, PayRun, Payouts, PersistNeeds, ProofSigner, Received, VerifyMode,
+    UNPERSISTED_BURSTS_MAX,
 };
 pub use error::{ChannelError, ErrorClass};
 pub use state::{ChannelStatus, CloseState, PersistedChannel, PERSISTED_FORMAT_VERSION};

@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use paychan_channel::open::{accept_open, OpenProposal};
 use paychan_channel::{
-    Channel, ChannelError, ChannelStatus, CloseState, ErrorClass, PersistedChannel, VerifyMode,
+    Channel, ChannelError, ChannelStatus, CloseState, ErrorClass, InlineSigner, PersistedChannel,
+    ProofSigner, VerifyMode,
 };
 use paychan_protocol::channel::{memo_hash, settle_payouts, BalanceProof, ChannelId};
 use paychan_protocol::codec::{decode, encode};
@@ -1219,4 +1220,132 @@ mod hostile {
             }
         }
     }
+}
+
+// ----- runs of proofs signed together -----
+
+/// Signs on four threads, one contiguous chunk each, joined in reverse order, to show that a
+/// run keeps seq order whatever order the signatures are made in.
+struct FourThreads;
+
+impl ProofSigner for FourThreads {
+    fn sign_all(&self, key: &Keypair, bodies: &[BalanceProof]) -> Vec<SignedProof> {
+        let chunk = bodies.len().div_ceil(4).max(1);
+        let mut parts: Vec<Vec<SignedProof>> = vec![Vec::new(); bodies.len().div_ceil(chunk)];
+        std::thread::scope(|s| {
+            let handles: Vec<_> = bodies
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().map(|b| b.sign(key)).collect::<Vec<_>>()))
+                .collect();
+            for (i, h) in handles.into_iter().enumerate().rev() {
+                parts[i] = h.join().unwrap();
+            }
+        });
+        parts.into_iter().flatten().collect()
+    }
+}
+
+#[test]
+fn a_run_signs_what_single_payments_would_in_seq_order() {
+    let mut one = open_pair(1_000, 0);
+    let mut run = open_pair(1_000, 0);
+    let pays = [payment(3, 1), payment(4, 2)];
+    let singles: Vec<SignedProof> = (0..40).map(|_| one.a.ch.pay_many(&pays).unwrap()).collect();
+    let got = run.a.ch.pay_run(&pays, 40, &FourThreads).unwrap();
+    assert_eq!(got.stopped, None);
+    assert_eq!(got.proofs, singles, "the same proofs, in seq order");
+    assert_eq!(fingerprint(&run.a.ch), fingerprint(&one.a.ch));
+    // The payee takes the run as one burst and acks its newest.
+    let items: Vec<PayItem> = got
+        .proofs
+        .iter()
+        .map(|p| PayItem {
+            proof: *p,
+            payments: pays.to_vec(),
+        })
+        .collect();
+    let r = run.b.ch.receive(&items).unwrap();
+    assert_eq!(r.newest.proof.seq, 40);
+    assert_eq!(run.b.ch.transferred_in(), 280);
+}
+
+#[test]
+fn a_run_stops_at_funds_and_at_the_window_and_changes_nothing_when_empty() {
+    // Funds: 10 proofs of 3 fit in 31, the 11th does not.
+    let mut p = open_pair(31, 0);
+    let got = p.a.ch.pay_run(&[payment(3, 1)], 50, &InlineSigner).unwrap();
+    assert_eq!(got.proofs.len(), 10);
+    assert!(matches!(
+        got.stopped,
+        Some(ChannelError::InsufficientFunds {
+            available: 1,
+            amount: 3
+        })
+    ));
+    let before = fingerprint(&p.a.ch);
+    let err = p.a.ch.pay_run(&[payment(3, 1)], 5, &InlineSigner).unwrap_err();
+    assert!(matches!(err, ChannelError::InsufficientFunds { .. }));
+    assert_eq!(fingerprint(&p.a.ch), before, "a refused run changed the state");
+
+    // The window: a run never fills it past its bound.
+    let mut p = open_pair(u64::MAX / 2, 0);
+    let got =
+        p.a.ch
+            .pay_run(&[payment(1, 1)], UNACKED_PROOFS_MAX + 7, &FourThreads)
+            .unwrap();
+    assert_eq!(got.proofs.len(), UNACKED_PROOFS_MAX);
+    assert_eq!(
+        got.stopped,
+        Some(ChannelError::WindowFull {
+            unacked: UNACKED_PROOFS_MAX
+        })
+    );
+    assert_eq!(p.a.ch.unacked_len(), UNACKED_PROOFS_MAX);
+}
+
+#[test]
+fn a_run_never_signs_past_the_durable_reservation_so_a_crash_cannot_reuse_a_seq() {
+    let mut p = open_pair(u64::MAX / 2, 0);
+    // Sign the whole durable range in runs; the reservation write is requested but lost.
+    let mut signed = Vec::new();
+    loop {
+        match p.a.ch.pay_run(&[payment(1, 1)], 1_000, &FourThreads) {
+            Ok(run) => {
+                signed.extend(run.proofs);
+                if let Some(e) = run.stopped {
+                    assert!(matches!(e, ChannelError::NeedsReservation { .. }), "{e:?}");
+                    break;
+                }
+                // Let acks free the window, but never persist the next reservation.
+                let newest = *signed.last().unwrap();
+                p.a.ch
+                    .on_ack(newest.proof.direction, newest.proof.seq, newest.proof.hash())
+                    .unwrap();
+            }
+            Err(e) => {
+                assert!(matches!(e, ChannelError::NeedsReservation { .. }), "{e:?}");
+                break;
+            }
+        }
+    }
+    let top = signed.last().unwrap().proof.seq;
+    assert!(
+        top <= p.a.disk.seq_reserved,
+        "signed seq {top} past the durable bound"
+    );
+    // Crash: the restored payer starts above everything it may have signed.
+    p.a.crash();
+    p.reconnect();
+    let next = p.a.ch.pay_run(&[payment(1, 1)], 1, &InlineSigner);
+    let next = match next {
+        Ok(run) => run.proofs[0].proof.seq,
+        Err(ChannelError::NeedsReservation { .. }) => {
+            p.a.persist();
+            p.a.ch.pay_run(&[payment(1, 1)], 1, &InlineSigner).unwrap().proofs[0]
+                .proof
+                .seq
+        }
+        Err(e) => panic!("{e:?}"),
+    };
+    assert!(next > top, "seq {next} after a crash, {top} was signed before it");
 }

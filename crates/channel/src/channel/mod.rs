@@ -22,7 +22,7 @@ use crate::window::Window;
 
 pub use close::Payouts;
 pub use handle::Handled;
-pub use pay::Acked;
+pub use pay::{Acked, InlineSigner, PayRun, ProofSigner};
 pub use receive::Received;
 
 /// Most received bursts that may wait for persistence before `receive` asks the node to

@@ -19,9 +19,12 @@
 // Ordered maps throughout: the order in which the core walks its channels and peers decides
 // the order of its actions, and a seeded run must replay exactly.
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use paychan_channel::open::{accept_open, OpenPolicy, OpenProposal};
-use paychan_channel::{Channel, ChannelError, ChannelStatus, CloseState, PersistedChannel};
+use paychan_channel::{
+    Channel, ChannelError, ChannelStatus, CloseState, InlineSigner, PersistedChannel, ProofSigner,
+};
 use paychan_net::{peer_id_from_public_key, public_key_from_peer_id, PeerId};
 use paychan_protocol::channel::{ChannelOpen, SignedOpen};
 use paychan_protocol::codec::{decode, encode};
@@ -429,6 +432,9 @@ pub struct Manager {
     chain_id: Hash32,
     config: ManagerConfig,
     rng: Box<dyn RngCore + Send>,
+    /// Makes the signatures of each run of proofs (the driver may give one that uses several
+    /// threads; the core only hands it bodies and takes signatures back, in order).
+    signer: Arc<dyn ProofSigner>,
     now_ms: u64,
     /// When every channel was last looked at against the ledger.
     full_pass_ms: Option<u64>,
@@ -517,6 +523,7 @@ impl Manager {
             chain_id,
             config,
             rng,
+            signer: Arc::new(InlineSigner),
             now_ms,
             full_pass_ms: None,
             channels,
@@ -1722,6 +1729,11 @@ impl Manager {
         }
     }
 
+    /// Signs runs of proofs with `signer` from now on (by default on the calling thread).
+    pub fn set_signer(&mut self, signer: Arc<dyn ProofSigner>) {
+        self.signer = signer;
+    }
+
     /// Signs what payment jobs may sign, resends close proposals that are due, and starts the
     /// next group commit if none is in flight. Returns how many proofs it signed.
     pub fn poll(&mut self, now_ms: u64) -> usize {
@@ -1748,27 +1760,33 @@ impl Manager {
             if queued >= OUTBOX_PAY_PAUSE_FRAMES {
                 continue;
             }
+            let payments = [Payment {
+                amount: job.amount,
+                reference: job.reference,
+            }];
+            let want = usize::try_from(job.remaining)
+                .unwrap_or(usize::MAX)
+                .min(ROUND_SIGNATURES_MAX);
             let mut items = Vec::new();
             let mut failed = None;
-            while job.remaining > 0 && items.len() < ROUND_SIGNATURES_MAX {
-                match slot.ch.pay(job.amount, job.reference) {
-                    Ok(proof) => {
-                        job.remaining -= 1;
-                        job.last_seq = proof.proof.seq;
-                        items.push(PayItem {
+            match slot.ch.pay_run(&payments, want, self.signer.as_ref()) {
+                Ok(run) => {
+                    job.remaining -= run.proofs.len() as u64;
+                    if let Some(last) = run.proofs.last() {
+                        job.last_seq = last.proof.seq;
+                    }
+                    items = run
+                        .proofs
+                        .into_iter()
+                        .map(|proof| PayItem {
                             proof,
-                            payments: vec![Payment {
-                                amount: job.amount,
-                                reference: job.reference,
-                            }],
-                        });
-                    }
-                    Err(e) if e.is_retryable() => break,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+                            payments: payments.to_vec(),
+                        })
+                        .collect();
+                    failed = run.stopped.filter(|e| !e.is_retryable());
                 }
+                Err(e) if e.is_retryable() => {}
+                Err(e) => failed = Some(e),
             }
             if let Some(e) = failed {
                 if let Some(job) = slot.pay.take() {

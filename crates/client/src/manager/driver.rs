@@ -106,7 +106,10 @@ pub(super) fn start(
         .collect();
     let rng = rand_chacha::ChaCha20Rng::from_rng(rand_core::OsRng)
         .map_err(|e| ManagerError::Storage(format!("no randomness: {e}")))?;
-    let core = Manager::restore(keypair, chain_id, config, Box::new(rng), records, meta, 0)?;
+    let signer = super::ParallelSigner::new(config.sign_threads)
+        .map_err(|e| ManagerError::Storage(format!("no signing threads: {e}")))?;
+    let mut core = Manager::restore(keypair, chain_id, config, Box::new(rng), records, meta, 0)?;
+    core.set_signer(std::sync::Arc::new(signer));
     let mut incoming = net
         .accept_channel_streams()
         .map_err(|e| ManagerError::Unreachable(e.to_string()))?;

@@ -12,9 +12,11 @@
 pub mod core;
 mod driver;
 pub mod limits;
+mod signer;
 
 pub use self::core::OpensScan;
 pub use self::limits::OPENS_SCAN_BLOCKS_MAX;
+pub use self::signer::ParallelSigner;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +46,10 @@ pub struct ManagerConfig {
     /// The least a peer that proposes a channel must lock of its own. With the default (1), a
     /// peer with no balance cannot make this key lock funds.
     pub accept_peer_deposit_min: u64,
+    /// Threads that sign a payment job's proofs (the driver's and `sign_threads - 1` of a pool
+    /// of its own). The default is every core the OS reports: signing is the payment path's
+    /// cost, and a proof's signature does not depend on the one before.
+    pub sign_threads: usize,
 }
 
 impl Default for ManagerConfig {
@@ -53,6 +59,7 @@ impl Default for ManagerConfig {
             accept_deposit_max: limits::ACCEPT_DEPOSIT_MAX_DEFAULT,
             coop_close_wait: Duration::from_secs(600),
             accept_peer_deposit_min: 1,
+            sign_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
