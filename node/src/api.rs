@@ -86,6 +86,7 @@ fn router(state: AppState) -> Router {
         .route("/tx", post(submit_tx))
         .route("/channels", get(list_channels).post(open_channel))
         .route("/channels/{id}/pay", post(pay_channel))
+        .route("/channels/{id}/payments", get(channel_payments))
         .route("/channels/{id}/close", post(close_channel))
         .fallback(not_found);
     // The token check wraps the whole app, fallback included: `nest` does not route `/v1/`
@@ -450,9 +451,16 @@ struct PayBody {
     count: u64,
     #[serde(default)]
     memo: Option<String>,
+    /// Payments per signed proof (1 to 64); each proof's memo lists its payments.
+    #[serde(default = "one_usize")]
+    per_proof: usize,
 }
 
 fn one() -> u64 {
+    1
+}
+
+fn one_usize() -> usize {
     1
 }
 
@@ -466,7 +474,12 @@ async fn pay_channel(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body.map_err(|e| bad_request(e.body_text()))?;
     let id = parse_channel(&id)?;
-    if body.amount == 0 || body.count == 0 || body.count > API_PAY_COUNT_MAX {
+    let per_proof_max = paychan_protocol::limits::MEMO_PAYMENTS_MAX;
+    if body.amount == 0
+        || body.count == 0
+        || body.count > API_PAY_COUNT_MAX
+        || !(1..=per_proof_max).contains(&body.per_proof)
+    {
         // An unknown channel is the first thing wrong with a payment on it.
         let known = s
             .node
@@ -480,17 +493,55 @@ async fn pay_channel(
             return Err(manager_error(paychan_client::ManagerError::UnknownChannel(id)));
         }
         return Err(bad_request(format!(
-            "amount must be positive and count in 1..={API_PAY_COUNT_MAX}"
+            "amount must be positive, count in 1..={API_PAY_COUNT_MAX} and per_proof in 1..={per_proof_max}"
         )));
     }
     let reference = paychan_protocol::Payment::text_reference(body.memo.as_deref().unwrap_or(""));
     let stats = s
         .node
         .channels()
-        .pay(id, body.amount, body.count, reference)
+        .pay_buffered(id, body.amount, body.count, reference, body.per_proof)
         .await
         .map_err(manager_error)?;
     Ok(Json(json!(stats)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentsQuery {
+    #[serde(default)]
+    from_seq: u64,
+    #[serde(default = "payments_page")]
+    limit: usize,
+}
+
+fn payments_page() -> usize {
+    100
+}
+
+/// The payments received on a channel, one entry per payment (a proof carries 1 to 64), in
+/// seq and memo order: `?from_seq=S&limit=N` (at most 10,000).
+async fn channel_payments(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<PaymentsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_channel(&id)?;
+    let Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let channels = s.node.channels();
+    let known = channels
+        .list()
+        .await
+        .map_err(manager_error)?
+        .iter()
+        .any(|c| c.id == id.to_string());
+    if !known {
+        return Err(manager_error(paychan_client::ManagerError::UnknownChannel(id)));
+    }
+    let payments = channels
+        .payments(id, q.from_seq, q.limit)
+        .map_err(manager_error)?;
+    Ok(Json(json!(payments)))
 }
 
 #[derive(Deserialize, Default)]

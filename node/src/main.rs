@@ -134,7 +134,8 @@ enum ChannelCommand {
     },
     /// Channels with their balances.
     List,
-    /// Pay through a channel: `count` payments of `amount`, each one signed proof, pipelined.
+    /// Pay through a channel: `count` payments of `amount`, pipelined, each signed proof
+    /// carrying `--per-proof` of them (1 by default: each payment its own proof).
     Pay {
         /// Channel id (hex).
         channel: String,
@@ -147,6 +148,21 @@ enum ChannelCommand {
         /// A memo committed to by each payment's reference.
         #[arg(long)]
         memo: Option<String>,
+        /// Payments per signed proof (1 to 64): one signature covers them, the proof's memo
+        /// lists each, and the payee stores each.
+        #[arg(long, default_value_t = 1)]
+        per_proof: usize,
+    },
+    /// The payments received on a channel, one line each (a proof carries 1 to 64).
+    Payments {
+        /// Channel id (hex).
+        channel: String,
+        /// From the proof with this seq on.
+        #[arg(long, default_value_t = 0)]
+        from_seq: u64,
+        /// At most this many (up to 10,000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Close a channel cooperatively, or unilaterally with --force (waits for the payout).
     Close {
@@ -515,16 +531,27 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
             output(json_out, v, |v| {
                 // Once paid out, BALANCE is the ledger's payout; EXPECTED is the off-chain
                 // balance and SHORTFALL what the ledger paid less than it ("-" before).
+                // PROOFS is the newest seq sent/received; PAYMENTS counts since the node
+                // started (a proof carries 1 to 64).
                 let mut out = vec![format!(
-                    "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}",
-                    "CHANNEL", "STATUS", "BALANCE", "THEIRS", "SENT", "RECEIVED", "EXPECTED", "SHORTFALL"
+                    "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}  {:>21}  {:>21}",
+                    "CHANNEL",
+                    "STATUS",
+                    "BALANCE",
+                    "THEIRS",
+                    "SENT",
+                    "RECEIVED",
+                    "EXPECTED",
+                    "SHORTFALL",
+                    "PROOFS OUT/IN",
+                    "PAYMENTS OUT/IN"
                 )];
                 let or_dash = |v: &serde_json::Value| v.as_u64().map_or("-".to_string(), |n| n.to_string());
                 let mut short = false;
                 for c in v.as_array().into_iter().flatten() {
                     short |= c["shortfall"].as_u64().is_some_and(|n| n > 0);
                     out.push(format!(
-                        "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}",
+                        "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}  {:>21}  {:>21}",
                         s(&c["id"]),
                         s(&c["status"]),
                         c["balance"].to_string(),
@@ -532,7 +559,9 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
                         c["sent"].to_string(),
                         c["received"].to_string(),
                         or_dash(&c["expected"]),
-                        or_dash(&c["shortfall"])
+                        or_dash(&c["shortfall"]),
+                        format!("{}/{}", c["newest_seq_sent"], c["newest_seq_received"]),
+                        format!("{}/{}", c["payments_sent"], c["payments_received"])
                     ));
                 }
                 if short {
@@ -546,6 +575,7 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
             amount,
             count,
             memo,
+            per_proof,
         } => {
             let bar = (count >= 2 * PAY_CHUNK && !json_out).then(|| {
                 let bar = indicatif::ProgressBar::new(count);
@@ -568,7 +598,7 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
                 };
                 api.post(
                     &format!("channels/{channel}/pay"),
-                    &json!({"amount": amount, "count": n, "memo": memo}),
+                    &json!({"amount": amount, "count": n, "memo": memo, "per_proof": per_proof}),
                 )?;
                 done += n;
                 if let Some(b) = &bar {
@@ -591,6 +621,31 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
                     v["count"],
                     v["per_second"].as_f64().unwrap_or(0.0)
                 )
+            });
+        }
+        ChannelCommand::Payments {
+            channel,
+            from_seq,
+            limit,
+        } => {
+            let v = api.get(&format!(
+                "channels/{channel}/payments?from_seq={from_seq}&limit={limit}"
+            ))?;
+            output(json_out, v, |v| {
+                let mut out = vec![format!(
+                    "{:>12}  {:>5}  {:>12}  REFERENCE",
+                    "SEQ", "INDEX", "AMOUNT"
+                )];
+                for p in v.as_array().into_iter().flatten() {
+                    out.push(format!(
+                        "{:>12}  {:>5}  {:>12}  {}",
+                        p["seq"],
+                        p["index"],
+                        p["amount"],
+                        s(&p["reference"])
+                    ));
+                }
+                out.join("\n")
             });
         }
         ChannelCommand::Close { channel, force } => {

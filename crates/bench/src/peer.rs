@@ -124,6 +124,17 @@ impl Store for TimedStore {
     fn delete_channel(&self, id: &ChannelId) -> paychan_store::Result<()> {
         self.inner.delete_channel(id)
     }
+    fn put_payments(&self, id: &ChannelId, first_seq: u64, record: &[u8]) -> paychan_store::Result<()> {
+        self.inner.put_payments(id, first_seq, record)
+    }
+    fn payments(
+        &self,
+        id: &ChannelId,
+        from: u64,
+        limit: usize,
+    ) -> paychan_store::Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.payments(id, from, limit)
+    }
     fn reserve_seq(&self, id: &ChannelId, d: Direction, reserved: u64) -> paychan_store::Result<()> {
         self.inner.reserve_seq(id, d, reserved)
     }

@@ -441,6 +441,9 @@ impl Sim {
                 Action::Persist(batch) => {
                     // Written now, synced when the write completes: a crash between loses it.
                     let n = &mut self.nodes[i];
+                    for (id, seq, record) in &batch.payments {
+                        n.store.put_payments(id, *seq, record).unwrap();
+                    }
                     for (id, bytes) in &batch.channels {
                         n.store.put_channel(id, bytes).unwrap();
                     }
@@ -744,6 +747,7 @@ impl Sim {
                 amount,
                 count,
                 reference: Hash32::ZERO,
+                per_proof: 1,
             },
         );
     }

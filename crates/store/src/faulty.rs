@@ -26,6 +26,7 @@ enum Op {
     DeleteChannel(ChannelId),
     Seq(ChannelId, Direction, u64),
     Meta(String, Vec<u8>),
+    Payments(ChannelId, u64, Vec<u8>),
 }
 
 impl Op {
@@ -43,6 +44,7 @@ impl Op {
             Op::DeleteChannel(id) => s.delete_channel(id),
             Op::Seq(id, d, v) => s.reserve_seq(id, *d, *v),
             Op::Meta(k, v) => s.put_meta(k, v),
+            Op::Payments(id, seq, r) => s.put_payments(id, *seq, r),
         };
         if let Err(e) = r {
             panic!("durable copy refused a write the wrapped store accepted ({self:?}): {e}");
@@ -235,6 +237,17 @@ impl<S: Store> Store for FaultyStore<S> {
 
     fn delete_channel(&self, id: &ChannelId) -> Result<()> {
         self.write(|| Op::DeleteChannel(*id), |s| s.delete_channel(id))
+    }
+
+    fn put_payments(&self, id: &ChannelId, first_seq: u64, record: &[u8]) -> Result<()> {
+        self.write(
+            || Op::Payments(*id, first_seq, record.to_vec()),
+            |s| s.put_payments(id, first_seq, record),
+        )
+    }
+
+    fn payments(&self, id: &ChannelId, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.payments(id, from_seq, limit)
     }
 
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {

@@ -35,8 +35,11 @@ pub const NS_CHANNELS: &str = "channels";
 pub const NS_SEQ_RESERVATIONS: &str = "seq_reservations";
 /// Namespace of node metadata.
 pub const NS_META: &str = "meta";
+/// Namespace of the payments received on each channel: one record per burst, keyed by the
+/// channel id and the burst's first seq.
+pub const NS_PAYMENTS: &str = "payments";
 /// Every namespace, in a fixed order.
-pub const NAMESPACES: [&str; 7] = [
+pub const NAMESPACES: [&str; 8] = [
     NS_GENESIS,
     NS_BLOCKS,
     NS_CHECKPOINTS,
@@ -44,6 +47,7 @@ pub const NAMESPACES: [&str; 7] = [
     NS_CHANNELS,
     NS_SEQ_RESERVATIONS,
     NS_META,
+    NS_PAYMENTS,
 ];
 
 /// The one key of the genesis namespace.
@@ -57,6 +61,17 @@ pub const PEER_ADDRS_MAX: usize = 32;
 pub const MULTIADDR_BYTES_MAX: usize = 512;
 /// Largest encoded peer record.
 pub const PEER_RECORD_BYTES_MAX: usize = 17 * 1024;
+/// Largest payments record.
+pub const PAYMENTS_RECORD_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Key of a payments record: the channel id, then the first seq big-endian.
+pub fn payments_key(id: &ChannelId, first_seq: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&id.0 .0);
+    k[32..].copy_from_slice(&first_seq.to_be_bytes());
+    k
+}
+
 /// Largest channel record.
 pub const CHANNEL_RECORD_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Longest metadata key.

@@ -156,6 +156,15 @@ pub trait Store: Send + Sync {
     /// tiny, and keeping them can never allow a double signature.
     fn delete_channel(&self, id: &ChannelId) -> Result<()>;
 
+    /// Stores the record of payments received on channel `id` in a burst whose first new proof
+    /// has seq `first_seq` (written in the batch that makes the burst durable; a second put at
+    /// the same key replaces the first). The records of a channel go with
+    /// [`Store::delete_channel`].
+    fn put_payments(&self, id: &ChannelId, first_seq: u64, record: &[u8]) -> Result<()>;
+    /// Channel `id`'s payments records with a first seq of at least `from_seq`, in seq order,
+    /// at most `limit`, as `(first_seq, record)`.
+    fn payments(&self, id: &ChannelId, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+
     /// Records the seq reservation of a payer on one channel direction (the caller's meaning,
     /// e.g. the end of the reserved range). It may only grow: a lower value is refused with
     /// [`StoreError::SeqRegress`]; the same value is a no-op. Flush before signing within it.
@@ -276,6 +285,12 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn delete_channel(&self, id: &ChannelId) -> Result<()> {
         (**self).delete_channel(id)
+    }
+    fn put_payments(&self, id: &ChannelId, first_seq: u64, record: &[u8]) -> Result<()> {
+        (**self).put_payments(id, first_seq, record)
+    }
+    fn payments(&self, id: &ChannelId, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        (**self).payments(id, from_seq, limit)
     }
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {
         (**self).reserve_seq(id, direction, reserved)

@@ -19,6 +19,7 @@ pub(crate) struct MemState {
     channels: BTreeMap<ChannelId, Vec<u8>>,
     seqs: BTreeMap<(ChannelId, Direction), u64>,
     meta: BTreeMap<String, Vec<u8>>,
+    payments: BTreeMap<(ChannelId, u64), Vec<u8>>,
 }
 
 /// A store in memory. Applies the same checks as [`SledStore`](crate::SledStore) and nothing
@@ -171,8 +172,26 @@ impl Store for MemStore {
     }
 
     fn delete_channel(&self, id: &ChannelId) -> Result<()> {
-        self.lock().channels.remove(id);
+        let mut s = self.lock();
+        s.channels.remove(id);
+        s.payments.retain(|(c, _), _| c != id);
         Ok(())
+    }
+
+    fn put_payments(&self, id: &ChannelId, first_seq: u64, record: &[u8]) -> Result<()> {
+        record::check_payments(record)?;
+        self.lock().payments.insert((*id, first_seq), record.to_vec());
+        Ok(())
+    }
+
+    fn payments(&self, id: &ChannelId, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        Ok(self
+            .lock()
+            .payments
+            .range((*id, from_seq)..=(*id, u64::MAX))
+            .take(limit)
+            .map(|((_, seq), v)| (*seq, v.clone()))
+            .collect())
     }
 
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {

@@ -170,6 +170,16 @@ pub(crate) fn check_channel(record: &[u8]) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn check_payments(record: &[u8]) -> Result<()> {
+    if record.len() > PAYMENTS_RECORD_BYTES_MAX {
+        return Err(StoreError::invalid(
+            "payments record",
+            format!("{} bytes (at most {PAYMENTS_RECORD_BYTES_MAX})", record.len()),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn decode_channel(id: &ChannelId, bytes: &[u8]) -> Result<Vec<u8>> {
     check_channel(bytes).map_err(|e| StoreError::corrupt(format!("channel {id:?}"), e))?;
     Ok(bytes.to_vec())

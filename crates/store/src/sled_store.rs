@@ -113,6 +113,7 @@ pub struct SledStore {
     channels: sled::Tree,
     seqs: sled::Tree,
     meta: sled::Tree,
+    payments: sled::Tree,
     write_lock: Mutex<()>,
     sync_mode: SyncMode,
     /// `Some` exactly in [`SyncMode::Fsync`].
@@ -174,6 +175,7 @@ impl SledStore {
             channels: tree(NS_CHANNELS)?,
             seqs: tree(NS_SEQ_RESERVATIONS)?,
             meta: tree(NS_META)?,
+            payments: tree(NS_PAYMENTS)?,
             db,
             write_lock: Mutex::new(()),
             sync_mode: options.sync_mode,
@@ -222,6 +224,7 @@ impl SledStore {
             NS_CHANNELS => &self.channels,
             NS_SEQ_RESERVATIONS => &self.seqs,
             NS_META => &self.meta,
+            NS_PAYMENTS => &self.payments,
             _ => return None,
         })
     }
@@ -468,8 +471,34 @@ impl Store for SledStore {
     }
 
     fn delete_channel(&self, id: &ChannelId) -> Result<()> {
+        for k in self.payments.scan_prefix(id.0 .0).keys() {
+            self.payments.remove(k.map_err(sled_err)?).map_err(sled_err)?;
+        }
         self.channels.remove(channel_key(id)).map_err(sled_err)?;
         Ok(())
+    }
+
+    fn put_payments(&self, id: &ChannelId, first_seq: u64, record: &[u8]) -> Result<()> {
+        record::check_payments(record)?;
+        self.payments
+            .insert(payments_key(id, first_seq), record)
+            .map_err(sled_err)?;
+        Ok(())
+    }
+
+    fn payments(&self, id: &ChannelId, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.payments
+            .range(payments_key(id, from_seq)..=payments_key(id, u64::MAX))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_err)?;
+                let seq = <[u8; 8]>::try_from(&k[32..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::corrupt("payments key", format!("{} bytes", k.len())))?;
+                record::check_payments(&v).map_err(|e| StoreError::corrupt("payments record", e))?;
+                Ok((seq, v.to_vec()))
+            })
+            .collect()
     }
 
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {

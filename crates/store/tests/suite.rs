@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use paychan_protocol::limits::WITNESSES_MAX;
 use paychan_protocol::Direction;
-use paychan_store::keys::{self, CHANNEL_RECORD_BYTES_MAX, PEER_ADDRS_MAX};
+use paychan_store::keys::{self, CHANNEL_RECORD_BYTES_MAX, PAYMENTS_RECORD_BYTES_MAX, PEER_ADDRS_MAX};
 use paychan_store::{FaultyStore, MemStore, PutOutcome, SledOptions, SledStore, Store, StoreError, SyncMode};
 use tempfile::TempDir;
 
@@ -186,6 +186,43 @@ fn channels_round_trip(s: &dyn Store) {
     assert_eq!(s.channel(&chan(4)).unwrap(), None);
 }
 
+fn payments_in_seq_order_per_channel_and_deleted_with_it(s: &dyn Store) {
+    assert_eq!(s.payments(&chan(1), 0, 10).unwrap(), vec![]);
+    for seq in [300u64, 1, 256, u64::MAX - 1] {
+        s.put_payments(&chan(1), seq, &seq.to_be_bytes()).unwrap();
+    }
+    s.put_payments(&chan(2), 5, b"other").unwrap();
+    s.put_payments(&chan(0), 5, b"another").unwrap();
+    let seqs = |from, limit| -> Vec<u64> {
+        s.payments(&chan(1), from, limit)
+            .unwrap()
+            .into_iter()
+            .map(|(seq, r)| {
+                assert_eq!(r, seq.to_be_bytes());
+                seq
+            })
+            .collect()
+    };
+    assert_eq!(seqs(0, 10), vec![1, 256, 300, u64::MAX - 1]);
+    assert_eq!(seqs(2, 2), vec![256, 300]);
+    assert_eq!(seqs(u64::MAX, 10), Vec::<u64>::new());
+    // A second put at one key replaces the first.
+    s.put_payments(&chan(2), 5, b"again").unwrap();
+    assert_eq!(s.payments(&chan(2), 0, 10).unwrap(), vec![(5, b"again".to_vec())]);
+    let big = vec![0u8; PAYMENTS_RECORD_BYTES_MAX + 1];
+    assert!(matches!(
+        s.put_payments(&chan(3), 1, &big),
+        Err(StoreError::Invalid { .. })
+    ));
+    s.put_channel(&chan(1), b"one").unwrap();
+    s.delete_channel(&chan(1)).unwrap();
+    assert_eq!(s.payments(&chan(1), 0, 10).unwrap(), vec![]);
+    assert_eq!(
+        s.payments(&chan(0), 0, 10).unwrap(),
+        vec![(5, b"another".to_vec())]
+    );
+}
+
 fn seq_reservations_only_grow(s: &dyn Store) {
     assert_eq!(s.seq_reservation(&chan(1), Direction::AToB).unwrap(), None);
     s.reserve_seq(&chan(1), Direction::BToA, 10).unwrap();
@@ -279,6 +316,10 @@ macro_rules! backend_suite {
             #[test]
             fn seq_reservations() {
                 run(seq_reservations_only_grow)
+            }
+            #[test]
+            fn payments() {
+                run(payments_in_seq_order_per_channel_and_deleted_with_it)
             }
             #[test]
             fn meta() {

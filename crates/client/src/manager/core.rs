@@ -29,6 +29,7 @@ use paychan_net::{peer_id_from_public_key, public_key_from_peer_id, PeerId};
 use paychan_protocol::channel::{ChannelOpen, SignedOpen};
 use paychan_protocol::codec::{decode, encode};
 use paychan_protocol::ledger::Settle;
+use paychan_protocol::limits::MEMO_PAYMENTS_MAX;
 use paychan_protocol::wire::{ChannelMsg, ErrorCode, PayItem};
 use paychan_protocol::{ChannelId, Hash32, Keypair, Payment, PublicKey, Signature, Tx};
 use rand_core::RngCore;
@@ -106,6 +107,8 @@ pub enum Command {
         count: u64,
         /// Their reference.
         reference: Hash32,
+        /// Payments in each signed proof (1 to `MEMO_PAYMENTS_MAX`).
+        per_proof: usize,
     },
     /// Close cooperatively, or unilaterally with `force`; answered once the payout is witnessed.
     Close {
@@ -207,12 +210,18 @@ pub struct Batch {
     pub deletes: Vec<ChannelId>,
     /// Metadata to put (an empty value frees the key).
     pub meta: Vec<(String, Vec<u8>)>,
+    /// Payments records to put: `(channel, first seq, record)`, one per received burst (see
+    /// [`super::payments`]). Written before the channel records of the same batch.
+    pub payments: Vec<(ChannelId, u64, Vec<u8>)>,
 }
 
 impl Batch {
     /// Nothing to write (the batch still has to be reported: frames may wait for it).
     pub fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.deletes.is_empty() && self.meta.is_empty()
+        self.channels.is_empty()
+            && self.deletes.is_empty()
+            && self.meta.is_empty()
+            && self.payments.is_empty()
     }
 }
 
@@ -290,7 +299,12 @@ impl Retry {
 struct PayJob {
     amount: u64,
     reference: Hash32,
+    /// Payments in each proof (the last proof of the job may carry fewer).
+    per_proof: usize,
+    /// Payments not signed yet.
     remaining: u64,
+    /// Proofs signed.
+    proofs: u64,
     count: u64,
     last_seq: u64,
     started_ms: u64,
@@ -331,6 +345,10 @@ struct Slot {
     resend_at_ms: Option<u64>,
     /// Wait before the next resend; it doubles after each resend without an ack between.
     resend_wait_ms: u64,
+    /// Payments this key signed on the channel since the manager started.
+    payments_sent: u64,
+    /// Payments received (in verified proofs) since the manager started.
+    payments_received: u64,
 }
 
 impl Slot {
@@ -365,6 +383,8 @@ impl Slot {
             proposal_expired: false,
             resend_at_ms: None,
             resend_wait_ms: RESEND_WAIT_FIRST_MS,
+            payments_sent: 0,
+            payments_received: 0,
         }
     }
 
@@ -412,6 +432,7 @@ struct InFlight {
     snaps: Vec<(ChannelId, PersistedChannel)>,
     meta: Vec<(String, Vec<u8>)>,
     deletes: Vec<ChannelId>,
+    payments: Vec<(ChannelId, u64, Vec<u8>)>,
 }
 
 /// A test-only fault: release held frames before their batch is durable. The simulation
@@ -459,6 +480,9 @@ pub struct Manager {
     meta_pending: Vec<(String, Vec<u8>)>,
     /// Channel records to delete in the next batch.
     deletes_pending: Vec<ChannelId>,
+    /// Payments records of received bursts, for the next batch (the acks of those bursts wait
+    /// for it, like the channel records).
+    payments_pending: Vec<(ChannelId, u64, Vec<u8>)>,
     /// The batch that the next writes go into.
     next_batch: u64,
     /// Something waits for `next_batch`: issue it even if nothing else is dirty.
@@ -539,6 +563,7 @@ impl Manager {
             held_submits: Vec::new(),
             meta_pending: Vec::new(),
             deletes_pending: Vec::new(),
+            payments_pending: Vec::new(),
             next_batch: 1,
             batch_wanted: false,
             in_flight: None,
@@ -803,8 +828,18 @@ impl Manager {
                 amount,
                 count,
                 reference,
+                per_proof,
             } => {
                 let now = self.now_ms;
+                if !(1..=MEMO_PAYMENTS_MAX).contains(&per_proof) {
+                    return self.reply(
+                        id,
+                        Err(ManagerError::Channel(ChannelError::MemoLength {
+                            len: per_proof,
+                            max: MEMO_PAYMENTS_MAX,
+                        })),
+                    );
+                }
                 let Some(slot) = self.channels.get_mut(&channel) else {
                     return self.reply(id, Err(ManagerError::UnknownChannel(channel)));
                 };
@@ -821,6 +856,7 @@ impl Manager {
                         if ok {
                             Ok(Response::Paid(PayStats {
                                 count: 0,
+                                proofs: 0,
                                 amount: 0,
                                 elapsed_ms: 0,
                                 per_second: 0.0,
@@ -833,7 +869,9 @@ impl Manager {
                 slot.pay = Some(PayJob {
                     amount,
                     reference,
+                    per_proof,
                     remaining: count,
+                    proofs: 0,
                     count,
                     last_seq: 0,
                     started_ms: now,
@@ -853,6 +891,8 @@ impl Manager {
                     .iter()
                     .map(|(cid, s)| {
                         let mut v = super::view(cid, &s.ch, ledger.channel(cid));
+                        v.payments_sent = s.payments_sent;
+                        v.payments_received = s.payments_received;
                         if s.proposal_expired && s.ch.status() == ChannelStatus::ShuttingDown {
                             v.status = "close_expired".into();
                         }
@@ -1432,8 +1472,17 @@ impl Manager {
             );
         }
         let is_close_propose = matches!(msg, ChannelMsg::ClosePropose { .. });
+        let newest_before = slot.ch.newest_incoming().map_or(0, |p| p.proof.seq);
         match slot.ch.handle_message(&msg) {
             Ok(handled) => {
+                if let (Some(r), ChannelMsg::Pay { items, .. }) = (&handled.received, &msg) {
+                    // Each payment of the burst's new proofs is stored with the burst.
+                    slot.payments_received += r.payments as u64;
+                    let runs = super::payments::runs_of(items, newest_before);
+                    if let Some(first) = runs.first() {
+                        self.payments_pending.push((id, first.first_seq, encode(&runs)));
+                    }
+                }
                 if handled.acked.is_some() {
                     slot.resend_wait_ms = RESEND_WAIT_FIRST_MS;
                 }
@@ -1760,33 +1809,54 @@ impl Manager {
             if queued >= OUTBOX_PAY_PAUSE_FRAMES {
                 continue;
             }
-            let payments = [Payment {
+            let payment = Payment {
                 amount: job.amount,
                 reference: job.reference,
-            }];
-            let want = usize::try_from(job.remaining)
-                .unwrap_or(usize::MAX)
-                .min(ROUND_SIGNATURES_MAX);
+            };
+            let per_proof = job.per_proof as u64;
             let mut items = Vec::new();
             let mut failed = None;
-            match slot.ch.pay_run(&payments, want, self.signer.as_ref()) {
-                Ok(run) => {
-                    job.remaining -= run.proofs.len() as u64;
-                    if let Some(last) = run.proofs.last() {
-                        job.last_seq = last.proof.seq;
-                    }
-                    items = run
-                        .proofs
-                        .into_iter()
-                        .map(|proof| PayItem {
-                            proof,
-                            payments: payments.to_vec(),
-                        })
-                        .collect();
-                    failed = run.stopped.filter(|e| !e.is_retryable());
+            // Whole proofs first, as one run; then the job's last, shorter proof.
+            let whole = job.remaining / per_proof;
+            let mut runs = Vec::new();
+            if whole > 0 {
+                runs.push((job.per_proof, usize::try_from(whole).unwrap_or(usize::MAX)));
+            }
+            if job.remaining % per_proof > 0 {
+                runs.push(((job.remaining % per_proof) as usize, 1));
+            }
+            for (size, proofs) in runs {
+                let room = ROUND_SIGNATURES_MAX - items.len();
+                if room == 0 {
+                    break;
                 }
-                Err(e) if e.is_retryable() => {}
-                Err(e) => failed = Some(e),
+                let payments = vec![payment; size];
+                match slot.ch.pay_run(&payments, proofs.min(room), self.signer.as_ref()) {
+                    Ok(run) => {
+                        let n = run.proofs.len();
+                        job.remaining -= (n * size) as u64;
+                        slot.payments_sent += (n * size) as u64;
+                        job.proofs += n as u64;
+                        if let Some(last) = run.proofs.last() {
+                            job.last_seq = last.proof.seq;
+                        }
+                        items.extend(run.proofs.into_iter().map(|proof| PayItem {
+                            proof,
+                            payments: payments.clone(),
+                        }));
+                        if let Some(e) = run.stopped {
+                            if !e.is_retryable() {
+                                failed = Some(e);
+                            }
+                            break;
+                        }
+                    }
+                    Err(e) if e.is_retryable() => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
             }
             if let Some(e) = failed {
                 if let Some(job) = slot.pay.take() {
@@ -1840,6 +1910,7 @@ impl Manager {
         }
         batch.meta = std::mem::take(&mut self.meta_pending);
         batch.deletes = std::mem::take(&mut self.deletes_pending);
+        batch.payments = std::mem::take(&mut self.payments_pending);
         if batch.is_empty() && !self.batch_wanted {
             return;
         }
@@ -1850,6 +1921,7 @@ impl Manager {
             snaps,
             meta: batch.meta.clone(),
             deletes: batch.deletes.clone(),
+            payments: batch.payments.clone(),
         });
         #[cfg(feature = "planted-bugs")]
         if self.planted_ack_before_durable {
@@ -1913,6 +1985,9 @@ impl Manager {
                 meta.append(&mut self.meta_pending);
                 self.meta_pending = meta;
                 self.deletes_pending.extend(flight.deletes);
+                let mut payments = flight.payments;
+                payments.append(&mut self.payments_pending);
+                self.payments_pending = payments;
                 let next = self.next_batch;
                 for held in self.held.values_mut() {
                     for h in held.iter_mut().filter(|h| h.tag == batch) {
@@ -1946,6 +2021,7 @@ fn finish_pay_if_acked(slot: &mut Slot, now_ms: u64) -> Option<(CommandId, PaySt
         job.reply,
         PayStats {
             count: job.count,
+            proofs: job.proofs,
             amount: job.amount.saturating_mul(job.count),
             elapsed_ms,
             per_second: job.count as f64 / (elapsed_ms as f64 / 1000.0).max(1e-3),

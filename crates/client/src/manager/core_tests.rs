@@ -509,6 +509,7 @@ fn a_peer_that_does_not_read_pauses_only_its_own_channels() {
                 amount: 1,
                 count: 1_000_000,
                 reference: Hash32::ZERO,
+                per_proof: 1,
             },
         },
         0,
@@ -522,6 +523,7 @@ fn a_peer_that_does_not_read_pauses_only_its_own_channels() {
                 amount: 1,
                 count: 2_000,
                 reference: Hash32::ZERO,
+                per_proof: 1,
             },
         },
         0,
@@ -651,6 +653,7 @@ fn pay_zero_times_on_an_unknown_channel_is_an_error() {
                 amount: 1,
                 count: 0,
                 reference: Hash32::ZERO,
+                per_proof: 1,
             },
         },
         0,
@@ -812,6 +815,7 @@ fn bursts_a_pending_payee_refused_go_again_once_it_can_take_them() {
                 amount: 1,
                 count: 90,
                 reference: Hash32::ZERO,
+                per_proof: 1,
             },
         },
         0,
@@ -865,6 +869,7 @@ fn a_resent_window_the_payee_already_holds_changes_nothing() {
                 amount: 2,
                 count: 5,
                 reference: Hash32::ZERO,
+                per_proof: 1,
             },
         },
         0,
@@ -1068,5 +1073,179 @@ fn a_dial_without_an_outcome_is_asked_for_again_after_the_wait() {
         dials(m.take_actions()),
         1,
         "a dial with no outcome does not block the peer for good"
+    );
+}
+
+#[test]
+fn a_buffered_burst_stores_each_payment_before_its_ack_and_the_list_survives_a_restart() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    let snap = theirs.snapshot();
+    theirs.persisted(&snap).unwrap();
+    // The counterparty pays us three proofs: 3 payments, 3 others, then 1.
+    let pays = |r: u8, n: u64| -> Vec<Payment> {
+        (0..n)
+            .map(|i| Payment {
+                amount: 1 + i,
+                reference: Hash32([r + i as u8; 32]),
+            })
+            .collect()
+    };
+    let items: Vec<PayItem> = [(1u8, 3u64), (10, 3), (20, 1)]
+        .into_iter()
+        .map(|(r, n)| {
+            let p = pays(r, n);
+            PayItem {
+                proof: theirs.pay_many(&p).unwrap(),
+                payments: p,
+            }
+        })
+        .collect();
+    frame(
+        &mut m,
+        &them,
+        ChannelMsg::Pay {
+            channel_id: id,
+            items: items.clone(),
+        },
+        &l,
+    );
+    m.poll(0);
+    let batch = m
+        .take_actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Persist(b) => Some(b),
+            _ => None,
+        })
+        .expect("the burst asks for a batch");
+    assert_eq!(
+        batch.payments.len(),
+        1,
+        "one record for the burst, in the batch of its channel record"
+    );
+    assert!(
+        !frames(&mut m, &them)
+            .iter()
+            .any(|f| matches!(f, ChannelMsg::Ack { .. })),
+        "no ack before the batch is durable"
+    );
+    write_batch(&store, &batch).unwrap();
+    m.handle(
+        Event::Persisted {
+            batch: batch.id,
+            result: Ok(()),
+        },
+        0,
+        &l,
+    );
+    assert!(frames(&mut m, &them)
+        .iter()
+        .any(|f| matches!(f, ChannelMsg::Ack { seq: 3, .. })));
+    assert_eq!(listed(&mut m, &l)[0].payments_received, 7);
+
+    // A restart: the list comes from the store, exactly the memos' payments in order.
+    drop(m);
+    let want: Vec<(u64, usize, u64, String)> = items
+        .iter()
+        .flat_map(|i| {
+            i.payments
+                .iter()
+                .enumerate()
+                .map(move |(k, p)| (i.proof.proof.seq, k, p.amount, p.reference.to_string()))
+        })
+        .collect();
+    let got: Vec<(u64, usize, u64, String)> = super::super::payments::list(&store, id, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.seq, p.index, p.amount, p.reference))
+        .collect();
+    assert_eq!(got, want);
+    let page = super::super::payments::list(&store, id, 2, 2).unwrap();
+    assert_eq!(
+        page.iter().map(|p| (p.seq, p.index)).collect::<Vec<_>>(),
+        vec![(2, 0), (2, 1)]
+    );
+    let _ = core_from(&me, &store);
+}
+
+#[test]
+fn a_buffered_job_puts_its_payments_in_proofs_of_the_size_asked_and_a_bad_size_is_refused() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    for (cmd, per_proof) in [(1, 0), (2, MEMO_PAYMENTS_MAX + 1)] {
+        m.handle(
+            Event::Command {
+                id: cmd,
+                command: Command::Pay {
+                    id,
+                    amount: 1,
+                    count: 5,
+                    reference: Hash32::ZERO,
+                    per_proof,
+                },
+            },
+            0,
+            &l,
+        );
+        let r = replies(&m.take_actions());
+        assert!(
+            matches!(r[..], [(c, Err(ManagerError::Channel(ChannelError::MemoLength { .. })))] if c == cmd),
+            "{r:?}"
+        );
+    }
+    m.handle(
+        Event::Command {
+            id: 3,
+            command: Command::Pay {
+                id,
+                amount: 2,
+                count: 21,
+                reference: Hash32([5; 32]),
+                per_proof: 8,
+            },
+        },
+        0,
+        &l,
+    );
+    let mut sizes = Vec::new();
+    let mut actions = Vec::new();
+    for _ in 0..8 {
+        actions.extend(settle_batches(&mut m, &store, &l));
+        for msg in frames(&mut m, &them) {
+            if let ChannelMsg::Pay { items, .. } = &msg {
+                sizes.extend(items.iter().map(|i| i.payments.len()));
+            }
+            let h = theirs.handle_message(&msg).unwrap();
+            let mut replies = h.send;
+            if let Some(r) = h.received {
+                replies.extend(theirs.incoming_persisted(r.newest.proof.seq).unwrap());
+            }
+            for r in replies {
+                frame(&mut m, &them, r, &l);
+            }
+        }
+    }
+    assert_eq!(sizes, vec![8, 8, 5], "two whole proofs, then the rest");
+    assert_eq!(theirs.transferred_in(), 42);
+    assert!(
+        matches!(
+            replies(&actions)[..],
+            [(
+                3,
+                Ok(Response::Paid(PayStats {
+                    count: 21,
+                    proofs: 3,
+                    amount: 42,
+                    ..
+                }))
+            )]
+        ),
+        "{:?}",
+        replies(&actions)
     );
 }

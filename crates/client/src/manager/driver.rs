@@ -174,6 +174,11 @@ fn spawn_persister(
 
 /// Writes one batch and syncs it.
 pub(crate) fn write_batch(store: &dyn Store, batch: &Batch) -> Result<(), String> {
+    for (id, first_seq, record) in &batch.payments {
+        store
+            .put_payments(id, *first_seq, record)
+            .map_err(|e| e.to_string())?;
+    }
     for (id, bytes) in &batch.channels {
         store.put_channel(id, bytes).map_err(|e| e.to_string())?;
     }
@@ -254,6 +259,7 @@ impl Driver {
                 amount,
                 count,
                 reference,
+                per_proof,
                 reply,
             } => self.command(
                 Command::Pay {
@@ -261,6 +267,7 @@ impl Driver {
                     amount,
                     count,
                     reference,
+                    per_proof,
                 },
                 Waiter::Pay(reply),
             ),

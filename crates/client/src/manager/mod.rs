@@ -12,6 +12,7 @@
 pub mod core;
 mod driver;
 pub mod limits;
+pub mod payments;
 mod signer;
 
 pub use self::core::OpensScan;
@@ -169,13 +170,26 @@ pub struct ChannelView {
     pub received: u64,
     /// Signed proofs the counterparty has not acknowledged yet.
     pub unacked: usize,
+    /// Seq of the newest proof this key signed and still holds (unacknowledged, else the newest
+    /// acknowledged). Proofs are numbered from 1, and a restart skips the rest of a seq
+    /// reservation, so this counts proofs only until the first restart.
+    pub newest_seq_sent: u64,
+    /// Seq of the newest proof received from the counterparty.
+    pub newest_seq_received: u64,
+    /// Payments this key made on the channel since the node started (a proof carries 1 to 64).
+    pub payments_sent: u64,
+    /// Payments received since the node started; every received payment is stored and
+    /// listed by `ChannelManager::payments`.
+    pub payments_received: u64,
 }
 
 /// What a payment job did.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PayStats {
-    /// Payments made (each one signed proof).
+    /// Payments made.
     pub count: u64,
+    /// Signed proofs that carried them (`count` when each payment is its own proof).
+    pub proofs: u64,
     /// Sum paid.
     pub amount: u64,
     /// Wall time from the first signature to the last ack (ms).
@@ -201,6 +215,7 @@ pub(crate) enum Input {
         amount: u64,
         count: u64,
         reference: Hash32,
+        per_proof: usize,
         reply: Reply<PayStats>,
     },
     Close {
@@ -241,10 +256,21 @@ pub(crate) enum Input {
 }
 
 /// A cloneable handle on the manager.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChannelManager {
     inbox: mpsc::Sender<Input>,
+    /// Read directly for the payments list (the persister writes it; reads need no core).
+    store: Arc<dyn Store>,
 }
+
+impl std::fmt::Debug for ChannelManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelManager").finish_non_exhaustive()
+    }
+}
+
+/// Most payments one [`ChannelManager::payments`] call returns.
+pub const PAYMENTS_PAGE_MAX: usize = 10_000;
 
 impl ChannelManager {
     /// Restores the channels kept in `store`, accepts incoming channel streams and starts the
@@ -256,8 +282,20 @@ impl ChannelManager {
         ledger: Arc<dyn LedgerAccess>,
         config: ManagerConfig,
     ) -> Result<ChannelManager, ManagerError> {
-        let inbox = driver::start(keypair, net, store, ledger, config)?;
-        Ok(ChannelManager { inbox })
+        let inbox = driver::start(keypair, net, store.clone(), ledger, config)?;
+        Ok(ChannelManager { inbox, store })
+    }
+
+    /// The payments received on channel `id` in proofs of seq `from_seq` or above, in seq and
+    /// memo order, at most `limit` (capped at [`PAYMENTS_PAGE_MAX`]). Each was stored in the
+    /// group commit that made its proof durable, before the proof was acked.
+    pub fn payments(
+        &self,
+        id: ChannelId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<payments::ReceivedPayment>, ManagerError> {
+        payments::list(self.store.as_ref(), id, from_seq, limit)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Input) -> Result<T, ManagerError> {
@@ -295,11 +333,26 @@ impl ChannelManager {
         count: u64,
         reference: Hash32,
     ) -> Result<PayStats, ManagerError> {
+        self.pay_buffered(id, amount, count, reference, 1).await
+    }
+
+    /// Like [`ChannelManager::pay`], with up to `per_proof` payments (1 to
+    /// `MEMO_PAYMENTS_MAX`) in each signed proof: one signature covers them all, and the proof's
+    /// memo commits to each payment's amount and reference. The payee stores each payment.
+    pub async fn pay_buffered(
+        &self,
+        id: ChannelId,
+        amount: u64,
+        count: u64,
+        reference: Hash32,
+        per_proof: usize,
+    ) -> Result<PayStats, ManagerError> {
         self.ask(|reply| Input::Pay {
             id,
             amount,
             count,
             reference,
+            per_proof,
             reply,
         })
         .await
@@ -389,5 +442,13 @@ pub(crate) fn view(id: &ChannelId, ch: &Channel, on_ledger: Option<LedgerChannel
         sent: ch.transferred_out(),
         received: ch.transferred_in(),
         unacked: ch.unacked_len(),
+        newest_seq_sent: if ch.unacked_len() > 0 {
+            ch.next_seq().saturating_sub(1)
+        } else {
+            ch.acked_outgoing().map_or(0, |p| p.proof.seq)
+        },
+        newest_seq_received: ch.newest_incoming().map_or(0, |p| p.proof.seq),
+        payments_sent: 0,
+        payments_received: 0,
     }
 }
