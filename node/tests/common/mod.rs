@@ -722,3 +722,55 @@ impl SilentPeer {
         self.asked_blocks.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
+
+// ----- channels through the CLI and the API -----
+
+pub fn dir_str(net: &Testnet, i: usize) -> String {
+    net.dir(i).to_str().expect("utf-8 path").to_owned()
+}
+
+pub fn cli_json_ok(args: &[&str]) -> Value {
+    serde_json::from_str(&cli_ok(args)).unwrap_or_else(|e| panic!("paychan {args:?} --json: {e}"))
+}
+
+/// `paychan channel open` on node `i` to node `j`; returns the channel id once it is open.
+pub fn open_cli(net: &Testnet, i: usize, j: usize, deposit: u64, their_deposit: u64) -> String {
+    let v = cli_json_ok(&[
+        "channel",
+        "open",
+        "--peer",
+        &net.peer_id(j).to_string(),
+        "--deposit",
+        &deposit.to_string(),
+        "--their-deposit",
+        &their_deposit.to_string(),
+        "--data-dir",
+        &dir_str(net, i),
+        "--json",
+    ]);
+    let id = v["channel_id"].as_str().expect("channel_id").to_owned();
+    wait_status(&net.api(j), &id, "open");
+    id
+}
+
+/// One channel of a node's `GET /v1/channels`.
+pub fn channel_view(api: &Api, id: &str) -> Result<Value, String> {
+    let list = api.get("/v1/channels")?;
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .ok_or_else(|| format!("no channel {id} at {}", api.base))
+}
+
+pub fn wait_status(api: &Api, id: &str, status: &str) {
+    wait_until(
+        &format!("channel {id} to be {status} at {}", api.base),
+        STEP,
+        || {
+            let v = channel_view(api, id)?;
+            (v["status"] == status).then_some(()).ok_or(format!("{v}"))
+        },
+    )
+}
