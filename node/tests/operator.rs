@@ -495,8 +495,16 @@ fn a_pay_job_that_runs_out_of_funds_states_what_went_through() {
         .unwrap();
     assert_eq!(c["sent"], 999, "{c}");
 
-    // The text says the same, on stderr, by a unique prefix of the channel id; nothing more
-    // fits, so this job stops at once: 0 of 10.
+    // A job that fits in what is left (1) goes through whole.
+    let v = json_ok(&["channel", "pay", &ch, "--amount", "1", "--data-dir", d1]);
+    assert_eq!(
+        (v["count"].as_u64(), v["amount_total"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+
+    // The text says it too, on stderr, for a channel named by a unique prefix of its id;
+    // nothing more fits now, so this job stops at once.
     let mut cmd = paychan();
     cmd.args([
         "channel",
@@ -512,17 +520,10 @@ fn a_pay_job_that_runs_out_of_funds_states_what_went_through() {
     let out = run_bounded(cmd, CLI_TIMEOUT);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("insufficient funds"), "{err}");
     assert!(
         err.contains("stopped after 0 of 10 payments: 0 cr went through"),
         "{err}"
-    );
-
-    // A job that fits in what is left goes through whole: 1 payment of 1.
-    let v = json_ok(&["channel", "pay", &ch, "--amount", "1", "--data-dir", d1]);
-    assert_eq!(
-        (v["count"].as_u64(), v["amount_total"].as_u64()),
-        (Some(1), Some(1)),
-        "{v}"
     );
 }
 
@@ -609,6 +610,10 @@ fn every_command_prints_json_with_the_documented_fields_and_exit_codes() {
     let status = json_ok(&["ledger", "status", "--data-dir", d1]);
     assert_eq!(status["chain_id"], info["chain_id"]);
     assert_eq!(status["unit"], info["unit"]);
+    wait_until("a first block", STEP, || {
+        let h = net.api(1).height()?;
+        (h >= 1).then_some(()).ok_or(format!("height {h}"))
+    });
     let blocks = json_ok(&["ledger", "blocks", "--limit", "2", "--data-dir", d1]);
     assert!(blocks[0]["time_ms"].is_u64(), "{blocks}");
     let balance = json_ok(&["ledger", "balance", "--data-dir", d1]);
@@ -655,8 +660,22 @@ fn every_command_prints_json_with_the_documented_fields_and_exit_codes() {
             d1,
         ],
         1,
-        "bad_request",
+        "not_found",
     );
+    let short = [
+        "ledger",
+        "transfer",
+        "--to",
+        "ab",
+        "--amount",
+        "1",
+        "--data-dir",
+        d1,
+    ];
+    json_error(&short, 1, "bad_request");
+    // A testnet name is a party: client-0 is the account the transfer went to.
+    let b = json_ok(&["ledger", "balance", "client-0", "--data-dir", d1]);
+    assert_eq!(b["account"], to, "{b}");
 
     // Channels: open, list, pay, close without waiting.
     let ch = open_channel(&net, 1, 0, 10_000);
