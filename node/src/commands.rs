@@ -15,9 +15,11 @@ use crate::output::{
 };
 
 /// How often a waiting command looks at the node.
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(100);
 /// How long a cooperative close waits for an unconnected counterparty before it says so.
 pub const OFFLINE_PEER_HINT_AFTER: Duration = Duration::from_secs(4);
+/// How long a pay job that stopped early waits for the acks in flight before it reports.
+const ACKS_WAIT: Duration = Duration::from_secs(2);
 /// Payments per API call when a job is large enough to show progress.
 const PAY_CHUNK: u64 = 2_000;
 
@@ -197,8 +199,17 @@ pub fn pay(
     }
     let secs = started.elapsed().as_secs_f64();
     if let Some(e) = failure {
-        // What went through, from the node's own count of what it paid on this channel.
-        let row = channel_row(api, &channel).ok();
+        // What went through, from the node's own count of what it paid on this channel, once
+        // the acks in flight are in (or after a short wait: a peer that is gone sends none).
+        let acks_by = Instant::now() + ACKS_WAIT;
+        let row = loop {
+            let row = channel_row(api, &channel).ok();
+            let unacked = row.as_ref().and_then(|c| c["unacked"].as_u64()).unwrap_or(0);
+            if unacked == 0 || Instant::now() >= acks_by {
+                break row;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let sent_after = row.as_ref().and_then(|c| c["sent"].as_u64());
         let (payments, total) = match (sent_before, sent_after) {
             (Some(b), Some(a)) if amount > 0 => {
@@ -219,7 +230,7 @@ pub fn pay(
                 format!("{unacked} not acknowledged yet")
             },
             if total > 0 {
-                format!("; `paychan channel list` shows the balance")
+                "; `paychan channel list` shows the balance".to_owned()
             } else {
                 String::new()
             }
@@ -394,6 +405,23 @@ pub fn close(api: &ApiClient, json_out: bool, channel: &str, force: bool, no_wai
         }
     };
     let answer = result.map_err(|e| with_done(e, json!({"channel_id": channel, "steps": steps.clone()})))?;
+    // A cooperative close can finish between two looks: the steps it took are implied by its end.
+    if !force && before["status"] != "closed" {
+        if !steps.iter().any(|s| s["step"] == "proposed") {
+            note(
+                &mut steps,
+                "proposed",
+                "cooperative close proposed to the peer".into(),
+                json!({}),
+            );
+        }
+        note(
+            &mut steps,
+            "signed",
+            "signed by both; the close transaction is in a block".into(),
+            json!({}),
+        );
+    }
     let row = channel_row(api, &channel).unwrap_or(Value::Null);
     let waited = answer["closed"] == true;
     let v = json!({
@@ -420,10 +448,9 @@ fn tx_text(v: &Value) -> String {
     match v["status"].as_str() {
         Some("pending") => format!("{}: pending", s(&v["tx_id"])),
         Some(st) => format!(
-            "{}: {} {} at height {} ({}){}",
+            "{}: {} in block {} ({}){}",
             s(&v["tx_id"]),
             v["kind"].as_str().unwrap_or("transaction"),
-            "in the block",
             v["height"],
             v["block_time_ms"]
                 .as_u64()
