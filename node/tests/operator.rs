@@ -831,3 +831,62 @@ fn key_new_out_writes_a_private_file_and_init_says_what_next() {
         "{v}"
     );
 }
+
+/// Joining a chain: `init --genesis` of a testnet, `run` with no bootstrap peer, `connect` to
+/// the sequencer: the node connects, remembers the address in `config.toml`, and its replica
+/// catches up.
+#[test]
+fn a_node_of_ones_own_joins_a_chain_with_init_run_and_connect() {
+    // Declared first, removed last: after the testnet's teardown has stopped the new node.
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Testnet::up(2);
+    let data = tmp.path().join("mine");
+    let d = data.to_str().unwrap();
+    let genesis = net.dir(0).join("genesis.bin");
+    let v = json_ok(&["init", "--data-dir", d, "--genesis", genesis.to_str().unwrap()]);
+    assert_eq!(v["chain_id"], net.genesis().chain_id().to_hex(), "{v}");
+
+    let log = std::fs::File::create(tmp.path().join("mine.log")).unwrap();
+    let child = paychan()
+        .args(["run", "--data-dir", d])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start a node");
+    // Torn down with the testnet (SIGKILL on drop) whatever happens.
+    net.track_pid(child.id());
+    wait_until("the new node's API", STEP, || {
+        Api::of(&data)?.get("/v1/info").map(|_| ())
+    });
+    let mine = Api::of(&data).unwrap();
+    assert_eq!(
+        mine.peers().unwrap(),
+        Vec::<String>::new(),
+        "no peer before connect"
+    );
+
+    let addr = net.p2p_addr(0).to_string();
+    let v = json_ok(&["connect", &addr, "--data-dir", d]);
+    assert_eq!(v["peer_id"], net.peer_id(0).to_string(), "{v}");
+    assert!(mine.peers().unwrap().contains(&net.peer_id(0).to_string()));
+    let config = std::fs::read_to_string(data.join("config.toml")).unwrap();
+    assert!(config.contains(&addr), "remembered in config.toml:\n{config}");
+    // Connecting again changes nothing in the config; a bad address is a clear 400.
+    json_ok(&["connect", &addr, "--data-dir", d]);
+    let again = std::fs::read_to_string(data.join("config.toml")).unwrap();
+    assert_eq!(again.matches(addr.as_str()).count(), 1, "{again}");
+    json_error(
+        &["connect", "/ip4/127.0.0.1/tcp/1", "--data-dir", d],
+        1,
+        "bad_request",
+    );
+
+    let target = net.api(0).height().unwrap().max(1);
+    wait_until("the new node to catch up", STEP, || {
+        let h = mine.height()?;
+        (h >= target)
+            .then_some(())
+            .ok_or(format!("height {h} < {target}"))
+    });
+}
