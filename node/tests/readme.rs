@@ -142,7 +142,30 @@ fn readme_using_it_runs_as_written() {
             ["ledger", "tx"] => assert!(stdout.contains("witnessed"), "{line}: {stdout}"),
             ["channel", "pay"] => assert!(stdout.contains("in 10,000 payments"), "{line}: {stdout}"),
             ["channel", "close"] => assert!(stdout.contains("closed and paid out"), "{line}: {stdout}"),
-            ["info", ..] => assert!(stdout.contains("peer id:"), "{line}: {stdout}"),
+            ["info", ..] => {
+                for want in [
+                    "peer id:",
+                    "role:        witness",
+                    "peers:       3 connected",
+                    " cr on the ledger",
+                ] {
+                    assert!(stdout.contains(want), "{line}: {want:?} in {stdout}");
+                }
+            }
+            ["ledger", "status"] => {
+                assert!(
+                    stdout.contains("unit:       credit (cr)") && stdout.contains(" UTC"),
+                    "{line}: {stdout}"
+                )
+            }
+            ["ledger", "balance"] => assert!(stdout.contains(" cr  nonce"), "{line}: {stdout}"),
+            // The counterparty by its testnet name, the capacity with its unit.
+            ["channel", "list"] => {
+                assert!(
+                    stdout.contains("node-2") && stdout.contains("150,000 cr"),
+                    "{line}: {stdout}"
+                )
+            }
             _ => {}
         }
     }
