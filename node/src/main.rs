@@ -436,9 +436,10 @@ fn run(cli: Cli) -> Result<()> {
             let report = runtime()?.block_on(client::run(*args))?;
             output(cli.json, serde_json::to_value(&report)?, |v| {
                 format!(
-                    "channel {} closed: paid {} in {} payments ({:.0}/s); balance {} -> {}; {} transactions proven in witnessed checkpoints",
-                    s(&v["channel_id"]), v["paid"], v["payments"], v["per_second"].as_f64().unwrap_or(0.0),
-                    v["balance_before"], v["balance_after"], v["verified_txs"]
+                    "channel {} closed: paid {} in {} payments ({} payments/s); balance {} -> {}; {} transactions proven in witnessed checkpoints",
+                    s(&v["channel_id"]), amount_text(&v["paid"]), grouped(v["payments"].as_u64().unwrap_or(0)),
+                    grouped(v["per_second"].as_f64().unwrap_or(0.0).round() as u64),
+                    amount_text(&v["balance_before"]), amount_text(&v["balance_after"]), v["verified_txs"]
                 ) + &client::alarm_lines(v)
             });
         }
