@@ -122,26 +122,36 @@ fn channel_row(api: &ApiClient, id: &str) -> Result<Value> {
         .ok_or_else(|| CliError::new("not_found", format!("unknown channel {id}")).into())
 }
 
-/// Set by the first Ctrl-C during a pay job: the job stops after the call in flight.
+/// Set by the first Ctrl-C during a pay job: the job stops after the call in flight. Returns
+/// once the handler is installed (or could not be).
 fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     // A small runtime of its own waits for the signal; the second Ctrl-C ends the process.
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let _ = ready_tx.send(());
             return;
         };
         rt.block_on(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
+            use tokio::signal::unix::{signal, SignalKind};
+            let sig = signal(SignalKind::interrupt());
+            let _ = ready_tx.send(());
+            let Ok(mut sig) = sig else {
+                return;
+            };
+            if sig.recv().await.is_none() {
                 return;
             }
             set.store(true, Ordering::SeqCst);
             eprintln!("\nstopping after the payments in flight (Ctrl-C again to quit at once)");
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if sig.recv().await.is_some() {
                 std::process::exit(130);
             }
         });
     });
+    let _ = ready_rx.recv_timeout(Duration::from_secs(1));
     flag
 }
 

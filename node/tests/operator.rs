@@ -900,3 +900,72 @@ fn a_node_of_ones_own_joins_a_chain_with_init_run_and_connect() {
             .ok_or(format!("height {h} < {target}"))
     });
 }
+
+/// Ctrl-C stops a pay job after the call in flight and says what went through (exit 3,
+/// `interrupted`); the numbers are the node's.
+#[test]
+fn a_pay_job_stopped_with_ctrl_c_states_what_went_through() {
+    let net = Testnet::up(2);
+    let d1 = net.dir(1);
+    let d1 = d1.to_str().unwrap();
+    let ch = open_channel(&net, 1, 0, 10_000_000);
+    let child = paychan()
+        .args([
+            "channel", "pay", &ch, "--amount", "1", "--count", "5000000", "--json",
+        ])
+        .args(["--data-dir", d1])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a pay job");
+    let pid = child.id();
+    let job = KillOnDrop(child);
+    wait_until("the job to have paid something", STEP, || {
+        let list = net.api(1).get("/v1/channels")?;
+        let sent = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == ch.as_str())
+            .and_then(|c| c["sent"].as_u64())
+            .unwrap_or(0);
+        (sent > 0).then_some(()).ok_or(format!("sent {sent}"))
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut job = job;
+    let mut stdout = job.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        let _ = tx.send(s);
+    });
+    let out = rx.recv_timeout(CLI_TIMEOUT).expect("the job ends after Ctrl-C");
+    let status = job.0.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{out}");
+    let v: Value = serde_json::from_str(out.trim()).expect("a JSON error");
+    assert_eq!(v["error"]["code"], "interrupted", "{v}");
+    let done = &v["error"]["done"];
+    let paid = done["payments"].as_u64().unwrap();
+    assert!(paid > 0 && paid < 5_000_000, "{v}");
+    assert_eq!(done["amount_total"], paid, "{v}");
+    // Once the acks are in, the node agrees to the payment.
+    wait_until("the node's count to settle", STEP, || {
+        let list = net.api(1).get("/v1/channels")?;
+        let c = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["id"] == ch.as_str())
+            .cloned()
+            .unwrap_or_default();
+        (c["sent"] == paid && c["unacked"] == 0)
+            .then_some(())
+            .ok_or(format!("{c} vs {paid}"))
+    });
+}
