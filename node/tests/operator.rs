@@ -815,6 +815,22 @@ fn key_new_out_writes_a_private_file_and_init_says_what_next() {
     json_error(&["key", "new", "--out", f], 1, "refused");
     assert_eq!(std::fs::read(&file).unwrap().len(), 64, "the file is unchanged");
 
+    // `--data-dir` where it does nothing is refused, not ignored.
+    let tn = tmp.path().join("tn");
+    let (msg, _) = json_error(
+        &[
+            "testnet",
+            "status",
+            "--dir",
+            tn.to_str().unwrap(),
+            "--data-dir",
+            f,
+        ],
+        2,
+        "usage",
+    );
+    assert!(msg.contains("--dir"), "{msg}");
+
     let data = tmp.path().join("node");
     let d = data.to_str().unwrap();
     let out = cli_ok(&["init", "--data-dir", d]);
