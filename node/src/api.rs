@@ -29,6 +29,8 @@ struct AppState {
     token: std::sync::Arc<str>,
     /// `http://ADDR` of the public read listener, if the node runs one.
     public_url: Option<std::sync::Arc<str>>,
+    /// The address the API listens on.
+    api_addr: std::sync::Arc<str>,
 }
 
 impl axum::extract::FromRef<AppState> for NodeHandle {
@@ -59,6 +61,7 @@ pub async fn serve(
         node,
         token: dir.token()?.into(),
         public_url: public_url.map(Into::into),
+        api_addr: local.to_string().into(),
     };
     let app = router(state);
     Ok(tokio::spawn(async move {
@@ -74,7 +77,7 @@ pub async fn serve(
 fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/info", get(info))
-        .route("/peers", get(peers))
+        .route("/peers", get(peers).post(connect_peer))
         .route("/censorship", get(censorship))
         .route("/alarms", get(alarms))
         .route("/ledger/status", get(ledger_status))
@@ -84,11 +87,13 @@ fn router(state: AppState) -> Router {
         .route("/accounts/{key}", get(account))
         .route("/transfer", post(transfer))
         .route("/tx", post(submit_tx))
+        .route("/tx/{id}", get(tx_status))
         .route("/channels", get(list_channels).post(open_channel))
         .route("/channels/{id}/pay", post(pay_channel))
         .route("/channels/{id}/payments", get(channel_payments))
         .route("/channels/{id}/close", post(close_channel))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     // The token check wraps the whole app, fallback included: `nest` does not route `/v1/`
     // itself, which would otherwise answer 404 without a token. Only `/metrics` is open.
     Router::new()
@@ -110,40 +115,129 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes()));
     if !ok {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "missing or wrong bearer token"})),
-        )
-            .into_response();
+        return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
     }
-    next.run(req).await
+    json_errors(next.run(req).await).await
+}
+
+/// Most bytes of a non-JSON error body kept as the message of its JSON form.
+const ERROR_TEXT_MAX: usize = 4_096;
+
+/// Every error answer is JSON: an extractor's plain-text rejection (a path that does not
+/// decode, say) becomes `{"error": <its text>, "code": ...}` with the same status.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), ERROR_TEXT_MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let text = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    ApiError::new(status, text).into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A JSON error with a status code.
-struct ApiError(StatusCode, String);
+/// A JSON error: `{"error": "<message>", "code": "<code>"}` with a status code. The codes:
+/// `bad_request` (400), `unauthorized` (401), `not_found` (404), `method_not_allowed` (405),
+/// `refused` and `violation` (422), `busy` (429), `internal` (500), `unavailable` (503),
+/// `timeout` (504).
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error whose code follows from its status.
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        let code = match status.as_u16() {
+            400 => "bad_request",
+            401 => "unauthorized",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            422 => "refused",
+            429 => "busy",
+            503 => "unavailable",
+            504 => "timeout",
+            _ => "internal",
+        };
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.message, "code": self.code})),
+        )
+            .into_response()
     }
 }
 
 fn bad_request(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into())
+    ApiError::new(StatusCode::BAD_REQUEST, msg.into())
 }
 
 async fn not_found() -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, "no such endpoint".into())
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+}
+
+/// Identity, addresses, ledger position, peers, channels by status and balances: the
+/// `getinfo` of this node.
 async fn info(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut info = serde_json::to_value(s.node.info())
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let node = s.node.info();
+    let mut info = serde_json::to_value(&node)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     info["public_url"] = json!(s.public_url.as_deref());
+    info["api_url"] = json!(format!("http://{}", s.api_addr));
+    info["version"] = json!(env!("CARGO_PKG_VERSION"));
+    let account = parse_key(&node.account)?;
+    let balance = s.node.with_ledger(|l| l.balance(&account));
+    // Peers and channels are best effort: a node whose network or manager is stopping still
+    // tells who it is.
+    let peers = s.node.net().connected_peers().await.ok().map(|p| p.len());
+    let mut by_status = serde_json::Map::new();
+    let mut in_channels = 0u64;
+    if let Ok(list) = s.node.channels().list().await {
+        for c in &list {
+            let n = by_status.entry(c.status.clone()).or_insert(json!(0));
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+            if c.status != "closed" {
+                in_channels = in_channels.saturating_add(c.balance);
+            }
+        }
+    }
+    info["peers_connected"] = json!(peers);
+    info["channels"] = serde_json::Value::Object(by_status);
+    info["balance_ledger"] = json!(balance);
+    info["balance_in_channels"] = json!(in_channels);
+    info["unit"] = json!({"name": crate::output::UNIT_NAME, "symbol": crate::output::UNIT_SYMBOL});
     Ok(Json(info))
 }
 
@@ -153,7 +247,7 @@ async fn peers(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Api
         .net()
         .connected_peers()
         .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let list: Vec<_> = peers
         .iter()
         .map(|p| {
@@ -162,6 +256,47 @@ async fn peers(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Api
         })
         .collect();
     Ok(Json(json!(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    /// `/ip4/../tcp/../p2p/<peer id>`.
+    addr: String,
+}
+
+/// How long a connect waits for the connection.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Dials a peer and keeps it connected from now on (as a bootstrap peer). The CLI writes it
+/// into `config.toml` so that the next start dials it too.
+async fn connect_peer(
+    State(s): State<AppState>,
+    body: Result<Json<ConnectBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body.map_err(|e| bad_request(e.body_text()))?;
+    let addr: paychan_net::Multiaddr = body
+        .addr
+        .parse()
+        .map_err(|e| bad_request(format!("not a multiaddr: {e}")))?;
+    if !addr
+        .iter()
+        .any(|p| matches!(p, paychan_net::libp2p::multiaddr::Protocol::P2p(_)))
+    {
+        return Err(bad_request("the address must end in /p2p/<peer id>"));
+    }
+    let peer = tokio::time::timeout(CONNECT_WAIT, s.node.net().add_bootstrap_peer(addr.clone()))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("no connection to {addr} within {} s", CONNECT_WAIT.as_secs()),
+            )
+        })?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("dial {addr}: {e}")))?;
+    Ok(Json(
+        json!({"peer_id": peer.to_string(), "addr": addr.to_string(), "connected": true}),
+    ))
 }
 
 async fn ledger_status(State(s): State<AppState>) -> impl IntoResponse {
@@ -243,8 +378,9 @@ const API_BLOCKS_MAX: usize = 256;
 
 async fn blocks(
     State(s): State<AppState>,
-    Query(q): Query<BlocksQuery>,
+    q: Result<Query<BlocksQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<BlockView>>, ApiError> {
+    let Query(q) = q.map_err(|e| bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(20).min(API_BLOCKS_MAX);
     if limit == 0 {
         return Ok(Json(Vec::new()));
@@ -261,7 +397,7 @@ async fn blocks(
         .node
         .store()
         .blocks(from, limit)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(blocks.iter().map(BlockView::from).collect()))
 }
 
@@ -270,7 +406,7 @@ async fn checkpoint(State(s): State<AppState>) -> Result<Json<serde_json::Value>
         .node
         .store()
         .latest_checkpoint()
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let Some(cp) = cp else {
         return Ok(Json(json!(null)));
     };
@@ -316,10 +452,10 @@ fn submitted(
         Ok((id, status)) => Ok(Json(
             json!({"tx_id": id.to_hex(), "status": submit_status_text(status)}),
         )),
-        Err(SubmitError::Rejected(m)) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)),
-        Err(SubmitError::Unavailable(m)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, m)),
+        Err(SubmitError::Rejected(m)) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m)),
+        Err(SubmitError::Unavailable(m)) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m)),
         Err(e @ SubmitError::TooManyPending { .. }) => {
-            Err(ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
+            Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
         }
     }
 }
@@ -363,6 +499,70 @@ async fn submit_tx(
     submitted(s.node.submit(tx).await)
 }
 
+/// Where a transaction is: `pending` (in this node's mempool), `in_block` (with its height), or
+/// `witnessed` (in a block covered by a witnessed checkpoint); 404 if this node knows nothing
+/// of it.
+async fn tx_status(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = paychan_protocol::Hash32::from_hex(&id)
+        .map_err(|_| bad_request("a transaction id is 64 hex characters"))?;
+    let (index, tip) = s.node.with_ledger(|l| (l.tx_log_index(&id), l.height()));
+    let Some(index) = index else {
+        if s.node.is_pending(&id) {
+            return Ok(Json(
+                json!({"tx_id": id.to_hex(), "status": "pending", "height": null, "witnessed": false}),
+            ));
+        }
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown transaction {id}: not in the ledger and not pending here (a node that is not the \
+                 sequencer forwards what it is given: ask again after the next block)"
+            ),
+        ));
+    };
+    let internal =
+        |e: paychan_store::StoreError| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let log_size_at = |h: u64| -> Result<u64, ApiError> {
+        Ok(s.node
+            .store()
+            .block(h)
+            .map_err(internal)?
+            .map(|b| b.header.log_size)
+            .unwrap_or(0))
+    };
+    // The first block whose log holds the index.
+    let (mut lo, mut hi) = (1u64, tip.max(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if log_size_at(mid)? > index {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let block = s.node.store().block(lo).map_err(internal)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("block {lo} missing from the store"),
+        )
+    })?;
+    let kind = block.txs.iter().find(|t| t.id() == id).map(tx_kind);
+    let witnessed = s.node.witnessed_height() >= lo;
+    Ok(Json(json!({
+        "tx_id": id.to_hex(),
+        "status": if witnessed { "witnessed" } else { "in_block" },
+        "height": lo,
+        "block_hash": block.header.hash().to_hex(),
+        "block_time_ms": block.header.time_ms,
+        "log_index": index,
+        "kind": kind,
+        "witnessed": witnessed,
+    })))
+}
+
 async fn metrics(State(s): State<AppState>) -> Response {
     let registry = s.node.net().metrics_registry();
     let mut out = String::new();
@@ -395,12 +595,40 @@ fn manager_error(e: paychan_client::ManagerError) -> ApiError {
         (_, ErrorKind::Refused | ErrorKind::Violation) => StatusCode::UNPROCESSABLE_ENTITY,
         (_, ErrorKind::Retry) => StatusCode::SERVICE_UNAVAILABLE,
     };
-    ApiError(code, e.to_string())
+    let mut err = ApiError::new(code, e.to_string());
+    if e.kind() == ErrorKind::Violation {
+        err.code = "violation";
+    }
+    err
 }
 
+/// Every channel as the manager shows it, plus the counterparty's peer id and, while a
+/// unilateral close's challenge window runs, its end and the ledger time now.
 async fn list_channels(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let list = s.node.channels().list().await.map_err(manager_error)?;
-    Ok(Json(json!(list)))
+    let mut out = Vec::with_capacity(list.len());
+    for c in list {
+        let peer = PublicKey::from_hex(&c.counterparty)
+            .ok()
+            .and_then(|k| paychan_net::peer_id_from_public_key(&k))
+            .map(|p| p.to_string());
+        let window = paychan_protocol::Hash32::from_hex(&c.id).ok().and_then(|h| {
+            s.node.with_ledger(|l| {
+                match paychan_client::LedgerChannel::of(l, &paychan_protocol::ChannelId(h)) {
+                    Some(paychan_client::LedgerChannel::Closing { window_end_ms, .. }) => {
+                        Some((window_end_ms, l.time_ms()))
+                    }
+                    _ => None,
+                }
+            })
+        });
+        let mut v = json!(c);
+        v["counterparty_peer_id"] = json!(peer);
+        v["window_end_ms"] = json!(window.map(|w| w.0));
+        v["ledger_time_ms"] = json!(window.map(|w| w.1));
+        out.push(v);
+    }
+    Ok(Json(json!(out)))
 }
 
 #[derive(Deserialize)]
@@ -544,12 +772,32 @@ async fn channel_payments(
     Ok(Json(json!(payments)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CloseBody {
     #[serde(default)]
     force: bool,
+    /// `false`: answer once the close is under way (proposed, or submitted with `force`)
+    /// instead of at the payout.
+    #[serde(default = "yes")]
+    wait: bool,
 }
+
+impl Default for CloseBody {
+    fn default() -> Self {
+        CloseBody {
+            force: false,
+            wait: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How long a close with `wait: false` waits for the close to be under way.
+const CLOSE_START_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn close_channel(
     State(s): State<AppState>,
@@ -564,6 +812,32 @@ async fn close_channel(
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("close body: {e}")))?
     };
     let force = body.force;
+    if !body.wait {
+        let manager = s.node.channels().clone();
+        let mut task = tokio::spawn(async move { manager.close(id, force).await });
+        let deadline = tokio::time::Instant::now() + CLOSE_START_WAIT;
+        loop {
+            tokio::select! {
+                r = &mut task => {
+                    r.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                        .map_err(manager_error)?;
+                    return Ok(Json(json!({"channel_id": id.to_string(), "closed": true, "status": "closed"})));
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+            let list = s.node.channels().list().await.map_err(manager_error)?;
+            let status = list
+                .iter()
+                .find(|c| c.id == id.to_string())
+                .map(|c| c.status.clone())
+                .unwrap_or_default();
+            if status != "open" || tokio::time::Instant::now() >= deadline {
+                return Ok(Json(
+                    json!({"channel_id": id.to_string(), "closed": false, "status": status}),
+                ));
+            }
+        }
+    }
     s.node.channels().close(id, force).await.map_err(manager_error)?;
     Ok(Json(json!({"channel_id": id.to_string(), "closed": true})))
 }

@@ -321,7 +321,7 @@ pub(crate) fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 /// Writes a file readable by its owner only (0600), atomically enough for a fresh file.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

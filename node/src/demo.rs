@@ -150,7 +150,14 @@ pub async fn run(root: &Path) -> Result<()> {
     }
     bar3.finish();
     let r4 = PAYMENTS as f64 / started.elapsed().as_secs_f64();
-    println!("rates (payments/s, each acknowledged): {r1:.0}, {r2:.0}, {r3:.0}, {r4:.0}");
+    let g = |r: f64| crate::output::grouped(r.round() as u64);
+    println!(
+        "rates (payments/s, each acknowledged): {}, {}, {}, {}",
+        g(r1),
+        g(r2),
+        g(r3),
+        g(r4)
+    );
 
     println!("closing: node-{a}/node-{b} cooperatively, node-{b}/node-{c} unilaterally by node-{b} (node-{c} answers), client channel cooperatively");
     call(
@@ -255,7 +262,10 @@ pub async fn run(root: &Path) -> Result<()> {
         "\n{:<10} {:<64} {:>14} {:>14} {:>14}  ",
         "WHO", "ACCOUNT", "BEFORE", "EXPECTED", "ACTUAL"
     );
-    for (acct, who) in &watched {
+    // In the order of the names (node-1, node-2, ..., client-0), not of the random keys.
+    let mut by_name: Vec<(&String, &String)> = watched.iter().collect();
+    by_name.sort_by_key(|(_, who)| (who.starts_with("client"), who.to_string()));
+    for (acct, who) in by_name {
         let expected = (before[acct] as i64 + delta.get(acct).copied().unwrap_or(0)) as u64;
         let mut actual = Vec::new();
         for api in &apis {

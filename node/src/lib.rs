@@ -12,7 +12,9 @@
 //!   [`ledger_source`]: where those read a ledger (a store, raw HTTP routes, a p2p peer).
 //! - [`client`]: `paychan client`, a channel party that runs no node; [`offline`]: the ledger
 //!   of a stopped node, read from its data dir.
-//! - [`evidence`]: censorship evidence a witness keeps; [`output`]: printing for the CLI.
+//! - [`commands`]: the CLI's multi-step commands on a running node (info, pay, close);
+//!   [`output`]: printing for the CLI, its error codes and exit codes.
+//! - [`evidence`]: censorship evidence a witness keeps.
 //!
 //! Dependencies point one way: `daemon` → `api`/`public` → `node` → `replica`; nothing below
 //! `daemon` knows the HTTP layers.
@@ -20,6 +22,7 @@
 pub mod api;
 pub mod audit_cmd;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;

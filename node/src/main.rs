@@ -3,15 +3,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use paychan_protocol::{Keypair, PublicKey};
+use paychan_protocol::Keypair;
 use serde_json::{json, Value};
 
 use paychan::config::{Config, DataDir};
 use paychan::http::ApiClient;
-use paychan::output::{output, runtime, s};
-use paychan::{audit_cmd, client, daemon, demo, offline, testnet};
+use paychan::output::{amount_text, grouped, output, report_error, runtime, s, time_text, CliError};
+use paychan::{audit_cmd, client, commands, daemon, demo, offline, testnet};
 
 #[derive(Debug, Parser)]
 #[command(name = "paychan", version, about = "A payment channel node")]
@@ -41,8 +41,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Who this node is and where it stands: peer id, account, addresses, role, chain, ledger
+    /// height and time, peers, channels by status, balances, version.
+    Info,
     /// Connected peers of the running node.
     Peers,
+    /// Connect the running node to a peer now and keep it connected; the address is added to
+    /// `config.toml`'s `bootstrap` so that the node dials it at every start.
+    Connect {
+        /// The peer's address, ending in `/p2p/<peer id>` (`testnet status` and `info` show them).
+        addr: String,
+    },
     /// Payment channels of the running node.
     Channel {
         #[command(subcommand)]
@@ -93,7 +102,7 @@ enum LedgerCommand {
     },
     /// An account's balance (default: the node's own).
     Balance {
-        /// Account key (hex).
+        /// The account: hex, a peer id, a testnet name (node-1, client-0) or a unique prefix.
         account: Option<String>,
     },
     /// Write the ledger to an export file (from the running node, or a stopped one's store).
@@ -109,12 +118,24 @@ enum LedgerCommand {
     Keys,
     /// Transfer from the node's account.
     Transfer {
-        /// Recipient key (hex).
+        /// The recipient: an account (hex), a peer id, a testnet name (node-1, client-0) or a
+        /// unique prefix of a known party's account or peer id.
         #[arg(long)]
         to: String,
         /// Amount.
         #[arg(long)]
         amount: u64,
+        /// Wait until the transfer is in a witnessed block, showing its steps.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
+    /// Where a transaction is: pending, in block H, witnessed.
+    Tx {
+        /// Transaction id (hex).
+        tx_id: String,
     },
 }
 
@@ -122,7 +143,8 @@ enum LedgerCommand {
 enum ChannelCommand {
     /// Open a channel with a peer (waits until the ledger holds the open).
     Open {
-        /// The peer: its peer id or its account (hex).
+        /// The peer: its peer id, its account (hex), a testnet name (node-2) or a unique prefix
+        /// of a known party's account or peer id.
         #[arg(long)]
         peer: String,
         /// What this node locks.
@@ -135,9 +157,10 @@ enum ChannelCommand {
     /// Channels with their balances.
     List,
     /// Pay through a channel: `count` payments of `amount`, pipelined, each signed proof
-    /// carrying `--per-proof` of them (1 by default: each payment its own proof).
+    /// carrying `--per-proof` of them (1 by default: each payment its own proof). A job that
+    /// stops early says how many payments and how much went through.
     Pay {
-        /// Channel id (hex).
+        /// Channel id (hex, or a unique prefix of one).
         channel: String,
         /// Amount of each payment.
         #[arg(long)]
@@ -155,7 +178,7 @@ enum ChannelCommand {
     },
     /// The payments received on a channel, one line each (a proof carries 1 to 64).
     Payments {
-        /// Channel id (hex).
+        /// Channel id (hex, or a unique prefix of one).
         channel: String,
         /// From the proof with this seq on.
         #[arg(long, default_value_t = 0)]
@@ -164,13 +187,17 @@ enum ChannelCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Close a channel cooperatively, or unilaterally with --force (waits for the payout).
+    /// Close a channel cooperatively, or unilaterally with --force; shows the steps and waits
+    /// for the payout unless --no-wait.
     Close {
-        /// Channel id (hex).
+        /// Channel id (hex, or a unique prefix of one).
         channel: String,
         /// Close without the peer: submit the newest proofs and wait out the challenge window.
         #[arg(long)]
         force: bool,
+        /// Return once the close is under way (proposed, or submitted with --force).
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
@@ -233,8 +260,14 @@ enum TestnetCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeyCommand {
-    /// Generate a new ed25519 key (a ledger account and libp2p identity) and print it.
-    New,
+    /// Generate a new ed25519 key (a ledger account and libp2p identity): with --out, write the
+    /// secret to a new file (mode 0600) and print the public key; without, print both.
+    New {
+        /// The file for the secret key (hex seed, as `node.key` and the testnet's client keys);
+        /// an existing file is never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -244,21 +277,86 @@ fn default_data_dir() -> PathBuf {
         .join(".paychan")
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    let json_asked = std::env::args_os().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            let shown = matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if json_asked && !shown {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("").trim();
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let err = CliError::new("usage", message);
+                println!("{}", err.to_json());
+                std::process::exit(err.exit_code());
+            }
+            e.exit()
+        }
+    };
+    let json_out = cli.json;
+    if let Err(e) = run(cli) {
+        std::process::exit(report_error(json_out, &e));
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    // `--data-dir` is global so that it may come anywhere; where it does nothing it is refused
+    // rather than silently ignored (testnet commands take `--dir`, a client `--key`).
+    let ignores_data_dir = match &cli.command {
+        Command::Testnet { .. } => Some("testnet commands take --dir"),
+        Command::Client(_) => Some("a client runs no node: it takes --key"),
+        Command::Key { .. } => Some("key new writes where --out says"),
+        _ => None,
+    };
+    if let (Some(why), Some(_)) = (ignores_data_dir, &cli.data_dir) {
+        if std::env::var_os("PAYCHAN_DATA_DIR").is_none() {
+            return Err(CliError::new("usage", format!("--data-dir does nothing here ({why})")).into());
+        }
+    }
     let dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
     match cli.command {
         Command::Key {
-            command: KeyCommand::New,
+            command: KeyCommand::New { out },
         } => {
             let kp = Keypair::generate();
             let public = kp.public().to_hex();
-            let secret = hex::encode(kp.seed());
-            if cli.json {
-                println!("{}", json!({"public_key": public, "secret_key": secret}));
-            } else {
-                println!("public key: {public}");
-                println!("secret key: {secret}");
+            let peer_id = paychan_net::peer_id_from_public_key(&kp.public()).map(|p| p.to_string());
+            match out {
+                Some(path) => {
+                    paychan::config::write_private(&path, hex::encode(kp.seed()).as_bytes()).map_err(
+                        |e| {
+                            CliError::new(
+                                "refused",
+                                format!("{e:#} (an existing file is never overwritten)"),
+                            )
+                        },
+                    )?;
+                    output(
+                        cli.json,
+                        json!({"public_key": public, "peer_id": peer_id, "secret_key_file": path.display().to_string()}),
+                        |v| {
+                            format!(
+                                "public key: {}\npeer id:    {}\nsecret key written to {} (mode 0600)",
+                                s(&v["public_key"]),
+                                s(&v["peer_id"]),
+                                s(&v["secret_key_file"])
+                            )
+                        },
+                    );
+                }
+                None => output(
+                    cli.json,
+                    json!({"public_key": public, "peer_id": peer_id, "secret_key": hex::encode(kp.seed())}),
+                    |v| {
+                        format!("public key: {}\npeer id:    {}\nsecret key: {}\n(keep the secret key private; `--out FILE` writes it to a 0600 file instead)",
+                                s(&v["public_key"]), s(&v["peer_id"]), s(&v["secret_key"]))
+                    },
+                ),
             }
         }
         Command::Init { genesis } => {
@@ -272,16 +370,22 @@ fn main() -> Result<()> {
                 None => testnet::init_genesis(kp.public()),
             };
             dir.write_genesis(&genesis)?;
+            let root = dir.root().display().to_string();
+            let next = format!("paychan run --data-dir {root}");
             output(
                 cli.json,
-                json!({"data_dir": dir.root().display().to_string(), "account": kp.public().to_hex(),
-                       "chain_id": genesis.chain_id().to_hex()}),
+                json!({"data_dir": root, "account": kp.public().to_hex(),
+                       "peer_id": paychan_net::peer_id_from_public_key(&kp.public()).map(|p| p.to_string()),
+                       "chain_id": genesis.chain_id().to_hex(), "next": next}),
                 |v| {
                     format!(
-                        "initialised {}\naccount:  {}\nchain id: {}",
-                        v["data_dir"], v["account"], v["chain_id"]
+                        "initialised {}\npeer id:  {}\naccount:  {}\nchain id: {}\nnext:     {}",
+                        s(&v["data_dir"]),
+                        s(&v["peer_id"]),
+                        s(&v["account"]),
+                        s(&v["chain_id"]),
+                        s(&v["next"])
                     )
-                    .replace('"', "")
                 },
             );
         }
@@ -296,6 +400,29 @@ fn main() -> Result<()> {
                 });
                 daemon::run(dir, stop_rx).await
             })?;
+        }
+        Command::Info => commands::info(&ApiClient::from_data_dir(&dir)?, cli.json)?,
+        Command::Connect { addr } => {
+            let api = ApiClient::from_data_dir(&dir)?;
+            let mut v = api.post("peers", &json!({"addr": addr}))?;
+            let mut config = dir.config()?;
+            let remembered = !config.bootstrap.contains(&addr);
+            if remembered {
+                config.bootstrap.push(addr.clone());
+                dir.write_config(&config)?;
+            }
+            v["remembered"] = json!(true);
+            output(cli.json, v, |v| {
+                format!(
+                    "connected to {}{}",
+                    s(&v["peer_id"]),
+                    if remembered {
+                        format!("; added to {} (bootstrap)", dir.config_path().display())
+                    } else {
+                        "; already in config.toml (bootstrap)".to_owned()
+                    }
+                )
+            });
         }
         Command::Peers => {
             let v = ApiClient::from_data_dir(&dir)?.get("peers")?;
@@ -325,9 +452,10 @@ fn main() -> Result<()> {
             let report = runtime()?.block_on(client::run(*args))?;
             output(cli.json, serde_json::to_value(&report)?, |v| {
                 format!(
-                    "channel {} closed: paid {} in {} payments ({:.0}/s); balance {} -> {}; {} transactions proven in witnessed checkpoints",
-                    s(&v["channel_id"]), v["paid"], v["payments"], v["per_second"].as_f64().unwrap_or(0.0),
-                    v["balance_before"], v["balance_after"], v["verified_txs"]
+                    "channel {} closed: paid {} in {} payments ({} payments/s); balance {} -> {}; {} transactions proven in witnessed checkpoints",
+                    s(&v["channel_id"]), amount_text(&v["paid"]), grouped(v["payments"].as_u64().unwrap_or(0)),
+                    grouped(v["per_second"].as_f64().unwrap_or(0.0).round() as u64),
+                    amount_text(&v["balance_before"]), amount_text(&v["balance_after"]), v["verified_txs"]
                 ) + &client::alarm_lines(v)
             });
         }
@@ -446,22 +574,61 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
     match command {
         LedgerCommand::Export { out, to } => audit_cmd::export(dir, json_out, &out, to)?,
         LedgerCommand::Keys => audit_cmd::keys(dir, json_out)?,
-        LedgerCommand::Transfer { to, amount } => {
-            if PublicKey::from_hex(&to).is_err() {
-                bail!("--to is an account: 64 hex characters");
+        LedgerCommand::Tx { tx_id } => commands::tx(&ApiClient::from_data_dir(dir)?, json_out, &tx_id)?,
+        LedgerCommand::Transfer {
+            to,
+            amount,
+            wait,
+            wait_secs,
+        } => {
+            let api = ApiClient::from_data_dir(dir)?;
+            let to = commands::resolve_party(dir, Some(&api), &to)?.to_hex();
+            let mut v = api.post("transfer", &json!({"to": to, "amount": amount}))?;
+            if wait {
+                if !json_out {
+                    paychan::output::print_line(&format!(
+                        "submitted {} ({})",
+                        s(&v["tx_id"]),
+                        s(&v["status"])
+                    ));
+                }
+                let id = s(&v["tx_id"]).to_owned();
+                let done = commands::wait_tx(&api, json_out, &id, std::time::Duration::from_secs(wait_secs))
+                    .map_err(|e| paychan::output::with_done(e, json!({"tx_id": id, "submitted": true})))?;
+                v["height"] = done["height"].clone();
+                v["witnessed"] = json!(true);
+                v["status"] = done["status"].clone();
             }
-            let v = ApiClient::from_data_dir(dir)?.post("transfer", &json!({"to": to, "amount": amount}))?;
+            v["amount_total"] = json!(amount);
             output(json_out, v, |v| {
-                format!("submitted {} ({})", s(&v["tx_id"]), s(&v["status"]))
+                if wait {
+                    format!(
+                        "transferred {} to {}: witnessed in block {}",
+                        amount_text(&json!(amount)),
+                        to,
+                        v["height"]
+                    )
+                } else {
+                    format!(
+                        "submitted {} ({}): {} to {}",
+                        s(&v["tx_id"]),
+                        s(&v["status"]),
+                        amount_text(&json!(amount)),
+                        to
+                    )
+                }
             });
         }
         LedgerCommand::Status => {
-            let v = reader()?.get("ledger/status")?;
+            let mut v = reader()?.get("ledger/status")?;
+            v["unit"] = json!({"name": paychan::output::UNIT_NAME, "symbol": paychan::output::UNIT_SYMBOL});
             output(json_out, v, |v| {
                 format!(
-                    "chain id:   {}\nheight:     {}\ntime:       {} ms\nblock hash: {}\nstate root: {}\nlog:        {} txs, root {}\npending:    {}\nsupply:     {}",
-                    s(&v["chain_id"]), v["height"], v["time_ms"], s(&v["block_hash"]), s(&v["state_root"]),
-                    v["log_size"], s(&v["log_root"]), v["pending"], v["supply"]
+                    "chain id:   {}\nunit:       {} ({})\nheight:     {}\ntime:       {}\nblock hash: {}\nstate root: {}\nlog:        {} txs, root {}\npending:    {}\nsupply:     {}",
+                    s(&v["chain_id"]), s(&v["unit"]["name"]), s(&v["unit"]["symbol"]), v["height"],
+                    v["time_ms"].as_u64().map(time_text).unwrap_or_else(|| "?".into()),
+                    s(&v["block_hash"]), s(&v["state_root"]),
+                    v["log_size"], s(&v["log_root"]), v["pending"], amount_text(&v["supply"])
                 )
             });
         }
@@ -473,15 +640,15 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
             let v = reader()?.get(&path)?;
             output(json_out, v, |v| {
                 let mut out = vec![format!(
-                    "{:>7}  {:<64}  {:>14}  {:>4}",
-                    "HEIGHT", "HASH", "TIME (ms)", "TXS"
+                    "{:>7}  {:<64}  {:<23}  {:>4}",
+                    "HEIGHT", "HASH", "TIME", "TXS"
                 )];
                 for b in v.as_array().into_iter().flatten() {
                     out.push(format!(
-                        "{:>7}  {:<64}  {:>14}  {:>4}",
+                        "{:>7}  {:<64}  {:<23}  {:>4}",
                         b["height"].to_string(),
                         s(&b["hash"]),
-                        b["time_ms"].to_string(),
+                        b["time_ms"].as_u64().map(time_text).unwrap_or_else(|| "?".into()),
                         b["txs"].as_array().map(Vec::len).unwrap_or(0)
                     ));
                 }
@@ -490,7 +657,7 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
         }
         LedgerCommand::Balance { account } => {
             let key = match account {
-                Some(a) => PublicKey::from_hex(&a).context("an account is 64 hex characters")?,
+                Some(a) => commands::resolve_party(dir, ApiClient::from_data_dir(dir).ok().as_ref(), &a)?,
                 None => dir.keypair()?.public(),
             };
             let v = reader()?.get(&format!("accounts/{}", key.to_hex()))?;
@@ -498,7 +665,7 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
                 format!(
                     "{}  balance {}  nonce {}",
                     s(&v["account"]),
-                    v["balance"],
+                    amount_text(&v["balance"]),
                     v["nonce"]
                 )
             });
@@ -506,9 +673,6 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
     }
     Ok(())
 }
-
-/// Payments per API call when a job is large enough to show progress.
-const PAY_CHUNK: u64 = 2_000;
 
 fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()> {
     let api = ApiClient::from_data_dir(dir)?;
@@ -518,57 +682,24 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
             deposit,
             their_deposit,
         } => {
+            let peer = commands::resolve_party(dir, Some(&api), &peer)?.to_hex();
             let v = api.post(
                 "channels",
                 &json!({"peer": peer, "deposit": deposit, "their_deposit": their_deposit}),
             )?;
             output(json_out, v, |v| {
-                format!("channel {} is open", s(&v["channel_id"]))
+                format!(
+                    "channel {} is open: {} locked by this node, {} by the peer",
+                    s(&v["channel_id"]),
+                    amount_text(&json!(deposit)),
+                    amount_text(&json!(their_deposit))
+                )
             });
         }
         ChannelCommand::List => {
             let v = api.get("channels")?;
-            output(json_out, v, |v| {
-                // Once paid out, BALANCE is the ledger's payout; EXPECTED is the off-chain
-                // balance and SHORTFALL what the ledger paid less than it ("-" before).
-                // PROOFS is the newest seq sent/received; PAYMENTS counts since the node
-                // started (a proof carries 1 to 64).
-                let mut out = vec![format!(
-                    "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}  {:>21}  {:>21}",
-                    "CHANNEL",
-                    "STATUS",
-                    "BALANCE",
-                    "THEIRS",
-                    "SENT",
-                    "RECEIVED",
-                    "EXPECTED",
-                    "SHORTFALL",
-                    "PROOFS OUT/IN",
-                    "PAYMENTS OUT/IN"
-                )];
-                let or_dash = |v: &serde_json::Value| v.as_u64().map_or("-".to_string(), |n| n.to_string());
-                let mut short = false;
-                for c in v.as_array().into_iter().flatten() {
-                    short |= c["shortfall"].as_u64().is_some_and(|n| n > 0);
-                    out.push(format!(
-                        "{:<64}  {:<12}  {:>12}  {:>12}  {:>10}  {:>10}  {:>12}  {:>12}  {:>21}  {:>21}",
-                        s(&c["id"]),
-                        s(&c["status"]),
-                        c["balance"].to_string(),
-                        c["their_balance"].to_string(),
-                        c["sent"].to_string(),
-                        c["received"].to_string(),
-                        or_dash(&c["expected"]),
-                        or_dash(&c["shortfall"]),
-                        format!("{}/{}", c["newest_seq_sent"], c["newest_seq_received"]),
-                        format!("{}/{}", c["payments_sent"], c["payments_received"])
-                    ));
-                }
-                if short {
-                    out.push("warning: the ledger paid out less than this node's off-chain balance".into());
-                }
-                out.join("\n")
-            });
+            let names = commands::testnet_parties(dir);
+            output(json_out, v, |v| channel_table(v, &names));
         }
         ChannelCommand::Pay {
             channel,
@@ -576,58 +707,13 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
             count,
             memo,
             per_proof,
-        } => {
-            let bar = (count >= 2 * PAY_CHUNK && !json_out).then(|| {
-                let bar = indicatif::ProgressBar::new(count);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:40} {pos}/{len} payments {per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                bar
-            });
-            let started = std::time::Instant::now();
-            let mut done = 0u64;
-            // At least one call, so that the node judges every request (`--count 0` included).
-            loop {
-                let n = if bar.is_some() {
-                    PAY_CHUNK.min(count - done)
-                } else {
-                    count - done
-                };
-                api.post(
-                    &format!("channels/{channel}/pay"),
-                    &json!({"amount": amount, "count": n, "memo": memo, "per_proof": per_proof}),
-                )?;
-                done += n;
-                if let Some(b) = &bar {
-                    b.set_position(done);
-                }
-                if done >= count {
-                    break;
-                }
-            }
-            if let Some(b) = bar {
-                b.finish();
-            }
-            let secs = started.elapsed().as_secs_f64();
-            let v = json!({"channel_id": channel, "count": count, "amount": amount.saturating_mul(count),
-                           "elapsed_ms": (secs * 1000.0) as u64, "per_second": count as f64 / secs.max(1e-9)});
-            output(json_out, v, |v| {
-                format!(
-                    "paid {} in {} payments ({:.0} payments/s, all acknowledged)",
-                    v["amount"],
-                    v["count"],
-                    v["per_second"].as_f64().unwrap_or(0.0)
-                )
-            });
-        }
+        } => commands::pay(&api, json_out, &channel, amount, count, memo, per_proof)?,
         ChannelCommand::Payments {
             channel,
             from_seq,
             limit,
         } => {
+            let channel = commands::resolve_channel(&api, &channel)?;
             let v = api.get(&format!(
                 "channels/{channel}/payments?from_seq={from_seq}&limit={limit}"
             ))?;
@@ -648,21 +734,101 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
                 out.join("\n")
             });
         }
-        ChannelCommand::Close { channel, force } => {
-            let v = api.post(&format!("channels/{channel}/close"), &json!({"force": force}))?;
-            output(json_out, v, |v| {
-                format!("channel {} closed and paid out", s(&v["channel_id"]))
-            });
-        }
+        ChannelCommand::Close {
+            channel,
+            force,
+            no_wait,
+        } => commands::close(&api, json_out, &channel, force, no_wait)?,
     }
     Ok(())
 }
 
+/// `channel list` as a table. Once paid out, BALANCE is the ledger's payout; EXPECTED is the
+/// off-chain balance and SHORTFALL what the ledger paid less than it ("-" before). PROOFS is
+/// the newest seq sent and received; PAYMENTS counts since the node started (a proof carries 1
+/// to 64 payments).
+fn channel_table(v: &Value, names: &[commands::Party]) -> String {
+    let mut out = vec![format!(
+        "{:<16}  {:<16}  {:<13}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>15}  {:>17}  {}",
+        "CHANNEL",
+        "COUNTERPARTY",
+        "STATUS",
+        "CAPACITY",
+        "BALANCE",
+        "THEIRS",
+        "EXPECTED",
+        "SHORTFALL",
+        "PROOFS OUT/IN",
+        "PAYMENTS OUT/IN",
+        "WINDOW"
+    )];
+    let or_dash = |v: &Value| {
+        if v.is_u64() {
+            amount_text(v)
+        } else {
+            "-".to_string()
+        }
+    };
+    let short_id = |v: &Value| {
+        v.as_str()
+            .map(|x| x.chars().take(16).collect::<String>())
+            .unwrap_or_else(|| "?".into())
+    };
+    let mut short = false;
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    for c in rows {
+        short |= c["shortfall"].as_u64().is_some_and(|n| n > 0);
+        let capacity = c["deposit"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_add(c["their_deposit"].as_u64().unwrap_or(0));
+        let window = match (c["window_end_ms"].as_u64(), c["ledger_time_ms"].as_u64()) {
+            (Some(end), Some(now)) => format!(
+                "ends {} (in {})",
+                time_text(end),
+                paychan::output::duration_text(end.saturating_sub(now))
+            ),
+            _ => String::new(),
+        };
+        let named = names.iter().find(|p| p.account.to_hex() == s(&c["counterparty"]));
+        let party = if let Some(p) = named {
+            p.name.clone()
+        } else if c["counterparty_peer_id"].is_string() {
+            short_id(&c["counterparty_peer_id"])
+        } else {
+            short_id(&c["counterparty"])
+        };
+        out.push(format!(
+            "{:<16}  {:<16}  {:<13}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>15}  {:>17}  {}",
+            short_id(&c["id"]),
+            party,
+            s(&c["status"]),
+            amount_text(&json!(capacity)),
+            amount_text(&c["balance"]),
+            amount_text(&c["their_balance"]),
+            or_dash(&c["expected"]),
+            or_dash(&c["shortfall"]),
+            format!("{}/{}", c["newest_seq_sent"], c["newest_seq_received"]),
+            format!("{}/{}", c["payments_sent"], c["payments_received"]),
+            window
+        ));
+    }
+    if short {
+        out.push("warning: the ledger paid out less than this node's off-chain balance".into());
+    }
+    out.push(format!(
+        "{} channel(s); ids may be given by a unique prefix",
+        grouped(rows.len() as u64)
+    ));
+    out.join("\n")
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,yamux=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -676,6 +842,7 @@ fn init_quiet_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

@@ -1297,6 +1297,12 @@ impl NodeHandle {
             .collect()
     }
 
+    /// Whether transaction `id` waits in this node's mempool (the sequencer's: other nodes
+    /// forward what they are given).
+    pub fn is_pending(&self, id: &Hash32) -> bool {
+        self.shared.mempool.lock().expect("mempool lock").contains(id)
+    }
+
     /// Height of the newest witnessed checkpoint this node holds (among the last few).
     pub fn witnessed_height(&self) -> u64 {
         let s = &self.shared;
@@ -1359,11 +1365,16 @@ impl NodeHandle {
         s.store.flush()?;
         writer.applied(&block);
         drop(writer);
-        info!(
-            height = block.header.height,
-            txs = block.txs.len(),
-            "block produced"
-        );
+        // An empty heartbeat block is routine: debug; a block with transactions is news.
+        if block.txs.is_empty() {
+            tracing::debug!(height = block.header.height, "heartbeat block produced");
+        } else {
+            info!(
+                height = block.header.height,
+                txs = block.txs.len(),
+                "block produced"
+            );
+        }
         self.remember_checkpoint(&checkpoint.checkpoint);
         let height = block.header.height;
         self.publish(GossipMsg::Block(block)).await;

@@ -32,7 +32,7 @@ fn a_buffered_job_is_listed_payment_by_payment_by_the_payee_across_a_restart() {
         "--json",
     ]);
     assert_eq!(paid["count"], COUNT, "{paid}");
-    assert_eq!(paid["amount"], 3 * COUNT, "{paid}");
+    assert_eq!(paid["amount_total"], 3 * COUNT, "{paid}");
 
     let proofs = COUNT.div_ceil(PER_PROOF);
     let payer = channel_view(&net.api(1), &id).unwrap();
