@@ -12,6 +12,8 @@
 //!   [`ledger_source`]: where those read a ledger (a store, raw HTTP routes, a p2p peer).
 //! - [`client`]: `paychan client`, a channel party that runs no node; [`offline`]: the ledger
 //!   of a stopped node, read from its data dir.
+//! - [`gateway`]: the HTTP 402 gateway in front of a web service, paid through channels;
+//!   [`fetch`]: `paychan fetch` and [`fetch::PaidHttpClient`], the client that pays it.
 //! - [`evidence`]: censorship evidence a witness keeps; [`output`]: printing for the CLI.
 //!
 //! Dependencies point one way: `daemon` → `api`/`public` → `node` → `replica`; nothing below
@@ -24,6 +26,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod evidence;
+pub mod fetch;
+pub mod gateway;
 pub mod http;
 pub mod ledger_source;
 pub mod node;

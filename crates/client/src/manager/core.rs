@@ -113,6 +113,33 @@ pub enum Command {
     },
     /// List every channel.
     List,
+    /// Payee: check a payment carried in an HTTP request (the proof's channel, the price, the
+    /// request's reference) and hold it in flight; answered [`Response::HttpChecked`].
+    HttpCheck {
+        /// The proof and its one payment.
+        item: PayItem,
+        /// The least it must add.
+        price: u64,
+        /// The request's reference.
+        reference: Hash32,
+    },
+    /// Payee: the request of a checked payment is over. `answered`: take the payment,
+    /// answered once durable; otherwise keep it uncharged for the payer's next request.
+    HttpSettle {
+        /// The checked proof.
+        item: PayItem,
+        /// Whether the upstream answered.
+        answered: bool,
+    },
+    /// Payer: sign one proof of `amount` and return it instead of sending it on the stream.
+    SignDetached {
+        /// The channel.
+        id: ChannelId,
+        /// The payment's amount.
+        amount: u64,
+        /// Its reference.
+        reference: Hash32,
+    },
 }
 
 /// The answer to a command.
@@ -126,6 +153,15 @@ pub enum Response {
     Closed,
     /// Every channel.
     Listed(Vec<ChannelView>),
+    /// The check of a payment carried in a request.
+    HttpChecked(Result<HttpChecked, HttpRefusal>),
+    /// The payment is durable (`charged`), or kept uncharged.
+    HttpSettled {
+        /// Whether it was taken.
+        charged: bool,
+    },
+    /// A proof signed for a request.
+    Signed(PayItem),
 }
 
 /// An input of the core.
@@ -459,6 +495,8 @@ pub struct Manager {
     batch_wanted: bool,
     in_flight: Option<InFlight>,
     actions: Vec<Action>,
+    /// Payments carried in HTTP requests.
+    http: HttpState,
     /// A test-only fault: report each batch durable as soon as it is asked for, before it is
     /// written, so acks leave for proofs a crash then loses. The simulation shows it catches it.
     #[cfg(feature = "planted-bugs")]
@@ -536,6 +574,7 @@ impl Manager {
             batch_wanted: false,
             in_flight: None,
             actions: Vec::new(),
+            http: HttpState::default(),
             #[cfg(feature = "planted-bugs")]
             planted_ack_before_durable: false,
         };
@@ -853,6 +892,9 @@ impl Manager {
                     })
                     .collect();
                 self.reply(id, Ok(Response::Listed(list)));
+            }
+            c @ (Command::HttpCheck { .. } | Command::HttpSettle { .. } | Command::SignDetached { .. }) => {
+                self.on_http_command(id, c)
             }
         }
     }
@@ -1880,6 +1922,7 @@ impl Manager {
                 for (peer, msg) in out {
                     self.push(peer, msg, false);
                 }
+                self.http_persisted(batch);
             }
             Err(e) => {
                 // Nothing of it is durable: write it all again in the next batch, and what
@@ -1904,6 +1947,7 @@ impl Manager {
                 for (t, _, _) in self.held_submits.iter_mut().filter(|(t, _, _)| *t == batch) {
                     *t = next;
                 }
+                self.http_persist_failed(batch);
                 self.batch_wanted = true;
             }
         }
@@ -1934,6 +1978,11 @@ fn finish_pay_if_acked(slot: &mut Slot, now_ms: u64) -> Option<(CommandId, PaySt
         },
     ))
 }
+
+#[path = "core_http.rs"]
+mod http;
+pub use self::http::{HttpChecked, HttpRefusal, HttpRefusalKind};
+use self::http::HttpState;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]
