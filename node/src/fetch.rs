@@ -28,6 +28,8 @@ use crate::client::{read_key, Client, ClientOptions};
 
 /// How long signing may wait for room (a seq reservation, the ack window) before it fails.
 const SIGN_WAIT: Duration = Duration::from_secs(10);
+/// Pieces of a body sold per KiB paid ahead of what was read.
+const STREAM_PAY_AHEAD: u64 = 8;
 /// How often a request refused because another of the channel was in flight is tried again.
 const BUSY_RETRIES: u32 = 50;
 
@@ -76,6 +78,7 @@ struct Session {
     requirements: Requirements,
     channel: ChannelId,
     price: u64,
+    per_kib: u64,
 }
 
 /// An HTTP client that pays per request through a channel.
@@ -92,6 +95,7 @@ pub struct PaidHttpClient {
     spent: u64,
     requests: u64,
     last_header: Option<String>,
+    kib_budget: Option<u64>,
 }
 
 impl std::fmt::Debug for PaidHttpClient {
@@ -121,6 +125,7 @@ impl PaidHttpClient {
             spent: 0,
             requests: 0,
             last_header: None,
+            kib_budget: None,
         }
     }
 
@@ -144,19 +149,91 @@ impl PaidHttpClient {
         self.client.as_ref()
     }
 
-    async fn send(&self, method: &Method, url: &str, payment: Option<String>) -> Result<hyper::Response<Bytes>> {
+    async fn send_streaming(
+        &self,
+        method: &Method,
+        url: &str,
+        payment: Option<String>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let mut b = hyper::Request::builder().method(method.clone()).uri(url);
         if let Some(p) = payment {
             b = b.header(x402::HEADER_SIGNATURE, p);
         }
-        let resp = self
-            .http
+        self.http
             .request(b.body(Body::empty())?)
             .await
-            .with_context(|| format!("request {url}"))?;
+            .with_context(|| format!("request {url}"))
+    }
+
+    async fn send(&self, method: &Method, url: &str, payment: Option<String>) -> Result<hyper::Response<Bytes>> {
+        let resp = self.send_streaming(method, url, payment).await?;
         let (parts, body) = resp.into_parts();
         let bytes = body.collect().await.context("read the body")?.to_bytes();
         Ok(hyper::Response::from_parts(parts, bytes))
+    }
+
+    /// Reads a body sold per KiB, paying each KiB after the first on the channel's stream,
+    /// at most [`STREAM_PAY_AHEAD`] pieces ahead, never beyond the body's announced length, and
+    /// (with a budget) never beyond the budget. Returns the body and what it paid; a cut body
+    /// is an error.
+    async fn read_metered(
+        &mut self,
+        resp: hyper::Response<hyper::body::Incoming>,
+        nonce: &str,
+    ) -> Result<(StatusCode, Bytes, u64)> {
+        let s = self.session.as_ref().ok_or_else(|| anyhow!("no session"))?;
+        let client = self.client.as_ref().ok_or_else(|| anyhow!("no channel"))?;
+        let (channel, per_kib) = (s.channel, s.per_kib);
+        let status = resp.status();
+        let length = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let kib = crate::gateway::KIB as u64;
+        // Pieces after the first, which the request's price covers.
+        let pieces_max = length.map(|l| l.div_ceil(kib).saturating_sub(1));
+        let reference = paychan_protocol::Payment::text_reference(&format!("http-kib {nonce}"));
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        let mut paid_pieces = 0u64;
+        let mut paid = 0u64;
+        loop {
+            let read_pieces = (out.len() as u64).div_ceil(kib).saturating_sub(1);
+            let mut want = read_pieces + STREAM_PAY_AHEAD;
+            if let Some(m) = pieces_max {
+                want = want.min(m);
+            }
+            if let Some(b) = self.kib_budget {
+                want = want.min(b);
+            }
+            if want > paid_pieces {
+                let n = want - paid_pieces;
+                client.channels.pay(channel, per_kib, n, reference).await?;
+                paid_pieces = want;
+                paid = paid.saturating_add(per_kib.saturating_mul(n));
+            }
+            match body.frame().await {
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        out.extend_from_slice(&d);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.spent = self.spent.saturating_add(paid);
+                    bail!("the body was cut after {} bytes ({paid} paid for it): {e}", out.len());
+                }
+                None => break,
+            }
+        }
+        self.spent = self.spent.saturating_add(paid);
+        Ok((status, Bytes::from(out), paid))
+    }
+
+    /// Stop paying a body sold per KiB after `kib` KiB beyond the first (a payer that stops
+    /// paying mid-stream gets its body cut).
+    pub fn set_kib_budget(&mut self, kib: Option<u64>) {
+        self.kib_budget = kib;
     }
 
     /// Reads the requirements of a 402, opens the channel if there is none yet.
@@ -171,6 +248,10 @@ impl PaidHttpClient {
             .ok_or_else(|| anyhow!("the gateway accepts no {} payment", x402::SCHEME))?
             .clone();
         let price = req.price()?;
+        let per_kib = match req.extra.price_per_kib.as_str() {
+            "" => 0,
+            v => v.parse().map_err(|_| anyhow!("extra.pricePerKib is not an amount"))?,
+        };
         if price > self.max_price {
             bail!("the gateway asks {price} per request, more than the most accepted ({})", self.max_price);
         }
@@ -186,6 +267,7 @@ impl PaidHttpClient {
         if let Some(s) = &mut self.session {
             if s.requirements.pay_to == req.pay_to {
                 s.price = price;
+                s.per_kib = per_kib;
                 s.requirements = req;
                 return Ok(());
             }
@@ -209,6 +291,7 @@ impl PaidHttpClient {
             requirements: req,
             channel,
             price,
+            per_kib,
         });
         Ok(())
     }
@@ -260,9 +343,26 @@ impl PaidHttpClient {
                 }
             };
             let header = crate::gateway::payment_header(&s.requirements, ChannelPayload::of(&item, &nonce));
-            let price = s.price;
+            let (price, metered) = (s.price, s.per_kib > 0);
             self.last_header = Some(header.clone());
-            let resp = self.send(&method, url, Some(header)).await?;
+            let resp = self.send_streaming(&method, url, Some(header)).await?;
+            let outcome: Option<PaymentResponse> = resp
+                .headers()
+                .get(x402::HEADER_RESPONSE)
+                .and_then(|v| x402::decode_header(v.as_bytes()).ok());
+            if metered && outcome.as_ref().is_some_and(|o| o.success) {
+                self.requests += 1;
+                self.spent = self.spent.saturating_add(price);
+                let (status, body, paid) = self.read_metered(resp, &nonce).await?;
+                return Ok(PaidResponse {
+                    status,
+                    body,
+                    charged: price.saturating_add(paid),
+                });
+            }
+            let (parts, body) = resp.into_parts();
+            let body = body.collect().await.context("read the body")?.to_bytes();
+            let resp = hyper::Response::from_parts(parts, body);
             let outcome: Option<PaymentResponse> = resp
                 .headers()
                 .get(x402::HEADER_RESPONSE)

@@ -40,6 +40,12 @@ use crate::node::NodeHandle;
 pub const PAYMENT_TIMEOUT_S: u64 = 60;
 /// How long the upstream may take to answer a request's headers.
 pub const UPSTREAM_HEADERS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the gateway waits for the payment of a body's next KiB before it cuts the body.
+pub const STREAM_PAY_WAIT: Duration = Duration::from_secs(2);
+/// The unit of per-KiB pricing: a body goes out in pieces of this size, each paid first.
+pub const KIB: usize = 1024;
+/// How often the gateway looks whether the next KiB is paid.
+const STREAM_PAY_POLL: Duration = Duration::from_millis(1);
 /// Most free path prefixes.
 pub const FREE_PREFIXES_MAX: usize = 64;
 
@@ -54,6 +60,10 @@ pub struct GatewayConfig {
     pub listen: String,
     /// The price of one request.
     pub price: u64,
+    /// The price of each KiB of a response body (0: none), paid on the channel's stream as the
+    /// body is read; a body whose next KiB is not paid within [`STREAM_PAY_WAIT`] is cut.
+    #[serde(default)]
+    pub price_per_kib: u64,
     /// Path prefixes served without payment.
     #[serde(default)]
     pub free: Vec<String>,
@@ -162,7 +172,7 @@ impl Gateway {
                     peer_id: info.peer_id,
                     p2p_addrs: info.p2p_addrs,
                     chain_id: self.chain_id.clone(),
-                    price_per_kib: "0".into(),
+                    price_per_kib: self.config.price_per_kib.to_string(),
                     donate_to: self.config.donate_to.clone(),
                 },
             }],
@@ -330,6 +340,21 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
     };
+    if charged && gw.config.price_per_kib > 0 {
+        let (parts, body) = resp.into_parts();
+        let meter = Meter {
+            body,
+            buf: bytes::BytesMut::new(),
+            sent: 0,
+            eof: false,
+            over: false,
+            manager: manager.clone(),
+            id: p.channel_id,
+            paid_to: p.transferred,
+            per_kib: gw.config.price_per_kib,
+        };
+        resp = Response::from_parts(parts, Body::from_stream(meter.into_stream()));
+    }
     if let Ok(v) = HeaderValue::from_str(&x402::encode_header(&outcome)) {
         resp.headers_mut().insert(x402::HEADER_RESPONSE, v);
     }
@@ -344,4 +369,97 @@ pub fn payment_header(accepted: &x402::Requirements, payload: ChannelPayload) ->
         accepted: accepted.clone(),
         payload,
     })
+}
+
+/// A response body sold per KiB: the request's price covers the first piece of [`KIB`]
+/// bytes; each further piece leaves only once the channel has durably received its price on
+/// top of what was paid before it.
+struct Meter {
+    body: Body,
+    /// Pieces sent so far.
+    sent: u64,
+    buf: bytes::BytesMut,
+    eof: bool,
+    /// Cut or failed: nothing more leaves.
+    over: bool,
+    manager: paychan_client::ChannelManager,
+    id: paychan_protocol::ChannelId,
+    /// The channel's received total that the pieces sent so far are paid up to.
+    paid_to: u64,
+    per_kib: u64,
+}
+
+/// Why a metered body stopped early.
+#[derive(Debug, thiserror::Error)]
+enum MeterError {
+    #[error("the next KiB was not paid within {} s: body cut", STREAM_PAY_WAIT.as_secs())]
+    Unpaid,
+    #[error("upstream body: {0}")]
+    Upstream(String),
+}
+
+impl Meter {
+    fn into_stream(self) -> impl futures::Stream<Item = Result<bytes::Bytes, MeterError>> + Send {
+        futures::stream::unfold(self, |mut m| async move {
+            use http_body_util::BodyExt;
+            if m.over {
+                return None;
+            }
+            loop {
+                if m.buf.len() >= KIB || (m.eof && !m.buf.is_empty()) {
+                    if m.sent == 0 {
+                        m.sent = 1;
+                        let n = m.buf.len().min(KIB);
+                        return Some((Ok(m.buf.split_to(n).freeze()), m));
+                    }
+                    let Some(need) = m.paid_to.checked_add(m.per_kib) else {
+                        m.over = true;
+                        return Some((Err(MeterError::Unpaid), m));
+                    };
+                    if !wait_paid(&m.manager, m.id, need).await {
+                        tracing::info!(channel = %m.id, "a metered body was not paid on: cut");
+                        m.over = true;
+                        return Some((Err(MeterError::Unpaid), m));
+                    }
+                    m.paid_to = need;
+                    m.sent += 1;
+                    let n = m.buf.len().min(KIB);
+                    let piece = m.buf.split_to(n).freeze();
+                    return Some((Ok(piece), m));
+                }
+                if m.eof {
+                    return None;
+                }
+                match m.body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            m.buf.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        m.over = true;
+                        return Some((Err(MeterError::Upstream(e.to_string())), m));
+                    }
+                    None => m.eof = true,
+                }
+            }
+        })
+    }
+
+}
+
+/// Whether channel `id` durably received `need` within [`STREAM_PAY_WAIT`].
+async fn wait_paid(manager: &paychan_client::ChannelManager, id: paychan_protocol::ChannelId, need: u64) -> bool {
+    let deadline = tokio::time::Instant::now() + STREAM_PAY_WAIT;
+    loop {
+        match manager.received(id).await {
+            Ok(r) if r >= need => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(STREAM_PAY_POLL).await;
+    }
 }

@@ -91,6 +91,9 @@ struct GatewayCli {
     /// The price of one request.
     #[arg(long)]
     price: u64,
+    /// The price of each KiB of a response body, paid as it is read (0: none).
+    #[arg(long, default_value_t = 0)]
+    price_per_kib: u64,
     /// A path prefix served without payment (repeatable).
     #[arg(long = "free")]
     free: Vec<String>,
@@ -318,6 +321,7 @@ fn main() -> Result<()> {
                 upstream: g.upstream,
                 listen: g.listen,
                 price: g.price,
+                price_per_kib: g.price_per_kib,
                 free: g.free,
                 donate_to: g.donate_to,
             });

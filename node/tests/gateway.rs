@@ -22,6 +22,8 @@ use serde_json::Value;
 
 /// The price of one request.
 const PRICE: u64 = 3;
+/// The price of each KiB of a body.
+const PRICE_PER_KIB: u64 = 2;
 const ARTICLE: &str = "an article worth paying for\n";
 
 /// The upstream: `/article` answers the article, `/flaky` answers 500 while `fail` is above
@@ -42,13 +44,19 @@ async fn upstream(fail: Arc<AtomicU32>) -> String {
                 }
             }),
         )
-        .route("/free/page", get(|| async { "free page" }));
+        .route("/free/page", get(|| async { "free page" }))
+        .route("/big", get(|| async { big() }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the upstream");
     let addr = listener.local_addr().expect("upstream address");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     format!("http://{addr}")
+}
+
+/// The file sold per KiB: 64 KiB.
+fn big() -> Vec<u8> {
+    (0..64 * 1024u32).map(|i| (i % 251) as u8).collect()
 }
 
 /// Turns node `i` of `net` into a gateway in front of `upstream`: `[gateway]` in its config,
@@ -60,6 +68,7 @@ fn make_gateway(net: &Testnet, i: usize, upstream: &str) -> String {
         upstream: upstream.into(),
         listen: "127.0.0.1:0".into(),
         price: PRICE,
+        price_per_kib: PRICE_PER_KIB,
         free: vec!["/free/".into()],
         donate_to: None,
     });
@@ -254,6 +263,36 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     assert_eq!(received_from(&net, 1, &payer), answered * PRICE);
     assert_eq!(client.spent(), answered * PRICE);
 
+    // A body sold per KiB: the request's price covers the first KiB, each further KiB is paid
+    // on the channel's stream as it is read.
+    let r = rt.block_on(client.get(&format!("{gw}/big"))).expect("a streamed file");
+    assert_eq!((r.status.as_u16(), r.body.len()), (200, 64 * 1024));
+    assert_eq!(&r.body[..], &big()[..]);
+    let file = PRICE + 63 * PRICE_PER_KIB;
+    assert_eq!(r.charged, file);
+    let mut paid = answered * PRICE + file;
+    assert_eq!(received_from(&net, 1, &payer), paid);
+    // A payer that stops paying after 10 KiB: cut off within one piece, charged what it paid.
+    client.set_kib_budget(Some(10));
+    let err = rt
+        .block_on(client.get(&format!("{gw}/big")))
+        .expect_err("an unpaid stream is cut");
+    let text = format!("{err:#}");
+    let bytes: usize = text
+        .split("cut after ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(bytes <= 11 * 1024, "at most the paid pieces arrived: {bytes} bytes ({text})");
+    paid += PRICE + 10 * PRICE_PER_KIB;
+    assert_eq!(received_from(&net, 1, &payer), paid);
+    client.set_kib_budget(None);
+    let r = rt.block_on(client.get(&format!("{gw}/article"))).expect("paid after the cut");
+    assert_eq!((r.status.as_u16(), r.charged), (200, PRICE));
+    paid += PRICE;
+    assert_eq!(received_from(&net, 1, &payer), paid);
+
     // `paychan fetch`, a process of its own with another key: 20 requests, 20 x price.
     let key1 = net.root.join("clients").join("client-1.key");
     let mut cmd = paychan();
@@ -278,7 +317,7 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
 
     // A SIGKILL of the gateway node: every answered request is still there, settleable.
     restart_gateway(&net, 1);
-    assert_eq!(received_from(&net, 1, &payer), answered * PRICE);
+    assert_eq!(received_from(&net, 1, &payer), paid);
     assert_eq!(received_from(&net, 1, &net.client_key(1)), 20 * PRICE);
     drop(client);
     drop(rt);

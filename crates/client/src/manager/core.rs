@@ -131,6 +131,12 @@ pub enum Command {
         /// Whether the upstream answered.
         answered: bool,
     },
+    /// Payee: what channel `id` has received durably (its newest durable incoming proof's
+    /// total); answered [`Response::Received`].
+    Received {
+        /// The channel.
+        id: ChannelId,
+    },
     /// Payer: sign one proof of `amount` and return it instead of sending it on the stream.
     SignDetached {
         /// The channel.
@@ -162,6 +168,8 @@ pub enum Response {
     },
     /// A proof signed for a request.
     Signed(PayItem),
+    /// What a channel received durably.
+    Received(u64),
 }
 
 /// An input of the core.
@@ -893,7 +901,10 @@ impl Manager {
                     .collect();
                 self.reply(id, Ok(Response::Listed(list)));
             }
-            c @ (Command::HttpCheck { .. } | Command::HttpSettle { .. } | Command::SignDetached { .. }) => {
+            c @ (Command::HttpCheck { .. }
+            | Command::HttpSettle { .. }
+            | Command::SignDetached { .. }
+            | Command::Received { .. }) => {
                 self.on_http_command(id, c)
             }
         }

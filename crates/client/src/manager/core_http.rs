@@ -97,6 +97,14 @@ impl Manager {
                 let r = self.sign_detached(&id, amount, reference);
                 self.reply(cmd, r.map(Response::Signed));
             }
+            Command::Received { id } => {
+                let r = self
+                    .channels
+                    .get(&id)
+                    .map(|s| Response::Received(s.ch.received_durable()))
+                    .ok_or(ManagerError::UnknownChannel(id));
+                self.reply(cmd, r);
+            }
             _ => {}
         }
     }

@@ -349,6 +349,15 @@ impl ChannelManager {
         }
     }
 
+    /// Payee: what channel `id` has received durably (settleable).
+    pub async fn received(&self, id: ChannelId) -> Result<u64, ManagerError> {
+        let command = core::Command::Received { id };
+        match self.ask(|reply| Input::Core { command, reply }).await? {
+            core::Response::Received(r) => Ok(r),
+            _ => Err(ManagerError::Refused("internal: answer of another command".into())),
+        }
+    }
+
     /// Payer: signs one payment of `amount` with `reference` on channel `id` and returns it
     /// instead of sending it on the stream (it is carried in a request; the ack comes on the
     /// stream).
