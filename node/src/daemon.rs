@@ -16,7 +16,11 @@ pub async fn run(dir: DataDir, shutdown: watch::Receiver<bool>) -> Result<()> {
 
 /// Runs the node in `dir` with `config` (the file's, or one a command changed) until
 /// `shutdown` turns true.
-pub async fn run_with(dir: DataDir, config: crate::config::Config, shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run_with(
+    dir: DataDir,
+    config: crate::config::Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
     let node = crate::node::start(&dir, &config).await?;
     let handle = node.handle.clone();
     let public = crate::public::bind(&dir, &config).await?;

@@ -165,7 +165,12 @@ impl PaidHttpClient {
             .with_context(|| format!("request {url}"))
     }
 
-    async fn send(&self, method: &Method, url: &str, payment: Option<String>) -> Result<hyper::Response<Bytes>> {
+    async fn send(
+        &self,
+        method: &Method,
+        url: &str,
+        payment: Option<String>,
+    ) -> Result<hyper::Response<Bytes>> {
         let resp = self.send_streaming(method, url, payment).await?;
         let (parts, body) = resp.into_parts();
         let bytes = body.collect().await.context("read the body")?.to_bytes();
@@ -221,7 +226,10 @@ impl PaidHttpClient {
                 }
                 Some(Err(e)) => {
                     self.spent = self.spent.saturating_add(paid);
-                    bail!("the body was cut after {} bytes ({paid} paid for it): {e}", out.len());
+                    bail!(
+                        "the body was cut after {} bytes ({paid} paid for it): {e}",
+                        out.len()
+                    );
                 }
                 None => break,
             }
@@ -250,14 +258,24 @@ impl PaidHttpClient {
         let price = req.price()?;
         let per_kib = match req.extra.price_per_kib.as_str() {
             "" => 0,
-            v => v.parse().map_err(|_| anyhow!("extra.pricePerKib is not an amount"))?,
+            v => v
+                .parse()
+                .map_err(|_| anyhow!("extra.pricePerKib is not an amount"))?,
         };
         if price > self.max_price {
-            bail!("the gateway asks {price} per request, more than the most accepted ({})", self.max_price);
+            bail!(
+                "the gateway asks {price} per request, more than the most accepted ({})",
+                self.max_price
+            );
         }
-        let chain = Hash32::from_hex(&req.extra.chain_id).map_err(|_| anyhow!("extra.chainId is not 64 hex"))?;
+        let chain =
+            Hash32::from_hex(&req.extra.chain_id).map_err(|_| anyhow!("extra.chainId is not 64 hex"))?;
         if x402::network_id(&chain) != req.network {
-            bail!("network {} does not match chain {}", req.network, req.extra.chain_id);
+            bail!(
+                "network {} does not match chain {}",
+                req.network,
+                req.extra.chain_id
+            );
         }
         if let Some(pin) = self.chain_pin {
             if pin != chain {
@@ -271,7 +289,11 @@ impl PaidHttpClient {
                 s.requirements = req;
                 return Ok(());
             }
-            bail!("the gateway's payee changed from {} to {}", s.requirements.pay_to, req.pay_to);
+            bail!(
+                "the gateway's payee changed from {} to {}",
+                s.requirements.pay_to,
+                req.pay_to
+            );
         }
         let addr = req
             .extra
@@ -280,9 +302,17 @@ impl PaidHttpClient {
             .ok_or_else(|| anyhow!("the gateway names no p2p address"))?
             .parse()
             .context("the gateway's p2p address is not a multiaddr")?;
-        let client = Client::start(self.keypair.clone(), addr, ClientOptions::new(ChainPin::ChainId(chain), None)).await?;
+        let client = Client::start(
+            self.keypair.clone(),
+            addr,
+            ClientOptions::new(ChainPin::ChainId(chain), None),
+        )
+        .await?;
         if client.ledger.node().to_string() != req.extra.peer_id {
-            bail!("the node at the gateway's address is not its peer {}", req.extra.peer_id);
+            bail!(
+                "the node at the gateway's address is not its peer {}",
+                req.extra.peer_id
+            );
         }
         let channel = client.open(self.deposit, 0).await?;
         tracing::info!(%channel, "channel opened with the gateway's node");
@@ -457,7 +487,11 @@ pub async fn run(cli: FetchCli) -> Result<FetchReport> {
     let report = FetchReport {
         requests: cli.count,
         spent: c.spent(),
-        requests_per_s: if cli.count > 1 { (cli.count - 1) as f64 / secs.max(1e-9) } else { 0.0 },
+        requests_per_s: if cli.count > 1 {
+            (cli.count - 1) as f64 / secs.max(1e-9)
+        } else {
+            0.0
+        },
         status: last.status.as_u16(),
         channel_id: c.channel().map(|id| id.to_string()),
     };

@@ -28,8 +28,10 @@ use axum::Router;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use paychan_client::x402::{self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentResponse, ProofJson};
 use paychan_client::manager::{HttpRefusal, HttpRefusalKind};
+use paychan_client::x402::{
+    self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentResponse, ProofJson,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -93,7 +95,9 @@ struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("upstream", &self.upstream).finish_non_exhaustive()
+        f.debug_struct("Gateway")
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
     }
 }
 
@@ -289,7 +293,10 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Err(e) => return gw.bad_request(e.to_string()),
     };
     if payload.x402_version != x402::X402_VERSION {
-        return gw.bad_request(format!("x402Version {} (this gateway speaks 2)", payload.x402_version));
+        return gw.bad_request(format!(
+            "x402Version {} (this gateway speaks 2)",
+            payload.x402_version
+        ));
     }
     if payload.accepted.scheme != x402::SCHEME || payload.accepted.network != gw.network {
         return gw.bad_request(format!(
@@ -309,7 +316,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let checked = match manager.http_check(item.clone(), gw.config.price, reference).await {
         Ok(Ok(c)) => c,
         Ok(Err(HttpRefusal { kind, text, newest })) => {
-            let newest = newest.as_ref().map(ProofJson::of);
+            let newest = newest.as_deref().map(ProofJson::of);
             tracing::debug!(code = kind.as_str(), %text, "payment refused");
             return gw.payment_required(&path, Some((refusal_code(kind), &text, newest)));
         }
@@ -445,11 +452,14 @@ impl Meter {
             }
         })
     }
-
 }
 
 /// Whether channel `id` durably received `need` within [`STREAM_PAY_WAIT`].
-async fn wait_paid(manager: &paychan_client::ChannelManager, id: paychan_protocol::ChannelId, need: u64) -> bool {
+async fn wait_paid(
+    manager: &paychan_client::ChannelManager,
+    id: paychan_protocol::ChannelId,
+    need: u64,
+) -> bool {
     let deadline = tokio::time::Instant::now() + STREAM_PAY_WAIT;
     loop {
         match manager.received(id).await {

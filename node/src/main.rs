@@ -344,7 +344,10 @@ fn main() -> Result<()> {
             } else {
                 eprintln!(
                     "{} requests, status {}, spent {} ({:.0} requests/s)",
-                    v["requests"], v["status"], v["spent"], v["requests_per_s"].as_f64().unwrap_or(0.0)
+                    v["requests"],
+                    v["status"],
+                    v["spent"],
+                    v["requests_per_s"].as_f64().unwrap_or(0.0)
                 );
             }
         }

@@ -36,7 +36,10 @@ async fn upstream(fail: Arc<AtomicU32>) -> String {
             get(move || {
                 let fail = fail.clone();
                 async move {
-                    if fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                    if fail
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
                         (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "upstream down")
                     } else {
                         (axum::http::StatusCode::OK, "flaky but up")
@@ -46,7 +49,9 @@ async fn upstream(fail: Arc<AtomicU32>) -> String {
         )
         .route("/free/page", get(|| async { "free page" }))
         .route("/big", get(|| async { big() }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the upstream");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the upstream");
     let addr = listener.local_addr().expect("upstream address");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -196,7 +201,9 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     let mut client = PaidHttpClient::new(payer.clone(), 100_000, 10, Some(genesis.chain_id()));
     const PAID: u64 = 200;
     for _ in 0..PAID {
-        let r = rt.block_on(client.get(&format!("{gw}/article"))).expect("a paid request");
+        let r = rt
+            .block_on(client.get(&format!("{gw}/article")))
+            .expect("a paid request");
         assert_eq!(r.status, 200);
         assert_eq!(&r.body[..], ARTICLE.as_bytes());
         assert_eq!(r.charged, PRICE);
@@ -211,41 +218,102 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     let (status, _, body) = raw_get(&format!("{gw}/article"), Some(&last));
     assert_eq!(status, 402, "a replayed header: {body}");
     let r = refusal(&body);
-    assert!(r.error_reason.as_deref().unwrap_or("").starts_with("invalid_proof"), "{body}");
-    let newest = r.newest.expect("a refusal carries the newest proof").to_proof().expect("it decodes");
+    assert!(
+        r.error_reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("invalid_proof"),
+        "{body}"
+    );
+    let newest = r
+        .newest
+        .expect("a refusal carries the newest proof")
+        .to_proof()
+        .expect("it decodes");
     assert_eq!(newest.proof.transferred, PAID * PRICE);
     // (what, nonce, proof, expected status, reason)
     let cases: Vec<(&str, &str, PayItem, u16, &str)> = vec![
-        ("a proof of another channel", "01", {
-            let mut other = newest;
-            other.proof.channel_id = ChannelId(Hash32([9; 32]));
-            forge(&payer, &other, PRICE as i64, "/article", "01")
-        }, 402, "unknown_channel"),
-        ("an underpaying proof", "02", forge(&payer, &newest, PRICE as i64 - 1, "/article", "02"), 402, "underpaid"),
-        ("a proof with a lower transferred", "03", forge(&payer, &newest, -1, "/article", "03"), 402, "invalid_proof"),
-        ("a proof for another request", "04", forge(&payer, &newest, PRICE as i64, "/other", "04"), 402, "wrong_reference"),
-        ("a proof signed by another key", "05", forge(&net.client_key(2), &newest, PRICE as i64, "/article", "05"), 402, "invalid_proof"),
+        (
+            "a proof of another channel",
+            "01",
+            {
+                let mut other = newest;
+                other.proof.channel_id = ChannelId(Hash32([9; 32]));
+                forge(&payer, &other, PRICE as i64, "/article", "01")
+            },
+            402,
+            "unknown_channel",
+        ),
+        (
+            "an underpaying proof",
+            "02",
+            forge(&payer, &newest, PRICE as i64 - 1, "/article", "02"),
+            402,
+            "underpaid",
+        ),
+        (
+            "a proof with a lower transferred",
+            "03",
+            forge(&payer, &newest, -1, "/article", "03"),
+            402,
+            "invalid_proof",
+        ),
+        (
+            "a proof for another request",
+            "04",
+            forge(&payer, &newest, PRICE as i64, "/other", "04"),
+            402,
+            "wrong_reference",
+        ),
+        (
+            "a proof signed by another key",
+            "05",
+            forge(&net.client_key(2), &newest, PRICE as i64, "/article", "05"),
+            402,
+            "invalid_proof",
+        ),
     ];
     for (what, nonce, item, want, reason) in cases {
-        let (status, _, body) = raw_get(&format!("{gw}/article"), Some(&header_for(&template, &item, nonce)));
+        let (status, _, body) = raw_get(
+            &format!("{gw}/article"),
+            Some(&header_for(&template, &item, nonce)),
+        );
         assert_eq!(status, want, "{what}: {body}");
         let r = refusal(&body);
-        assert!(r.error_reason.as_deref().unwrap_or("").starts_with(reason), "{what}: {body}");
-        assert_eq!(received_from(&net, 1, &payer), answered * PRICE, "{what} changed the channel");
+        assert!(
+            r.error_reason.as_deref().unwrap_or("").starts_with(reason),
+            "{what}: {body}"
+        );
+        assert_eq!(
+            received_from(&net, 1, &payer),
+            answered * PRICE,
+            "{what} changed the channel"
+        );
     }
     for (what, value) in [
         ("not base64", "%%%".to_owned()),
         ("base64 of no JSON", x402::encode_header(&"text")),
-        ("JSON of another shape", x402::encode_header(&serde_json::json!({"x402Version": 2}))),
+        (
+            "JSON of another shape",
+            x402::encode_header(&serde_json::json!({"x402Version": 2})),
+        ),
         ("a huge header", "A".repeat(x402::HEADER_BYTES_MAX + 4)),
     ] {
         let (status, _, body) = raw_get(&format!("{gw}/article"), Some(&value));
         assert_eq!(status, 400, "{what}: {body}");
-        assert!(refusal(&body).error_reason.unwrap_or_default().starts_with("malformed"), "{what}: {body}");
+        assert!(
+            refusal(&body)
+                .error_reason
+                .unwrap_or_default()
+                .starts_with("malformed"),
+            "{what}: {body}"
+        );
     }
     assert_eq!(received_from(&net, 1, &payer), answered * PRICE);
     // After all that the honest client pays on as before.
-    let r = rt.block_on(client.get(&format!("{gw}/article"))).expect("paid after the refusals");
+    let r = rt
+        .block_on(client.get(&format!("{gw}/article")))
+        .expect("paid after the refusals");
     assert_eq!((r.status.as_u16(), r.charged), (200, PRICE));
     answered += 1;
     assert_eq!(received_from(&net, 1, &payer), answered * PRICE);
@@ -253,11 +321,15 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     // An upstream 5xx is not charged; its payment pays for the next request, once.
     fail.store(2, Ordering::SeqCst);
     for _ in 0..2 {
-        let r = rt.block_on(client.get(&format!("{gw}/flaky"))).expect("a request that fails upstream");
+        let r = rt
+            .block_on(client.get(&format!("{gw}/flaky")))
+            .expect("a request that fails upstream");
         assert_eq!((r.status.as_u16(), r.charged), (500, 0));
         assert_eq!(received_from(&net, 1, &payer), answered * PRICE);
     }
-    let r = rt.block_on(client.get(&format!("{gw}/flaky"))).expect("the retry");
+    let r = rt
+        .block_on(client.get(&format!("{gw}/flaky")))
+        .expect("the retry");
     assert_eq!((r.status.as_u16(), r.charged), (200, PRICE));
     answered += 1;
     assert_eq!(received_from(&net, 1, &payer), answered * PRICE);
@@ -265,7 +337,9 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
 
     // A body sold per KiB: the request's price covers the first KiB, each further KiB is paid
     // on the channel's stream as it is read.
-    let r = rt.block_on(client.get(&format!("{gw}/big"))).expect("a streamed file");
+    let r = rt
+        .block_on(client.get(&format!("{gw}/big")))
+        .expect("a streamed file");
     assert_eq!((r.status.as_u16(), r.body.len()), (200, 64 * 1024));
     assert_eq!(&r.body[..], &big()[..]);
     let file = PRICE + 63 * PRICE_PER_KIB;
@@ -284,11 +358,16 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
         .and_then(|t| t.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(bytes <= 11 * 1024, "at most the paid pieces arrived: {bytes} bytes ({text})");
+    assert!(
+        bytes <= 11 * 1024,
+        "at most the paid pieces arrived: {bytes} bytes ({text})"
+    );
     paid += PRICE + 10 * PRICE_PER_KIB;
     assert_eq!(received_from(&net, 1, &payer), paid);
     client.set_kib_budget(None);
-    let r = rt.block_on(client.get(&format!("{gw}/article"))).expect("paid after the cut");
+    let r = rt
+        .block_on(client.get(&format!("{gw}/article")))
+        .expect("paid after the cut");
     assert_eq!((r.status.as_u16(), r.charged), (200, PRICE));
     paid += PRICE;
     assert_eq!(received_from(&net, 1, &payer), paid);
@@ -312,7 +391,10 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
         .args(["--max-price", &(PRICE - 1).to_string()]);
     let out = run_bounded(cmd, CLI_TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("more than the most accepted"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("more than the most accepted"),
+        "{stderr}"
+    );
     assert_eq!(received_from(&net, 1, &net.client_key(2)), 0);
 
     // A SIGKILL of the gateway node: every answered request is still there, settleable.

@@ -16,7 +16,6 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::nodes::{wait_until, Testnet};
-use crate::stats::median;
 
 const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
 
@@ -58,7 +57,14 @@ fn fetch(bin: &Path, url: &str, key: &Path, count: u64) -> Result<f64> {
     let out = Command::new(bin)
         .args(["fetch", url, "--key"])
         .arg(key)
-        .args(["--count", &count.to_string(), "--keep-open", "--json", "--max-price", "1"])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--keep-open",
+            "--json",
+            "--max-price",
+            "1",
+        ])
         .args(["--deposit", &(count + 10).to_string()])
         .output()
         .context("run paychan fetch")?;
@@ -66,12 +72,19 @@ fn fetch(bin: &Path, url: &str, key: &Path, count: u64) -> Result<f64> {
     if !out.status.success() {
         bail!("paychan fetch {url} failed: {}", stderr.trim());
     }
-    let v: Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).context("fetch's JSON report")?;
+    let v: Value =
+        serde_json::from_str(stderr.lines().last().unwrap_or("")).context("fetch's JSON report")?;
     v["requests_per_s"].as_f64().context("no requests_per_s")
 }
 
-/// Median paid and unpaid requests/s over `reps` repetitions of `count` requests each.
-pub fn measure(bin: &Path, work: &Path, reps: usize, count: u64) -> Result<(Option<f64>, Option<f64>, Vec<f64>, Vec<f64>)> {
+/// The requests/s of each repetition.
+pub struct Rates {
+    pub paid: Vec<f64>,
+    pub unpaid: Vec<f64>,
+}
+
+/// Paid and unpaid requests/s over `reps` repetitions of `count` requests each.
+pub fn measure(bin: &Path, work: &Path, reps: usize, count: u64) -> Result<Rates> {
     let net = Testnet::new(bin, work.join("gateway"), 2);
     let _guard = crate::nodes::Guard(vec![Testnet::new(bin, work.join("gateway"), 2)]);
     net.up()?;
@@ -86,7 +99,9 @@ pub fn measure(bin: &Path, work: &Path, reps: usize, count: u64) -> Result<(Opti
     let addr_file = net.node_dir(1).join("gateway.addr");
     let _ = std::fs::remove_file(&addr_file);
     net.start()?;
-    wait_until(Duration::from_secs(30), Duration::from_millis(50), || Ok(addr_file.exists()))?;
+    wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        Ok(addr_file.exists())
+    })?;
     let gw = std::fs::read_to_string(&addr_file)?.trim().to_owned();
     let key = work.join("gateway").join("clients").join("client-0.key");
     let (mut paid, mut unpaid) = (Vec::new(), Vec::new());
@@ -102,5 +117,5 @@ pub fn measure(bin: &Path, work: &Path, reps: usize, count: u64) -> Result<(Opti
         }
     }
     net.down();
-    Ok((median(&paid), median(&unpaid), paid, unpaid))
+    Ok(Rates { paid, unpaid })
 }

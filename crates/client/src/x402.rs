@@ -313,7 +313,9 @@ impl ChannelPayload {
 
     /// The proof and its payments; the nonce is checked for length and hex.
     pub fn to_item(&self) -> Result<PayItem, X402Error> {
-        if self.nonce.is_empty() || self.nonce.len() > NONCE_HEX_MAX || !self.nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        if self.nonce.is_empty()
+            || self.nonce.len() > NONCE_HEX_MAX
+            || !self.nonce.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(X402Error::Field {
                 field: "payload.nonce",
@@ -401,7 +403,10 @@ mod tests {
             decode_header::<ChannelPayload>(&vec![b'A'; HEADER_BYTES_MAX + 1]),
             Err(X402Error::TooLarge)
         );
-        assert!(matches!(decode_header::<ChannelPayload>(b"@@@"), Err(X402Error::Base64(_))));
+        assert!(matches!(
+            decode_header::<ChannelPayload>(b"@@@"),
+            Err(X402Error::Base64(_))
+        ));
         let not_json = base64::engine::general_purpose::STANDARD.encode(b"{\"nonce\":1}");
         assert!(matches!(
             decode_header::<ChannelPayload>(not_json.as_bytes()),
@@ -409,12 +414,30 @@ mod tests {
         ));
         let mut p = ChannelPayload::of(&item(), "00ff");
         p.proof.transferred = "-1".into();
-        assert!(matches!(p.to_item(), Err(X402Error::Field { field: "proof.transferred", .. })));
+        assert!(matches!(
+            p.to_item(),
+            Err(X402Error::Field {
+                field: "proof.transferred",
+                ..
+            })
+        ));
         let mut p = ChannelPayload::of(&item(), "zz");
-        assert!(matches!(p.to_item(), Err(X402Error::Field { field: "payload.nonce", .. })));
+        assert!(matches!(
+            p.to_item(),
+            Err(X402Error::Field {
+                field: "payload.nonce",
+                ..
+            })
+        ));
         p.nonce = "01".into();
         p.payments.clear();
-        assert!(matches!(p.to_item(), Err(X402Error::Field { field: "payload.payments", .. })));
+        assert!(matches!(
+            p.to_item(),
+            Err(X402Error::Field {
+                field: "payload.payments",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -904,9 +904,7 @@ impl Manager {
             c @ (Command::HttpCheck { .. }
             | Command::HttpSettle { .. }
             | Command::SignDetached { .. }
-            | Command::Received { .. }) => {
-                self.on_http_command(id, c)
-            }
+            | Command::Received { .. }) => self.on_http_command(id, c),
         }
     }
 
@@ -1992,8 +1990,8 @@ fn finish_pay_if_acked(slot: &mut Slot, now_ms: u64) -> Option<(CommandId, PaySt
 
 #[path = "core_http.rs"]
 mod http;
-pub use self::http::{HttpChecked, HttpRefusal, HttpRefusalKind};
 use self::http::HttpState;
+pub use self::http::{HttpChecked, HttpRefusal, HttpRefusalKind};
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -53,7 +53,7 @@ pub struct HttpRefusal {
     /// In words.
     pub text: String,
     /// The newest proof of the payer that the payee holds durably (none before the first).
-    pub newest: Option<SignedProof>,
+    pub newest: Option<Box<SignedProof>>,
 }
 
 /// What the payee's check of a carried payment found.
@@ -109,7 +109,12 @@ impl Manager {
         }
     }
 
-    fn http_check(&mut self, item: &PayItem, price: u64, reference: Hash32) -> Result<HttpChecked, HttpRefusal> {
+    fn http_check(
+        &mut self,
+        item: &PayItem,
+        price: u64,
+        reference: Hash32,
+    ) -> Result<HttpChecked, HttpRefusal> {
         let id = item.proof.proof.channel_id;
         let Some(slot) = self.channels.get(&id) else {
             return Err(HttpRefusal {
@@ -118,14 +123,8 @@ impl Manager {
                 newest: None,
             });
         };
-        let newest = slot.ch.durable_incoming().copied();
-        let refuse = |kind, text: String| {
-            Err(HttpRefusal {
-                kind,
-                text,
-                newest,
-            })
-        };
+        let newest = slot.ch.durable_incoming().copied().map(Box::new);
+        let refuse = |kind, text: String| Err(HttpRefusal { kind, text, newest });
         if self.http.in_flight.contains_key(&id) {
             return refuse(
                 HttpRefusalKind::Busy,
@@ -196,7 +195,12 @@ impl Manager {
         }
     }
 
-    fn sign_detached(&mut self, id: &ChannelId, amount: u64, reference: Hash32) -> Result<PayItem, ManagerError> {
+    fn sign_detached(
+        &mut self,
+        id: &ChannelId,
+        amount: u64,
+        reference: Hash32,
+    ) -> Result<PayItem, ManagerError> {
         let slot = self
             .channels
             .get_mut(id)

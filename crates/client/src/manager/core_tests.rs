@@ -1071,7 +1071,12 @@ fn a_dial_without_an_outcome_is_asked_for_again_after_the_wait() {
     );
 }
 
-fn ask(m: &mut Manager, id: CommandId, command: Command, l: &FakeLedger) -> Vec<(CommandId, Result<Response, ManagerError>)> {
+fn ask(
+    m: &mut Manager,
+    id: CommandId,
+    command: Command,
+    l: &FakeLedger,
+) -> Vec<(CommandId, Result<Response, ManagerError>)> {
     m.handle(Event::Command { id, command }, 0, l);
     m.poll(0);
     let actions = m.take_actions();
@@ -1116,23 +1121,47 @@ fn a_payment_carried_in_a_request_is_taken_once_and_only_after_the_upstream_answ
     };
 
     // Refusals change nothing.
-    assert_eq!(refusal_of(&ask(&mut m, 1, check(&p1, 6, r1), &l)), HttpRefusalKind::Underpaid);
-    assert_eq!(refusal_of(&ask(&mut m, 2, check(&p1, 5, r2), &l)), HttpRefusalKind::WrongReference);
+    assert_eq!(
+        refusal_of(&ask(&mut m, 1, check(&p1, 6, r1), &l)),
+        HttpRefusalKind::Underpaid
+    );
+    assert_eq!(
+        refusal_of(&ask(&mut m, 2, check(&p1, 5, r2), &l)),
+        HttpRefusalKind::WrongReference
+    );
     let mut other = p1.clone();
     other.proof.proof.channel_id = ChannelId(Hash32([7; 32]));
-    assert_eq!(refusal_of(&ask(&mut m, 3, check(&other, 5, r1), &l)), HttpRefusalKind::UnknownChannel);
+    assert_eq!(
+        refusal_of(&ask(&mut m, 3, check(&other, 5, r1), &l)),
+        HttpRefusalKind::UnknownChannel
+    );
     let mut forged = p1.clone();
     forged.proof.signature = Signature([3; 64]);
-    assert_eq!(refusal_of(&ask(&mut m, 4, check(&forged, 5, r1), &l)), HttpRefusalKind::Invalid);
+    assert_eq!(
+        refusal_of(&ask(&mut m, 4, check(&forged, 5, r1), &l)),
+        HttpRefusalKind::Invalid
+    );
     assert_eq!(m.channel(&id).unwrap().transferred_in(), 0);
 
     // Checked: held in flight, so that no second request rides on it.
     let ok = ask(&mut m, 5, check(&p1, 5, r1), &l);
     assert!(
-        matches!(&ok[..], [(5, Ok(Response::HttpChecked(Ok(HttpChecked { amount: 5, reused: false }))))]),
+        matches!(
+            &ok[..],
+            [(
+                5,
+                Ok(Response::HttpChecked(Ok(HttpChecked {
+                    amount: 5,
+                    reused: false
+                })))
+            )]
+        ),
         "{ok:?}"
     );
-    assert_eq!(refusal_of(&ask(&mut m, 6, check(&p1, 5, r1), &l)), HttpRefusalKind::Busy);
+    assert_eq!(
+        refusal_of(&ask(&mut m, 6, check(&p1, 5, r1), &l)),
+        HttpRefusalKind::Busy
+    );
 
     // The upstream failed: not taken, and the same proof pays for the next request, whichever.
     let settled = ask(
@@ -1144,11 +1173,17 @@ fn a_payment_carried_in_a_request_is_taken_once_and_only_after_the_upstream_answ
         },
         &l,
     );
-    assert!(matches!(&settled[..], [(7, Ok(Response::HttpSettled { charged: false }))]), "{settled:?}");
+    assert!(
+        matches!(&settled[..], [(7, Ok(Response::HttpSettled { charged: false }))]),
+        "{settled:?}"
+    );
     assert_eq!(m.channel(&id).unwrap().transferred_in(), 0);
     let again = ask(&mut m, 8, check(&p1, 5, r2), &l);
     assert!(
-        matches!(&again[..], [(8, Ok(Response::HttpChecked(Ok(HttpChecked { reused: true, .. }))))]),
+        matches!(
+            &again[..],
+            [(8, Ok(Response::HttpChecked(Ok(HttpChecked { reused: true, .. }))))]
+        ),
         "{again:?}"
     );
 
@@ -1163,25 +1198,41 @@ fn a_payment_carried_in_a_request_is_taken_once_and_only_after_the_upstream_answ
         },
         &l,
     );
-    assert!(settled.is_empty(), "no answer before the batch is durable: {settled:?}");
+    assert!(
+        settled.is_empty(),
+        "no answer before the batch is durable: {settled:?}"
+    );
     let after = settle_batches(&mut m, &store, &l);
     assert!(
-        matches!(&replies(&after)[..], [(9, Ok(Response::HttpSettled { charged: true }))]),
+        matches!(
+            &replies(&after)[..],
+            [(9, Ok(Response::HttpSettled { charged: true }))]
+        ),
         "{after:?}"
     );
     assert_eq!(m.channel(&id).unwrap().transferred_in(), 5);
     let restored = core_from(&me, &store);
     assert_eq!(
-        restored.channel(&id).unwrap().durable_incoming().map(|p| p.proof.transferred),
+        restored
+            .channel(&id)
+            .unwrap()
+            .durable_incoming()
+            .map(|p| p.proof.transferred),
         Some(5),
         "what was answered is in the store"
     );
 
     // Replayed: refused. The next proof links on.
-    assert_eq!(refusal_of(&ask(&mut m, 10, check(&p1, 5, r1), &l)), HttpRefusalKind::Invalid);
+    assert_eq!(
+        refusal_of(&ask(&mut m, 10, check(&p1, 5, r1), &l)),
+        HttpRefusalKind::Invalid
+    );
     let p2 = carried(&mut theirs, 5, r2);
     let ok = ask(&mut m, 11, check(&p2, 5, r2), &l);
-    assert!(matches!(&ok[..], [(11, Ok(Response::HttpChecked(Ok(_))))]), "{ok:?}");
+    assert!(
+        matches!(&ok[..], [(11, Ok(Response::HttpChecked(Ok(_))))]),
+        "{ok:?}"
+    );
 }
 
 #[test]
@@ -1207,7 +1258,17 @@ fn a_payer_signs_a_carried_proof_without_sending_it() {
     };
     assert_eq!(item.proof.proof.transferred, 4);
     item.proof.verify(&me.public()).expect("signed by the payer");
-    assert_eq!(item.payments, vec![Payment { amount: 4, reference: Hash32([1; 32]) }]);
+    assert_eq!(
+        item.payments,
+        vec![Payment {
+            amount: 4,
+            reference: Hash32([1; 32])
+        }]
+    );
     assert!(frames(&mut m, &them).is_empty(), "nothing went on the stream");
-    assert_eq!(m.channel(&id).unwrap().unacked_len(), 1, "it waits for the payee's ack");
+    assert_eq!(
+        m.channel(&id).unwrap().unacked_len(),
+        1,
+        "it waits for the payee's ack"
+    );
 }

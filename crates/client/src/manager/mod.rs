@@ -334,7 +334,9 @@ impl ChannelManager {
         };
         match self.ask(|reply| Input::Core { command, reply }).await? {
             core::Response::HttpChecked(r) => Ok(r),
-            _ => Err(ManagerError::Refused("internal: answer of another command".into())),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
         }
     }
 
@@ -345,7 +347,9 @@ impl ChannelManager {
         let command = core::Command::HttpSettle { item, answered };
         match self.ask(|reply| Input::Core { command, reply }).await? {
             core::Response::HttpSettled { charged } => Ok(charged),
-            _ => Err(ManagerError::Refused("internal: answer of another command".into())),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
         }
     }
 
@@ -354,14 +358,21 @@ impl ChannelManager {
         let command = core::Command::Received { id };
         match self.ask(|reply| Input::Core { command, reply }).await? {
             core::Response::Received(r) => Ok(r),
-            _ => Err(ManagerError::Refused("internal: answer of another command".into())),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
         }
     }
 
     /// Payer: signs one payment of `amount` with `reference` on channel `id` and returns it
     /// instead of sending it on the stream (it is carried in a request; the ack comes on the
     /// stream).
-    pub async fn sign_detached(&self, id: ChannelId, amount: u64, reference: Hash32) -> Result<PayItem, ManagerError> {
+    pub async fn sign_detached(
+        &self,
+        id: ChannelId,
+        amount: u64,
+        reference: Hash32,
+    ) -> Result<PayItem, ManagerError> {
         let command = core::Command::SignDetached {
             id,
             amount,
@@ -369,7 +380,9 @@ impl ChannelManager {
         };
         match self.ask(|reply| Input::Core { command, reply }).await? {
             core::Response::Signed(item) => Ok(item),
-            _ => Err(ManagerError::Refused("internal: answer of another command".into())),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
         }
     }
 
