@@ -430,6 +430,46 @@ impl PaidHttpClient {
         }
     }
 
+    /// Reads the requirements of `url` (a 402 to an unpaid request) and opens the channel with
+    /// the gateway's node if there is none yet, paying nothing.
+    pub async fn connect(&mut self, url: &str) -> Result<()> {
+        if self.session.is_some() {
+            return Ok(());
+        }
+        let resp = self.send(&Method::GET, url, None).await?;
+        if resp.status() != StatusCode::PAYMENT_REQUIRED {
+            bail!(
+                "{url} answered {} without payment: no requirements to read",
+                resp.status()
+            );
+        }
+        self.take_requirements(&resp).await
+    }
+
+    /// Gives `amount` to the gateway's node (a payment with a reference and no resource: the
+    /// reference is that of the text `donate MEMO`), through the channel; returns once the
+    /// node holds it durably. Refused when the gateway advertises a donation account other
+    /// than its node's (donations travel only over the channel with that node).
+    pub async fn donate(&mut self, amount: u64, memo: &str) -> Result<()> {
+        let s = self
+            .session
+            .as_ref()
+            .ok_or_else(|| anyhow!("no channel: connect first"))?;
+        if let Some(to) = &s.requirements.extra.donate_to {
+            if *to != s.requirements.pay_to {
+                bail!(
+                    "the gateway takes donations for {to}, not for its node {}: no channel leads there",
+                    s.requirements.pay_to
+                );
+            }
+        }
+        let client = self.client.as_ref().ok_or_else(|| anyhow!("no channel"))?;
+        let reference = paychan_protocol::Payment::text_reference(&format!("donate {memo}"));
+        client.channels.pay(s.channel, amount, 1, reference).await?;
+        self.spent = self.spent.saturating_add(amount);
+        Ok(())
+    }
+
     /// Closes the channel cooperatively (it returns once the payout is witnessed).
     pub async fn close(&self) -> Result<()> {
         if let (Some(c), Some(s)) = (&self.client, &self.session) {
@@ -499,4 +539,50 @@ pub async fn run(cli: FetchCli) -> Result<FetchReport> {
         c.close().await?;
     }
     Ok(report)
+}
+
+/// `paychan donate`.
+#[derive(Debug, clap::Args)]
+pub struct DonateCli {
+    /// A URL behind the gateway of the creator's node: its 402 names the node to pay.
+    #[arg(long)]
+    pub to: String,
+    /// The amount.
+    #[arg(long)]
+    pub amount: u64,
+    /// A text the donation's reference is made from.
+    #[arg(long, default_value = "")]
+    pub memo: String,
+    /// The payer's ed25519 seed file (hex).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// What to lock in the channel opened with the creator's node.
+    #[arg(long, default_value_t = 100_000)]
+    pub deposit: u64,
+    /// The chain the payer accepts (hex); without it, the chain the gateway names is taken.
+    #[arg(long)]
+    pub chain_id: Option<String>,
+    /// Leave the channel open at the end.
+    #[arg(long)]
+    pub keep_open: bool,
+}
+
+/// `paychan donate`: opens a channel with the creator's node, gives, closes (unless kept open).
+/// Returns the channel (hex).
+pub async fn donate(cli: DonateCli) -> Result<String> {
+    let keypair = read_key(&cli.key)?;
+    let pin = cli
+        .chain_id
+        .as_deref()
+        .map(|h| Hash32::from_hex(h.trim()).map_err(|_| anyhow!("--chain-id is 64 hex characters")))
+        .transpose()?;
+    let deposit = cli.deposit.max(cli.amount);
+    let mut c = PaidHttpClient::new(keypair, deposit, u64::MAX, pin);
+    c.connect(&cli.to).await?;
+    c.donate(cli.amount, &cli.memo).await?;
+    let id = c.channel().map(|id| id.to_string()).unwrap_or_default();
+    if !cli.keep_open {
+        c.close().await?;
+    }
+    Ok(id)
 }

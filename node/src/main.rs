@@ -77,6 +77,9 @@ enum Command {
     /// gateway's node (opened over p2p when there is none); prints the body, and the total
     /// spent on standard error.
     Fetch(Box<paychan::fetch::FetchCli>),
+    /// Give an amount to the creator behind a 402 gateway (a payment with a reference and no
+    /// resource), through a channel with the gateway's node.
+    Donate(Box<paychan::fetch::DonateCli>),
 }
 
 /// `paychan gateway`.
@@ -350,6 +353,14 @@ fn main() -> Result<()> {
                     v["requests_per_s"].as_f64().unwrap_or(0.0)
                 );
             }
+        }
+        Command::Donate(args) => {
+            init_quiet_tracing();
+            let amount = args.amount;
+            let id = runtime()?.block_on(paychan::fetch::donate(*args))?;
+            output(cli.json, json!({"channel_id": id, "donated": amount}), |v| {
+                format!("donated {} through channel {}", v["donated"], s(&v["channel_id"]))
+            });
         }
         Command::Peers => {
             let v = ApiClient::from_data_dir(&dir)?.get("peers")?;

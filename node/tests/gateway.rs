@@ -372,6 +372,12 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     paid += PRICE;
     assert_eq!(received_from(&net, 1, &payer), paid);
 
+    // A donation: a payment with a reference and no resource, on the same channel.
+    rt.block_on(client.donate(7, "thanks for the article"))
+        .expect("a donation");
+    paid += 7;
+    assert_eq!(received_from(&net, 1, &payer), paid);
+
     // `paychan fetch`, a process of its own with another key: 20 requests, 20 x price.
     let key1 = net.root.join("clients").join("client-1.key");
     let mut cmd = paychan();
@@ -397,10 +403,35 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     );
     assert_eq!(received_from(&net, 1, &net.client_key(2)), 0);
 
+    // `paychan donate`, a process of its own (client-2, which paid nothing above): it opens a
+    // channel with the creator's node and gives 11.
+    let key2 = net.root.join("clients").join("client-2.key");
+    let mut cmd = paychan();
+    cmd.args([
+        "donate",
+        "--to",
+        &format!("{gw}/article"),
+        "--key",
+        key2.to_str().unwrap(),
+    ])
+    .args(["--amount", "11", "--memo", "a tip", "--keep-open", "--json"]);
+    let out = run_bounded(cmd, CLI_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "paychan donate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        received_from(&net, 1, &net.client_key(2)),
+        11,
+        "the donation arrived"
+    );
+
     // A SIGKILL of the gateway node: every answered request is still there, settleable.
     restart_gateway(&net, 1);
     assert_eq!(received_from(&net, 1, &payer), paid);
     assert_eq!(received_from(&net, 1, &net.client_key(1)), 20 * PRICE);
+    assert_eq!(received_from(&net, 1, &net.client_key(2)), 11);
     drop(client);
     drop(rt);
 }
