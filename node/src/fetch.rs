@@ -401,11 +401,14 @@ impl PaidHttpClient {
                 (StatusCode::PAYMENT_REQUIRED, _) => {
                     let body: Option<PaymentResponse> = serde_json::from_slice(resp.body()).ok();
                     let reason = body.and_then(|b| b.error_reason).unwrap_or_default();
-                    if reason.starts_with("busy") && busy < BUSY_RETRIES {
-                        busy += 1;
+                    if reason.starts_with("busy") {
+                        // Not taken and still good: it goes with the next try.
                         self.uncharged = Some((item, nonce));
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                        continue;
+                        if busy < BUSY_RETRIES {
+                            busy += 1;
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            continue;
+                        }
                     }
                     bail!("the gateway refused the payment: {reason}");
                 }

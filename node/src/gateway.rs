@@ -322,9 +322,17 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
+    // A client that goes away while the upstream works drops this future: the guard then
+    // settles the payment as not answered, so its channel is not left busy.
+    let mut guard = InFlight {
+        manager: Some(manager.clone()),
+        item: item.clone(),
+    };
     let upstream = gw.forward(req).await;
     let answered = matches!(&upstream, Ok(r) if !r.status().is_server_error());
-    let charged = match manager.http_settle(item.clone(), answered).await {
+    let settled = manager.http_settle(item.clone(), answered).await;
+    guard.manager = None;
+    let charged = match settled {
         Ok(c) => c,
         Err(e) => {
             // The payment is not taken (the stream took a burst meanwhile, or storage is
@@ -376,6 +384,24 @@ pub fn payment_header(accepted: &x402::Requirements, payload: ChannelPayload) ->
         accepted: accepted.clone(),
         payload,
     })
+}
+
+/// A checked payment whose request is not settled yet; dropped unsettled, it is settled as not
+/// answered (kept uncharged for the payer's next request).
+struct InFlight {
+    manager: Option<paychan_client::ChannelManager>,
+    item: paychan_protocol::wire::PayItem,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(m) = self.manager.take() {
+            let item = self.item.clone();
+            tokio::spawn(async move {
+                let _ = m.http_settle(item, false).await;
+            });
+        }
+    }
 }
 
 /// A response body sold per KiB: the request's price covers the first piece of [`KIB`]

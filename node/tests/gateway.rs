@@ -22,14 +22,28 @@ use serde_json::Value;
 
 /// The price of one request.
 const PRICE: u64 = 3;
+/// How long `/slow` takes to answer: longer than the test waits for the gateway to notice a
+/// client that went away.
+const SLOW_UPSTREAM: Duration = Duration::from_secs(15);
 /// The price of each KiB of a body.
 const PRICE_PER_KIB: u64 = 2;
 const ARTICLE: &str = "an article worth paying for\n";
 
 /// The upstream: `/article` answers the article, `/flaky` answers 500 while `fail` is above
 /// zero (counting down), `/free/...` is served without payment.
-async fn upstream(fail: Arc<AtomicU32>) -> String {
+async fn upstream(fail: Arc<AtomicU32>, slow: Arc<AtomicU32>) -> String {
     let app = Router::new()
+        .route(
+            "/slow",
+            get(move || {
+                let slow = slow.clone();
+                async move {
+                    slow.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(SLOW_UPSTREAM).await;
+                    "slow"
+                }
+            }),
+        )
         .route("/article", get(|| async { ARTICLE }))
         .route(
             "/flaky",
@@ -167,7 +181,8 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
         .build()
         .expect("a runtime");
     let fail = Arc::new(AtomicU32::new(0));
-    let up = rt.block_on(upstream(fail.clone()));
+    let slow = Arc::new(AtomicU32::new(0));
+    let up = rt.block_on(upstream(fail.clone(), slow.clone()));
     let net = Testnet::up(2);
     let gw = make_gateway(&net, 1, &up);
     let genesis = net.genesis();
@@ -334,6 +349,44 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     answered += 1;
     assert_eq!(received_from(&net, 1, &payer), answered * PRICE);
     assert_eq!(client.spent(), answered * PRICE);
+    let mut paid = answered * PRICE;
+
+    // A client that goes away while its request is upstream: the payment is not taken and the
+    // channel is not left busy (the next request of the channel is served).
+    let (_, _, body) = raw_get(&format!("{gw}/article"), Some(&last));
+    let newest = refusal(&body)
+        .newest
+        .expect("the newest proof")
+        .to_proof()
+        .expect("decodes");
+    let gone = forge(&payer, &newest, PRICE as i64, "/slow", "06");
+    let header = header_for(&template, &gone, "06");
+    let host = gw.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&host).expect("connect to the gateway");
+    use std::io::Write as _;
+    write!(
+        conn,
+        "GET /slow HTTP/1.1\r\nhost: {host}\r\n{}: {header}\r\n\r\n",
+        x402::HEADER_SIGNATURE
+    )
+    .expect("send a request");
+    wait_until("the slow request to reach the upstream", STEP, || {
+        (slow.load(Ordering::SeqCst) == 1)
+            .then_some(())
+            .ok_or("not yet".to_string())
+    });
+    drop(conn);
+    let r = wait_until("the channel to be free again", Duration::from_secs(5), || {
+        rt.block_on(client.get(&format!("{gw}/article")))
+            .map_err(|e| format!("{e:#}"))
+    });
+    assert_eq!((r.status.as_u16(), r.charged), (200, PRICE));
+    paid += PRICE;
+    assert_eq!(
+        received_from(&net, 1, &payer),
+        paid,
+        "the request that went away is not charged"
+    );
 
     // A body sold per KiB: the request's price covers the first KiB, each further KiB is paid
     // on the channel's stream as it is read.
@@ -344,7 +397,7 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     assert_eq!(&r.body[..], &big()[..]);
     let file = PRICE + 63 * PRICE_PER_KIB;
     assert_eq!(r.charged, file);
-    let mut paid = answered * PRICE + file;
+    paid += file;
     assert_eq!(received_from(&net, 1, &payer), paid);
     // A payer that stops paying after 10 KiB: cut off within one piece, charged what it paid.
     client.set_kib_budget(Some(10));
