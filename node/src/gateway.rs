@@ -28,7 +28,7 @@ use axum::Router;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use paychan_client::manager::{HttpRefusal, HttpRefusalKind};
+use paychan_client::manager::HttpRefusal;
 use paychan_client::x402::{
     self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentResponse, ProofJson,
 };
@@ -48,6 +48,8 @@ pub const STREAM_PAY_WAIT: Duration = Duration::from_secs(2);
 pub const KIB: usize = 1024;
 /// How often the gateway looks whether the next KiB is paid.
 const STREAM_PAY_POLL: Duration = Duration::from_millis(1);
+/// Most requests the gateway works on at once; more get `503` with `Retry-After`.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 /// Most free path prefixes.
 pub const FREE_PREFIXES_MAX: usize = 64;
 
@@ -91,6 +93,7 @@ struct Gateway {
     network: String,
     chain_id: String,
     account: String,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -142,6 +145,7 @@ pub async fn serve(
         config,
         upstream,
         client,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX)),
     });
     let app = Router::new().fallback(handle).with_state(gw);
     Ok(tokio::spawn(async move {
@@ -270,11 +274,13 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove(HeaderName::from_static("keep-alive"));
 }
 
-fn refusal_code(kind: HttpRefusalKind) -> &'static str {
-    kind.as_str()
-}
-
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let Ok(_permit) = gw.in_flight.clone().try_acquire_owned() else {
+        let mut resp = (StatusCode::SERVICE_UNAVAILABLE, "the gateway is busy").into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
     let path = req
         .uri()
         .path_and_query()
@@ -318,10 +324,15 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Ok(Err(HttpRefusal { kind, text, newest })) => {
             let newest = newest.as_deref().map(ProofJson::of);
             tracing::debug!(code = kind.as_str(), %text, "payment refused");
-            return gw.payment_required(&path, Some((refusal_code(kind), &text, newest)));
+            return gw.payment_required(&path, Some((kind.as_str(), &text, newest)));
         }
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
+    tracing::trace!(
+        amount = checked.amount,
+        reused = checked.reused,
+        "payment checked"
+    );
     // A client that goes away while the upstream works drops this future: the guard then
     // settles the payment as not answered, so its channel is not left busy.
     let mut guard = InFlight {
@@ -350,7 +361,6 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         network: gw.network.clone(),
         newest: None,
     };
-    let _ = checked;
     let mut resp = match upstream {
         Ok(r) => r,
         Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
