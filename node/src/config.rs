@@ -6,7 +6,8 @@
 //!   and the ledger account;
 //! - `api.token`: the control API's bearer token, mode 0600;
 //! - `genesis.bin`: the canonical genesis bytes (its hash is the chain id);
-//! - `api.addr`, `public.addr`, `p2p.addr`, `node.pid`: written by a running node;
+//! - `api.addr`, `public.addr`, `p2p.addr`, `gateway.addr`, `node.pid`: written by a running
+//!   node;
 //! - `db/`: the sled database;
 //! - `p2p.listen`: the p2p listen address a node keeps across restarts when `listen` asks for
 //!   port 0.
@@ -44,6 +45,9 @@ pub struct Config {
     /// The `[storage]` section: how the database makes writes durable.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The `[gateway]` section: an HTTP 402 gateway in front of a web service; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<crate::gateway::GatewayConfig>,
     /// TEST ONLY: a sequencer with this set silently drops dispute updates, to show that such
     /// censorship is caught by the witnesses. Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -88,6 +92,7 @@ impl Default for Config {
             witness: true,
             public: None,
             storage: StorageConfig::default(),
+            gateway: None,
             test_drop_updates: false,
             test_equivocate: false,
             test_double_block: false,

@@ -14,6 +14,8 @@
 //!   of a stopped node, read from its data dir.
 //! - [`commands`]: the CLI's multi-step commands on a running node (info, pay, close);
 //!   [`output`]: printing for the CLI, its error codes and exit codes.
+//! - [`gateway`]: the HTTP 402 gateway in front of a web service, paid through channels;
+//!   [`fetch`]: `paychan fetch` and [`fetch::PaidHttpClient`], the client that pays it.
 //! - [`evidence`]: censorship evidence a witness keeps.
 //!
 //! Dependencies point one way: `daemon` → `api`/`public` → `node` → `replica`; nothing below
@@ -27,6 +29,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod evidence;
+pub mod fetch;
+pub mod gateway;
 pub mod http;
 pub mod ledger_source;
 pub mod node;

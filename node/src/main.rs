@@ -79,6 +79,42 @@ enum Command {
     /// channel, pay, close, and verify its transactions against witnessed checkpoints. The chain
     /// must be pinned (--chain-id or --genesis).
     Client(Box<client::ClientCli>),
+    /// Run the node with an HTTP 402 gateway in front of a web service: requests are paid per
+    /// request through a channel with this node (the payee). Flags override `[gateway]`.
+    Gateway(Box<GatewayCli>),
+    /// Request a URL behind a 402 gateway, paying per request through a channel with the
+    /// gateway's node (opened over p2p when there is none); prints the body, and the total
+    /// spent on standard error.
+    Fetch(Box<paychan::fetch::FetchCli>),
+    /// Give an amount to the creator behind a 402 gateway (a payment with a reference and no
+    /// resource), through a channel with the gateway's node.
+    Donate(Box<paychan::fetch::DonateCli>),
+}
+
+/// `paychan gateway`.
+#[derive(Debug, clap::Args)]
+struct GatewayCli {
+    /// The service behind the gateway, `http://HOST:PORT`.
+    #[arg(long)]
+    upstream: String,
+    /// Where the gateway listens.
+    #[arg(long, default_value = "127.0.0.1:8402")]
+    listen: String,
+    /// The price of one request.
+    #[arg(long)]
+    price: u64,
+    /// The price of each KiB of a response body, paid as it is read (0: none).
+    #[arg(long, default_value_t = 0)]
+    price_per_kib: u64,
+    /// A path prefix served without payment (repeatable).
+    #[arg(long = "free")]
+    free: Vec<String>,
+    /// An account (hex) advertised for donations.
+    #[arg(long)]
+    donate_to: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -422,6 +458,51 @@ fn run(cli: Cli) -> Result<()> {
                         "; already in config.toml (bootstrap)".to_owned()
                     }
                 )
+            });
+        }
+        Command::Gateway(g) => {
+            init_tracing(g.log_format);
+            let mut config = dir.config()?;
+            config.gateway = Some(paychan::gateway::GatewayConfig {
+                upstream: g.upstream,
+                listen: g.listen,
+                price: g.price,
+                price_per_kib: g.price_per_kib,
+                free: g.free,
+                donate_to: g.donate_to,
+            });
+            let rt = runtime()?;
+            rt.block_on(async move {
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    let _ = stop_tx.send(true);
+                });
+                daemon::run_with(dir, config, stop_rx).await
+            })?;
+        }
+        Command::Fetch(args) => {
+            init_quiet_tracing();
+            let report = runtime()?.block_on(paychan::fetch::run(*args))?;
+            let v = serde_json::to_value(&report)?;
+            if cli.json {
+                eprintln!("{v}");
+            } else {
+                eprintln!(
+                    "{} requests, status {}, spent {} ({:.0} requests/s)",
+                    v["requests"],
+                    v["status"],
+                    v["spent"],
+                    v["requests_per_s"].as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+        Command::Donate(args) => {
+            init_quiet_tracing();
+            let amount = args.amount;
+            let id = runtime()?.block_on(paychan::fetch::donate(*args))?;
+            output(cli.json, json!({"channel_id": id, "donated": amount}), |v| {
+                format!("donated {} through channel {}", v["donated"], s(&v["channel_id"]))
             });
         }
         Command::Peers => {

@@ -140,7 +140,35 @@ fn readme_using_it_runs_as_written() {
                 txid = hex_id(&stdout);
             }
             ["ledger", "tx"] => assert!(stdout.contains("witnessed"), "{line}: {stdout}"),
-            ["channel", "pay"] => assert!(stdout.contains("in 10,000 payments"), "{line}: {stdout}"),
+            ["channel", "pay"] => {
+                let count = args
+                    .iter()
+                    .skip_while(|a| *a != "--count")
+                    .nth(1)
+                    .and_then(|c| c.parse::<u64>().ok())
+                    .expect("a pay line names its count");
+                let grouped = count
+                    .to_string()
+                    .as_bytes()
+                    .rchunks(3)
+                    .rev()
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let want = format!("in {grouped} payments");
+                assert!(
+                    stdout.contains(&want) && stdout.contains("all acknowledged"),
+                    "{line}: {stdout}"
+                )
+            }
+            ["channel", "payments"] => {
+                assert!(stdout.starts_with("         SEQ  INDEX"), "{line}: {stdout}");
+                assert_eq!(
+                    stdout.lines().count(),
+                    6,
+                    "{line}: a header and five payments: {stdout}"
+                );
+            }
             ["channel", "close"] => assert!(stdout.contains("closed and paid out"), "{line}: {stdout}"),
             ["info", ..] => {
                 for want in [

@@ -11,11 +11,13 @@
 //! - `ledger`: the sequencer's pipeline and the auditor, in process.
 //! - `peer`: two channel-manager processes for the latency figures.
 //! - `nodes`: testnets of `paychan` node processes driven through their control API.
+//! - `gateway`: the 402 gateway's paid and unpaid requests/s.
 //! - `svg`: the chart.
 //!
 //! Other subcommands are its own child processes: `echo` (the far end of the round-trip
 //! limit), `peer payee DIR` and `peer payer DIR ADDR KEY COUNT WARMUP`.
 
+mod gateway;
 mod ledger;
 mod limits;
 mod nodes;

@@ -48,6 +48,8 @@ pub struct Options {
     pub payments: u64,
     /// Durability modes of phase 4 (BENCH_MODES); the first is the default mode's figure.
     pub modes: Vec<String>,
+    /// `--only NAME`: run one phase (limits, ledger, latency, two, four, gateway).
+    pub only: Option<String>,
 }
 
 impl Options {
@@ -64,6 +66,7 @@ impl Options {
         let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
         let work = value("--work").unwrap_or_else(|| PathBuf::from("target/bench"));
         Ok(Options {
+            only: value("--only").map(|p| p.display().to_string()),
             quick,
             paychan: value("--paychan").unwrap_or_else(|| bin_dir.join("paychan")),
             svg: value("--svg").unwrap_or_else(|| work.join("bench.svg")),
@@ -142,27 +145,45 @@ pub fn run(o: Options) -> Result<()> {
         o.modes.join(" ")
     );
     let mut r = Results::default();
-    guarded(&mut r, "limits of this machine (one core each)", |r| {
-        phase_limits(&o, r)
-    });
-    guarded(&mut r, "ledger: sequencer pipeline and audit, in process", |r| {
-        phase_ledger(&o, r)
-    });
-    guarded(
-        &mut r,
-        "latency: two channel-manager processes, one payment at a time",
-        |r| phase_latency(&o, r),
-    );
-    guarded(
-        &mut r,
-        "2-node testnets: signed payments, durability, buffered, settlement, 10,000 channels",
-        |r| phase_two_nodes(&o, r),
-    );
-    guarded(
-        &mut r,
-        "4-node testnet: testnet up, every pair paying at once",
-        |r| phase_four_nodes(&o, r),
-    );
+    let on = |id: &str| o.only.as_deref().is_none_or(|only| only == id);
+    if on("limits") {
+        guarded(&mut r, "limits of this machine (one core each)", |r| {
+            phase_limits(&o, r)
+        });
+    }
+    if on("ledger") {
+        guarded(&mut r, "ledger: sequencer pipeline and audit, in process", |r| {
+            phase_ledger(&o, r)
+        });
+    }
+    if on("latency") {
+        guarded(
+            &mut r,
+            "latency: two channel-manager processes, one payment at a time",
+            |r| phase_latency(&o, r),
+        );
+    }
+    if on("two") {
+        guarded(
+            &mut r,
+            "2-node testnets: signed payments, durability, buffered, settlement, 10,000 channels",
+            |r| phase_two_nodes(&o, r),
+        );
+    }
+    if on("four") {
+        guarded(
+            &mut r,
+            "4-node testnet: testnet up, every pair paying at once",
+            |r| phase_four_nodes(&o, r),
+        );
+    }
+    if on("gateway") {
+        guarded(
+            &mut r,
+            "402 gateway: paid and unpaid requests/s through one gateway, one keep-alive client",
+            |r| phase_gateway(&o, r),
+        );
+    }
     println!("(all phases: {:.0} s)", total.elapsed().as_secs_f64());
 
     let svg = svg::chart(
@@ -191,6 +212,19 @@ pub fn run(o: Options) -> Result<()> {
         r.get(k).map(Value::from)
     });
     println!("{line}");
+    Ok(())
+}
+
+fn phase_gateway(o: &Options, r: &mut Results) -> Result<()> {
+    let count = if o.quick { 5_000 } else { 20_000 };
+    let rates = crate::gateway::measure(&o.paychan, &o.work, o.reps, count)?;
+    r.note(format!(
+        "paid requests/s {}, unpaid {}",
+        list(&rates.paid),
+        list(&rates.unpaid)
+    ));
+    r.set("paid_requests_per_s", median(&rates.paid));
+    r.set("unpaid_requests_per_s", median(&rates.unpaid));
     Ok(())
 }
 
@@ -898,6 +932,20 @@ fn table(r: &Results) {
         ),
         row("(1m - 10)", settle_diff, Some(Goal::AtMost(16.0)), "<= 16", None),
         row("testnet_up_ms", g("testnet_up_ms"), None, "", None),
+        row(
+            "paid_requests_per_s",
+            g("paid_requests_per_s"),
+            g("unpaid_requests_per_s").map(|u| Goal::AtLeast((0.5 * u).max(10_000.0))),
+            ">= 0.5 x unpaid_requests_per_s and >= 10,000",
+            None,
+        ),
+        row(
+            "unpaid_requests_per_s",
+            g("unpaid_requests_per_s"),
+            None,
+            "",
+            None,
+        ),
         row("sign_limit_per_s", sign, None, "limit", None),
         row("verify_limit_per_s", g("verify_limit_per_s"), None, "limit", None),
         row(

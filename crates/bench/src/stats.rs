@@ -62,7 +62,7 @@ impl Goal {
 }
 
 /// The keys of the JSON line, in the order the issue lists them.
-pub const KEYS: [&str; 22] = [
+pub const KEYS: [&str; 24] = [
     "signed_payments_per_s",
     "aggregate_payments_per_s",
     "latency_p50_us",
@@ -84,6 +84,8 @@ pub const KEYS: [&str; 22] = [
     "ledger_bytes_per_settlement_10",
     "ledger_bytes_per_settlement_1m",
     "testnet_up_ms",
+    "paid_requests_per_s",
+    "unpaid_requests_per_s",
     // Not a figure of the issue's list: what the run was, so that a reader of the line alone
     // knows whether it was the quick one.
     "mode",

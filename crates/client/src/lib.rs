@@ -13,6 +13,7 @@
 //!   tokio driver that does its I/O, and the handle to it.
 //! - [`remote`]: [`RemoteLedger`], a client's verified view of the ledger, pinned to one chain,
 //!   fed by several sources it does not trust, with a freshness alarm.
+//! - [`x402`]: the HTTP 402 headers of the `paychan-channel` scheme (gateway and payer).
 //!
 //! **Architecture invariant**: persist before you send. An ack, a reestablish, an
 //! `OpenAccept`, an `OpenSigned`, a `CloseSign` and an open's submission leave only after the
@@ -27,6 +28,7 @@ pub mod ledger;
 mod link;
 pub mod manager;
 pub mod remote;
+pub mod x402;
 
 pub use ledger::{LedgerAccess, LedgerChannel};
 pub use manager::{ChannelManager, ChannelView, ErrorKind, ManagerConfig, ManagerError, PayStats};

@@ -4,7 +4,7 @@ use paychan_protocol::channel::{memo_hash, memo_total};
 use paychan_protocol::crypto::BatchVerifier;
 use paychan_protocol::limits::PAY_PROOFS_MAX;
 use paychan_protocol::wire::{ChannelMsg, PayItem};
-use paychan_protocol::SignedProof;
+use paychan_protocol::{Hash32, SignedProof};
 
 use super::{Channel, VerifyMode, UNPERSISTED_BURSTS_MAX};
 use crate::error::ChannelError;
@@ -26,6 +26,12 @@ pub struct Received {
     pub proofs: usize,
     /// Payments in the burst.
     pub payments: usize,
+}
+
+/// A burst that passed every check, with the hash of its newest proof.
+struct CheckedBurst {
+    received: Received,
+    hash: Hash32,
 }
 
 impl Channel {
@@ -67,6 +73,38 @@ impl Channel {
         if !self.inc.ready || self.out.restored || !self.connected {
             return Err(ChannelError::NotReestablished);
         }
+        let checked = self.check_burst(items)?;
+        Ok(self.take_burst(checked))
+    }
+
+    /// Checks a burst that came outside the channel's stream (a payment carried in an HTTP
+    /// request) exactly as [`Channel::receive`] does, without taking it and without needing a
+    /// connection: the burst must link to the newest proof the holder has verified. The
+    /// spending rule is applied against the holder's own transferred total as far as it knows
+    /// it (after a restore, its newest acknowledged proof, which is at most the real one), so
+    /// it is never looser than on the stream.
+    pub fn check_detached(&self, items: &[PayItem]) -> Result<Received, ChannelError> {
+        match self.status {
+            ChannelStatus::Open => {}
+            status => return Err(ChannelError::Status { status }),
+        }
+        self.check_burst(items).map(|c| c.received)
+    }
+
+    /// Takes a burst that came outside the channel's stream after the same checks as
+    /// [`Channel::check_detached`]. It is then persisted and reported like any burst
+    /// ([`Channel::persisted`]); the `Ack` that returns is for the stream, if one is up.
+    pub fn receive_detached(&mut self, items: &[PayItem]) -> Result<Received, ChannelError> {
+        match self.status {
+            ChannelStatus::Open => {}
+            status => return Err(ChannelError::Status { status }),
+        }
+        let checked = self.check_burst(items)?;
+        Ok(self.take_burst(checked))
+    }
+
+    /// Every check of a burst against the holder's incoming state; changes nothing.
+    fn check_burst(&self, items: &[PayItem]) -> Result<CheckedBurst, ChannelError> {
         let Some(newest_item) = items.last() else {
             return Err(ChannelError::BadBurst("empty burst"));
         };
@@ -133,18 +171,25 @@ impl Channel {
         }
         // Checked above: the burst starts at the holder's newest and only rises.
         let amount = transferred - self.inc.transferred;
-        let newest = newest_item.proof;
-        self.inc.newest = Some(newest);
-        self.inc.hash = prev;
-        self.inc.seq = seq;
-        self.inc.transferred = transferred;
-        self.inc.unpersisted.push_back((newest, prev));
-        Ok(Received {
-            newest,
-            amount,
-            proofs: items.len(),
-            payments,
+        Ok(CheckedBurst {
+            received: Received {
+                newest: newest_item.proof,
+                amount,
+                proofs: items.len(),
+                payments,
+            },
+            hash: prev,
         })
+    }
+
+    fn take_burst(&mut self, checked: CheckedBurst) -> Received {
+        let r = checked.received;
+        self.inc.newest = Some(r.newest);
+        self.inc.hash = checked.hash;
+        self.inc.seq = r.newest.proof.seq;
+        self.inc.transferred = r.newest.proof.transferred;
+        self.inc.unpersisted.push_back((r.newest, checked.hash));
+        r
     }
 
     /// Where `seq` is among the bursts waiting for persistence: `Some(index)`, or `None` if it

@@ -119,6 +119,39 @@ pub enum Command {
     },
     /// List every channel.
     List,
+    /// Payee: check a payment carried in an HTTP request (the proof's channel, the price, the
+    /// request's reference) and hold it in flight; answered [`Response::HttpChecked`].
+    HttpCheck {
+        /// The proof and its one payment.
+        item: PayItem,
+        /// The least it must add.
+        price: u64,
+        /// The request's reference.
+        reference: Hash32,
+    },
+    /// Payee: the request of a checked payment is over. `answered`: take the payment,
+    /// answered once durable; otherwise keep it uncharged for the payer's next request.
+    HttpSettle {
+        /// The checked proof.
+        item: PayItem,
+        /// Whether the upstream answered.
+        answered: bool,
+    },
+    /// Payee: what channel `id` has received durably (its newest durable incoming proof's
+    /// total); answered [`Response::Received`].
+    Received {
+        /// The channel.
+        id: ChannelId,
+    },
+    /// Payer: sign one proof of `amount` and return it instead of sending it on the stream.
+    SignDetached {
+        /// The channel.
+        id: ChannelId,
+        /// The payment's amount.
+        amount: u64,
+        /// Its reference.
+        reference: Hash32,
+    },
 }
 
 /// The answer to a command.
@@ -132,6 +165,17 @@ pub enum Response {
     Closed,
     /// Every channel.
     Listed(Vec<ChannelView>),
+    /// The check of a payment carried in a request.
+    HttpChecked(Result<HttpChecked, HttpRefusal>),
+    /// The payment is durable (`charged`), or kept uncharged.
+    HttpSettled {
+        /// Whether it was taken.
+        charged: bool,
+    },
+    /// A proof signed for a request.
+    Signed(PayItem),
+    /// What a channel received durably.
+    Received(u64),
 }
 
 /// An input of the core.
@@ -489,6 +533,8 @@ pub struct Manager {
     batch_wanted: bool,
     in_flight: Option<InFlight>,
     actions: Vec<Action>,
+    /// Payments carried in HTTP requests.
+    http: HttpState,
     /// A test-only fault: report each batch durable as soon as it is asked for, before it is
     /// written, so acks leave for proofs a crash then loses. The simulation shows it catches it.
     #[cfg(feature = "planted-bugs")]
@@ -568,6 +614,7 @@ impl Manager {
             batch_wanted: false,
             in_flight: None,
             actions: Vec::new(),
+            http: HttpState::default(),
             #[cfg(feature = "planted-bugs")]
             planted_ack_before_durable: false,
         };
@@ -901,6 +948,10 @@ impl Manager {
                     .collect();
                 self.reply(id, Ok(Response::Listed(list)));
             }
+            c @ (Command::HttpCheck { .. }
+            | Command::HttpSettle { .. }
+            | Command::SignDetached { .. }
+            | Command::Received { .. }) => self.on_http_command(id, c),
         }
     }
 
@@ -1970,6 +2021,7 @@ impl Manager {
                 for (peer, msg) in out {
                     self.push(peer, msg, false);
                 }
+                self.http_persisted(batch);
             }
             Err(e) => {
                 // Nothing of it is durable: write it all again in the next batch, and what
@@ -1997,6 +2049,7 @@ impl Manager {
                 for (t, _, _) in self.held_submits.iter_mut().filter(|(t, _, _)| *t == batch) {
                     *t = next;
                 }
+                self.http_persist_failed(batch);
                 self.batch_wanted = true;
             }
         }
@@ -2028,6 +2081,11 @@ fn finish_pay_if_acked(slot: &mut Slot, now_ms: u64) -> Option<(CommandId, PaySt
         },
     ))
 }
+
+#[path = "core_http.rs"]
+mod http;
+use self::http::HttpState;
+pub use self::http::{HttpChecked, HttpRefusal, HttpRefusalKind};
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -1249,3 +1249,205 @@ fn a_buffered_job_puts_its_payments_in_proofs_of_the_size_asked_and_a_bad_size_i
         replies(&actions)
     );
 }
+
+fn ask(
+    m: &mut Manager,
+    id: CommandId,
+    command: Command,
+    l: &FakeLedger,
+) -> Vec<(CommandId, Result<Response, ManagerError>)> {
+    m.handle(Event::Command { id, command }, 0, l);
+    m.poll(0);
+    let actions = m.take_actions();
+    // Batches asked for stay unanswered here: the caller reports them.
+    for a in &actions {
+        if let Action::Persist(_) = a {
+            m.actions.push(a.clone());
+        }
+    }
+    replies(&actions)
+}
+
+fn carried(ch: &mut Channel, amount: u64, reference: Hash32) -> PayItem {
+    // The bare payer's seq reservation, "persisted".
+    let snap = ch.snapshot();
+    ch.persisted(&snap).unwrap();
+    PayItem {
+        proof: ch.pay(amount, reference).unwrap(),
+        payments: vec![Payment { amount, reference }],
+    }
+}
+
+fn refusal_of(r: &[(CommandId, Result<Response, ManagerError>)]) -> HttpRefusalKind {
+    match r {
+        [(_, Ok(Response::HttpChecked(Err(refusal))))] => refusal.kind,
+        other => panic!("not one refusal: {other:?}"),
+    }
+}
+
+#[test]
+fn a_payment_carried_in_a_request_is_taken_once_and_only_after_the_upstream_answered() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    let (r1, r2) = (Hash32([1; 32]), Hash32([2; 32]));
+    let p1 = carried(&mut theirs, 5, r1);
+    let check = |item: &PayItem, price, reference| Command::HttpCheck {
+        item: item.clone(),
+        price,
+        reference,
+    };
+
+    // Refusals change nothing.
+    assert_eq!(
+        refusal_of(&ask(&mut m, 1, check(&p1, 6, r1), &l)),
+        HttpRefusalKind::Underpaid
+    );
+    assert_eq!(
+        refusal_of(&ask(&mut m, 2, check(&p1, 5, r2), &l)),
+        HttpRefusalKind::WrongReference
+    );
+    let mut other = p1.clone();
+    other.proof.proof.channel_id = ChannelId(Hash32([7; 32]));
+    assert_eq!(
+        refusal_of(&ask(&mut m, 3, check(&other, 5, r1), &l)),
+        HttpRefusalKind::UnknownChannel
+    );
+    let mut forged = p1.clone();
+    forged.proof.signature = Signature([3; 64]);
+    assert_eq!(
+        refusal_of(&ask(&mut m, 4, check(&forged, 5, r1), &l)),
+        HttpRefusalKind::Invalid
+    );
+    assert_eq!(m.channel(&id).unwrap().transferred_in(), 0);
+
+    // Checked: held in flight, so that no second request rides on it.
+    let ok = ask(&mut m, 5, check(&p1, 5, r1), &l);
+    assert!(
+        matches!(
+            &ok[..],
+            [(
+                5,
+                Ok(Response::HttpChecked(Ok(HttpChecked {
+                    amount: 5,
+                    reused: false
+                })))
+            )]
+        ),
+        "{ok:?}"
+    );
+    assert_eq!(
+        refusal_of(&ask(&mut m, 6, check(&p1, 5, r1), &l)),
+        HttpRefusalKind::Busy
+    );
+
+    // The upstream failed: not taken, and the same proof pays for the next request, whichever.
+    let settled = ask(
+        &mut m,
+        7,
+        Command::HttpSettle {
+            item: p1.clone(),
+            answered: false,
+        },
+        &l,
+    );
+    assert!(
+        matches!(&settled[..], [(7, Ok(Response::HttpSettled { charged: false }))]),
+        "{settled:?}"
+    );
+    assert_eq!(m.channel(&id).unwrap().transferred_in(), 0);
+    let again = ask(&mut m, 8, check(&p1, 5, r2), &l);
+    assert!(
+        matches!(
+            &again[..],
+            [(8, Ok(Response::HttpChecked(Ok(HttpChecked { reused: true, .. }))))]
+        ),
+        "{again:?}"
+    );
+
+    // The upstream answered: taken, and answered only once the batch holding it is durable.
+    m.actions.clear();
+    let settled = ask(
+        &mut m,
+        9,
+        Command::HttpSettle {
+            item: p1.clone(),
+            answered: true,
+        },
+        &l,
+    );
+    assert!(
+        settled.is_empty(),
+        "no answer before the batch is durable: {settled:?}"
+    );
+    let after = settle_batches(&mut m, &store, &l);
+    assert!(
+        matches!(
+            &replies(&after)[..],
+            [(9, Ok(Response::HttpSettled { charged: true }))]
+        ),
+        "{after:?}"
+    );
+    assert_eq!(m.channel(&id).unwrap().transferred_in(), 5);
+    let restored = core_from(&me, &store);
+    assert_eq!(
+        restored
+            .channel(&id)
+            .unwrap()
+            .durable_incoming()
+            .map(|p| p.proof.transferred),
+        Some(5),
+        "what was answered is in the store"
+    );
+
+    // Replayed: refused. The next proof links on.
+    assert_eq!(
+        refusal_of(&ask(&mut m, 10, check(&p1, 5, r1), &l)),
+        HttpRefusalKind::Invalid
+    );
+    let p2 = carried(&mut theirs, 5, r2);
+    let ok = ask(&mut m, 11, check(&p2, 5, r2), &l);
+    assert!(
+        matches!(&ok[..], [(11, Ok(Response::HttpChecked(Ok(_))))]),
+        "{ok:?}"
+    );
+}
+
+#[test]
+fn a_payer_signs_a_carried_proof_without_sending_it() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, _theirs, id) = open_channel(&me, &them, &mut l, &store);
+    let _ = frames(&mut m, &them);
+    let r = ask(
+        &mut m,
+        1,
+        Command::SignDetached {
+            id,
+            amount: 4,
+            reference: Hash32([1; 32]),
+        },
+        &l,
+    );
+    let item = match &r[..] {
+        [(1, Ok(Response::Signed(item)))] => item.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(item.proof.proof.transferred, 4);
+    item.proof.verify(&me.public()).expect("signed by the payer");
+    assert_eq!(
+        item.payments,
+        vec![Payment {
+            amount: 4,
+            reference: Hash32([1; 32])
+        }]
+    );
+    assert!(frames(&mut m, &them).is_empty(), "nothing went on the stream");
+    assert_eq!(
+        m.channel(&id).unwrap().unacked_len(),
+        1,
+        "it waits for the payee's ack"
+    );
+}

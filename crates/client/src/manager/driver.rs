@@ -66,6 +66,7 @@ enum Waiter {
     Pay(Reply<PayStats>),
     Close(Reply<()>),
     List(oneshot::Sender<Vec<ChannelView>>),
+    Core(Reply<Response>),
 }
 
 struct Driver {
@@ -275,6 +276,7 @@ impl Driver {
                 self.command(Command::Close { id, force }, Waiter::Close(reply))
             }
             Input::List { reply } => self.command(Command::List, Waiter::List(reply)),
+            Input::Core { command, reply } => self.command(command, Waiter::Core(reply)),
             Input::LedgerChanged => Event::LedgerChanged,
             Input::BlockApplied { channels } => Event::BlockApplied { channels },
             Input::PeerConnected(peer) => Event::PeerConnected(peer),
@@ -381,6 +383,9 @@ impl Driver {
                 if let Ok(Response::Listed(v)) = result {
                     let _ = w.send(v);
                 }
+            }
+            Waiter::Core(w) => {
+                let _ = w.send(result);
             }
         }
     }

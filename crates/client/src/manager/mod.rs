@@ -15,7 +15,7 @@ pub mod limits;
 pub mod payments;
 mod signer;
 
-pub use self::core::OpensScan;
+pub use self::core::{HttpChecked, HttpRefusal, HttpRefusalKind, OpensScan};
 pub use self::limits::OPENS_SCAN_BLOCKS_MAX;
 pub use self::signer::ParallelSigner;
 
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use paychan_channel::{Channel, ChannelError};
 use paychan_net::{NetHandle, PeerId};
-use paychan_protocol::wire::ChannelMsg;
+use paychan_protocol::wire::{ChannelMsg, PayItem};
 use paychan_protocol::{ChannelId, Hash32, Keypair, PublicKey};
 use paychan_store::Store;
 use serde::Serialize;
@@ -226,6 +226,11 @@ pub(crate) enum Input {
     List {
         reply: oneshot::Sender<Vec<ChannelView>>,
     },
+    /// A command answered with the core's own response (the HTTP payment commands).
+    Core {
+        command: core::Command,
+        reply: Reply<core::Response>,
+    },
     LedgerChanged,
     BlockApplied {
         channels: Vec<ChannelId>,
@@ -372,6 +377,73 @@ impl ChannelManager {
             .await
             .map_err(|_| ManagerError::Stopped)?;
         rx.await.map_err(|_| ManagerError::Stopped)
+    }
+
+    /// Payee: checks a payment carried in an HTTP request paying at least `price`, with the
+    /// request's `reference`, and holds it in flight until [`ChannelManager::http_settle`].
+    pub async fn http_check(
+        &self,
+        item: PayItem,
+        price: u64,
+        reference: Hash32,
+    ) -> Result<Result<HttpChecked, HttpRefusal>, ManagerError> {
+        let command = core::Command::HttpCheck {
+            item,
+            price,
+            reference,
+        };
+        match self.ask(|reply| Input::Core { command, reply }).await? {
+            core::Response::HttpChecked(r) => Ok(r),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
+        }
+    }
+
+    /// Payee: ends the request of a checked payment. With `answered`, takes the payment and
+    /// returns once it is durable (settleable); otherwise keeps it uncharged for the payer's
+    /// next request. Returns whether it was charged.
+    pub async fn http_settle(&self, item: PayItem, answered: bool) -> Result<bool, ManagerError> {
+        let command = core::Command::HttpSettle { item, answered };
+        match self.ask(|reply| Input::Core { command, reply }).await? {
+            core::Response::HttpSettled { charged } => Ok(charged),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
+        }
+    }
+
+    /// Payee: what channel `id` has received durably (settleable).
+    pub async fn received(&self, id: ChannelId) -> Result<u64, ManagerError> {
+        let command = core::Command::Received { id };
+        match self.ask(|reply| Input::Core { command, reply }).await? {
+            core::Response::Received(r) => Ok(r),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
+        }
+    }
+
+    /// Payer: signs one payment of `amount` with `reference` on channel `id` and returns it
+    /// instead of sending it on the stream (it is carried in a request; the ack comes on the
+    /// stream).
+    pub async fn sign_detached(
+        &self,
+        id: ChannelId,
+        amount: u64,
+        reference: Hash32,
+    ) -> Result<PayItem, ManagerError> {
+        let command = core::Command::SignDetached {
+            id,
+            amount,
+            reference,
+        };
+        match self.ask(|reply| Input::Core { command, reply }).await? {
+            core::Response::Signed(item) => Ok(item),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
+        }
     }
 
     /// Tells the manager that the ledger view moved: it looks at every channel.

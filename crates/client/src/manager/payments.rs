@@ -197,7 +197,7 @@ mod tests {
                 .iter()
                 .flat_map(|i| &i.payments)
                 .map(|p| p.amount)
-                .sum()
+                .sum::<u64>()
         );
         let page = expand(&runs, 6, 3);
         assert_eq!(

@@ -1,0 +1,233 @@
+//! Payments carried in HTTP requests (a 402 gateway in front of a web service), on both sides.
+//!
+//! Payee: [`Command::HttpCheck`] checks one proof as the stream would (it must link to the
+//! newest proof taken from that payer and raise `transferred` by at least the price) and marks
+//! it in flight, so that no second request rides on it; [`Command::HttpSettle`] takes it once
+//! the upstream answered (answered when its snapshot is durable: the payment is then
+//! settleable) or, when the upstream failed, keeps it uncharged, so the payer's next request
+//! may carry the very same proof. Payer: [`Command::SignDetached`] signs one proof that is
+//! returned instead of sent on the stream; the payee's ack still comes on the stream.
+
+use paychan_protocol::wire::PayItem;
+use paychan_protocol::{ChannelId, Hash32, Payment, SignedProof};
+
+use super::{Command, CommandId, Manager, Response};
+use crate::manager::ManagerError;
+
+/// Why a payment carried in a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpRefusalKind {
+    /// No channel of this key has that id.
+    UnknownChannel,
+    /// The proof is not one proof with one payment.
+    Malformed,
+    /// The payment's reference is not the one of this request.
+    WrongReference,
+    /// The proof does not fit the channel (seq, link, amounts, signature, status).
+    Invalid,
+    /// The proof raises `transferred` by less than the price.
+    Underpaid,
+    /// Another request of this channel is in flight: payments of one channel are sequential.
+    Busy,
+}
+
+impl HttpRefusalKind {
+    /// A short stable name, for the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpRefusalKind::UnknownChannel => "unknown_channel",
+            HttpRefusalKind::Malformed => "malformed",
+            HttpRefusalKind::WrongReference => "wrong_reference",
+            HttpRefusalKind::Invalid => "invalid_proof",
+            HttpRefusalKind::Underpaid => "underpaid",
+            HttpRefusalKind::Busy => "busy",
+        }
+    }
+}
+
+/// A payment the payee refused, with what the payer needs to resynchronise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRefusal {
+    /// Why.
+    pub kind: HttpRefusalKind,
+    /// In words.
+    pub text: String,
+    /// The newest proof of the payer that the payee holds durably (none before the first).
+    pub newest: Option<Box<SignedProof>>,
+}
+
+/// What the payee's check of a carried payment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpChecked {
+    /// What the proof adds to `transferred`.
+    pub amount: u64,
+    /// The proof is one whose request failed upstream and that was never charged.
+    pub reused: bool,
+}
+
+/// What the gateway keeps per channel between check and settle.
+#[derive(Debug, Default)]
+pub(super) struct HttpState {
+    /// The proof (its hash) of the request in flight on each channel.
+    pub(super) in_flight: std::collections::BTreeMap<ChannelId, Hash32>,
+    /// A verified proof whose request failed upstream: not charged, and accepted once more
+    /// for the payer's next request.
+    pub(super) uncharged: std::collections::BTreeMap<ChannelId, Hash32>,
+    /// Answers that wait for a batch (tag) to be durable.
+    pub(super) held_replies: Vec<(u64, CommandId, Response)>,
+}
+
+impl Manager {
+    pub(super) fn on_http_command(&mut self, cmd: CommandId, command: Command) {
+        match command {
+            Command::HttpCheck {
+                item,
+                price,
+                reference,
+            } => {
+                let r = self.http_check(&item, price, reference);
+                self.reply(cmd, Ok(Response::HttpChecked(r)));
+            }
+            Command::HttpSettle { item, answered } => self.http_settle(cmd, &item, answered),
+            Command::SignDetached {
+                id,
+                amount,
+                reference,
+            } => {
+                let r = self.sign_detached(&id, amount, reference);
+                self.reply(cmd, r.map(Response::Signed));
+            }
+            Command::Received { id } => {
+                let r = self
+                    .channels
+                    .get(&id)
+                    .map(|s| Response::Received(s.ch.received_durable()))
+                    .ok_or(ManagerError::UnknownChannel(id));
+                self.reply(cmd, r);
+            }
+            _ => {}
+        }
+    }
+
+    fn http_check(
+        &mut self,
+        item: &PayItem,
+        price: u64,
+        reference: Hash32,
+    ) -> Result<HttpChecked, HttpRefusal> {
+        let id = item.proof.proof.channel_id;
+        let Some(slot) = self.channels.get(&id) else {
+            return Err(HttpRefusal {
+                kind: HttpRefusalKind::UnknownChannel,
+                text: format!("no channel {id} with this node"),
+                newest: None,
+            });
+        };
+        let newest = slot.ch.durable_incoming().copied().map(Box::new);
+        let refuse = |kind, text: String| Err(HttpRefusal { kind, text, newest });
+        if self.http.in_flight.contains_key(&id) {
+            return refuse(
+                HttpRefusalKind::Busy,
+                "another request paid on this channel is in flight".into(),
+            );
+        }
+        if item.payments.len() != 1 {
+            return refuse(
+                HttpRefusalKind::Malformed,
+                format!("{} payments in the proof's memo, not one", item.payments.len()),
+            );
+        }
+        let hash = item.proof.proof.hash();
+        let reused = self.http.uncharged.get(&id) == Some(&hash);
+        // A proof whose request failed upstream was checked against that request; it pays for
+        // the next one, whichever it is.
+        if !reused && item.payments[0].reference != reference {
+            return refuse(
+                HttpRefusalKind::WrongReference,
+                "the payment's reference is not the hash of this request".into(),
+            );
+        }
+        let received = match slot.ch.check_detached(std::slice::from_ref(item)) {
+            Ok(r) => r,
+            Err(e) => return refuse(HttpRefusalKind::Invalid, e.to_string()),
+        };
+        if received.amount < price {
+            return refuse(
+                HttpRefusalKind::Underpaid,
+                format!("the proof pays {}, the price is {price}", received.amount),
+            );
+        }
+        self.http.in_flight.insert(id, hash);
+        Ok(HttpChecked {
+            amount: received.amount,
+            reused,
+        })
+    }
+
+    fn http_settle(&mut self, cmd: CommandId, item: &PayItem, answered: bool) {
+        let id = item.proof.proof.channel_id;
+        let hash = item.proof.proof.hash();
+        if self.http.in_flight.get(&id) != Some(&hash) {
+            return self.reply(
+                cmd,
+                Err(ManagerError::Refused("no such payment in flight".into())),
+            );
+        }
+        self.http.in_flight.remove(&id);
+        if !answered {
+            self.http.uncharged.insert(id, hash);
+            return self.reply(cmd, Ok(Response::HttpSettled { charged: false }));
+        }
+        let Some(slot) = self.channels.get_mut(&id) else {
+            return self.reply(cmd, Err(ManagerError::UnknownChannel(id)));
+        };
+        match slot.ch.receive_detached(std::slice::from_ref(item)) {
+            Ok(_) => {
+                self.http.uncharged.remove(&id);
+                // Answered once the snapshot that holds the proof is durable.
+                self.batch_wanted = true;
+                self.http
+                    .held_replies
+                    .push((self.next_batch, cmd, Response::HttpSettled { charged: true }));
+            }
+            // The stream took a burst meanwhile, or the channel left `Open`.
+            Err(e) => self.reply(cmd, Err(ManagerError::Channel(e))),
+        }
+    }
+
+    fn sign_detached(
+        &mut self,
+        id: &ChannelId,
+        amount: u64,
+        reference: Hash32,
+    ) -> Result<PayItem, ManagerError> {
+        let slot = self
+            .channels
+            .get_mut(id)
+            .ok_or(ManagerError::UnknownChannel(*id))?;
+        let proof = slot.ch.pay(amount, reference)?;
+        Ok(PayItem {
+            proof,
+            payments: vec![Payment { amount, reference }],
+        })
+    }
+
+    /// Releases the answers that waited for `batch`.
+    pub(super) fn http_persisted(&mut self, batch: u64) {
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.http.held_replies)
+            .into_iter()
+            .partition(|(t, _, _)| *t <= batch);
+        self.http.held_replies = wait;
+        for (_, cmd, r) in ready {
+            self.reply(cmd, Ok(r));
+        }
+    }
+
+    /// The answers that waited for the failed `batch` wait for the next one.
+    pub(super) fn http_persist_failed(&mut self, batch: u64) {
+        let next = self.next_batch;
+        for (t, _, _) in self.http.held_replies.iter_mut().filter(|(t, _, _)| *t == batch) {
+            *t = next;
+        }
+    }
+}
