@@ -11,6 +11,21 @@ pub const CHANNEL_MSG_BYTES_MAX: usize = FRAME_BYTES_MAX;
 pub const PAY_PROOFS_MAX: usize = 512;
 /// Most payments one balance proof may add (entries of its memo).
 pub const MEMO_PAYMENTS_MAX: usize = 64;
+/// A bound on the encoded bytes of one pay item: its signed proof (at most 213 bytes) and
+/// length prefix, plus a bound per payment (an amount varint and a 32-byte reference).
+pub const fn pay_item_bytes_bound(payments: usize) -> usize {
+    256 + 48 * payments
+}
+/// Most pay items, each carrying `payments` payments, that one pay frame can hold (and at most
+/// [`PAY_PROOFS_MAX`]): a sender splits a burst so that no frame passes [`FRAME_BYTES_MAX`].
+pub const fn pay_items_per_frame(payments: usize) -> usize {
+    let n = (FRAME_BYTES_MAX - 1024) / pay_item_bytes_bound(payments);
+    if n < PAY_PROOFS_MAX {
+        n
+    } else {
+        PAY_PROOFS_MAX
+    }
+}
 /// Largest encoded signed balance proof accepted on its own (a proof is at most 213 bytes).
 pub const SIGNED_PROOF_BYTES_MAX: usize = 4 * 1024;
 /// Largest error text carried in an error frame.

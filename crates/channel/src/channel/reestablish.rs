@@ -1,7 +1,7 @@
 //! Reestablish: after every (re)connect and after a restore, each side reports the newest
 //! proof it holds durably from the other, and each payer continues from that report.
 
-use paychan_protocol::limits::PAY_PROOFS_MAX;
+use paychan_protocol::limits::{pay_item_bytes_bound, FRAME_BYTES_MAX, PAY_PROOFS_MAX};
 use paychan_protocol::wire::ChannelMsg;
 use paychan_protocol::SignedProof;
 
@@ -108,11 +108,25 @@ impl Channel {
     }
 
     fn window_frames(&self) -> Vec<ChannelMsg> {
-        let items = self.out.window.items();
-        let mut frames = Vec::with_capacity(items.len().div_ceil(PAY_PROOFS_MAX));
-        let mut rest = items.into_iter().peekable();
-        while rest.peek().is_some() {
-            let chunk: Vec<_> = rest.by_ref().take(PAY_PROOFS_MAX).collect();
+        // Frames of at most PAY_PROOFS_MAX items and FRAME_BYTES_MAX bytes (a proof may carry
+        // up to 64 payments).
+        let budget = FRAME_BYTES_MAX - 1024;
+        let mut frames = Vec::new();
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        for item in self.out.window.items() {
+            let size = pay_item_bytes_bound(item.payments.len());
+            if !chunk.is_empty() && (chunk.len() >= PAY_PROOFS_MAX || bytes + size > budget) {
+                frames.push(ChannelMsg::Pay {
+                    channel_id: self.id,
+                    items: std::mem::take(&mut chunk),
+                });
+                bytes = 0;
+            }
+            bytes += size;
+            chunk.push(item);
+        }
+        if !chunk.is_empty() {
             frames.push(ChannelMsg::Pay {
                 channel_id: self.id,
                 items: chunk,

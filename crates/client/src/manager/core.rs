@@ -1876,8 +1876,11 @@ impl Manager {
             if job.remaining % per_proof > 0 {
                 runs.push(((job.remaining % per_proof) as usize, 1));
             }
+            // One round is one pay frame: it must fit the frame size with these memos.
+            let round_max =
+                ROUND_SIGNATURES_MAX.min(paychan_protocol::limits::pay_items_per_frame(job.per_proof));
             for (size, proofs) in runs {
-                let room = ROUND_SIGNATURES_MAX - items.len();
+                let room = round_max.saturating_sub(items.len());
                 if room == 0 {
                     break;
                 }
