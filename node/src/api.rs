@@ -237,7 +237,7 @@ async fn info(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiE
     info["channels"] = serde_json::Value::Object(by_status);
     info["balance_ledger"] = json!(balance);
     info["balance_in_channels"] = json!(in_channels);
-    info["unit"] = json!({"name": crate::output::UNIT_NAME, "symbol": crate::output::UNIT_SYMBOL});
+    info["unit"] = crate::output::unit_json(&s.node.genesis().unit);
     Ok(Json(info))
 }
 

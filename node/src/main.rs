@@ -355,6 +355,11 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     let dir = DataDir::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
+    if ignores_data_dir.is_none() {
+        if let Ok(genesis) = dir.genesis() {
+            paychan::output::set_unit(&genesis.unit);
+        }
+    }
     match cli.command {
         Command::Key {
             command: KeyCommand::New { out },
@@ -701,8 +706,7 @@ fn ledger(dir: &DataDir, json_out: bool, command: LedgerCommand) -> Result<()> {
             });
         }
         LedgerCommand::Status => {
-            let mut v = reader()?.get("ledger/status")?;
-            v["unit"] = json!({"name": paychan::output::UNIT_NAME, "symbol": paychan::output::UNIT_SYMBOL});
+            let v = reader()?.get("ledger/status")?;
             output(json_out, v, |v| {
                 format!(
                     "chain id:   {}\nunit:       {} ({})\nheight:     {}\ntime:       {}\nblock hash: {}\nstate root: {}\nlog:        {} txs, root {}\npending:    {}\nsupply:     {}",

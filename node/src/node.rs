@@ -258,6 +258,8 @@ pub struct LedgerStatus {
     pub supply: u64,
     /// Balances plus deposits locked in live channels: always equals `supply`.
     pub total_value: u64,
+    /// The unit every amount counts (from genesis).
+    pub unit: paychan_protocol::Unit,
 }
 
 /// How many checkpoints below the newest one `witnessed_height` looks at: cosignatures of the
@@ -278,6 +280,7 @@ impl LedgerStatus {
             pending,
             supply: l.genesis_supply(),
             total_value: l.total_value(),
+            unit: l.genesis().unit.clone(),
         }
     }
 }

@@ -17,16 +17,29 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-/// The name of the ledger's unit of account. (A constant of this implementation, not a field of
-/// genesis: one unit for every chain.)
-pub const UNIT_NAME: &str = "credit";
-/// The symbol of the ledger's unit of account, printed after every amount.
-pub const UNIT_SYMBOL: &str = "cr";
+/// The symbol printed after every amount: the unit of the genesis the command works with, set
+/// once when the command learns it ([`set_unit`]); until then that of the shipped geneses.
+static UNIT_SYMBOL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the unit amounts are printed in (the first call wins: one command, one chain).
+pub fn set_unit(unit: &paychan_protocol::Unit) {
+    let _ = UNIT_SYMBOL.set(unit.symbol.clone());
+}
+
+/// The symbol amounts are printed with.
+pub fn unit_symbol() -> &'static str {
+    UNIT_SYMBOL.get().map(String::as_str).unwrap_or("cr")
+}
+
+/// A unit as JSON: `{"name": ..., "symbol": ...}`.
+pub fn unit_json(unit: &paychan_protocol::Unit) -> Value {
+    json!({"name": unit.name, "symbol": unit.symbol})
+}
 
 /// An amount with its unit: `1,500 cr`.
 pub fn amount_text(v: &Value) -> String {
     match v.as_u64() {
-        Some(n) => format!("{} {UNIT_SYMBOL}", grouped(n)),
+        Some(n) => format!("{} {}", grouped(n), unit_symbol()),
         None => "-".into(),
     }
 }

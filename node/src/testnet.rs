@@ -58,6 +58,7 @@ pub fn testnet_genesis(nodes: &[PublicKey], clients: &[PublicKey]) -> Genesis {
     allocations.sort_by_key(|(k, _)| *k);
     Genesis {
         network: "paychan-testnet".into(),
+        unit: paychan_protocol::Unit::credit(),
         genesis_time_ms: now_ms(),
         sequencer: nodes[0],
         witnesses,
@@ -103,6 +104,10 @@ fn node_dirs(root: &Path) -> Result<Vec<DataDir>> {
             "no testnet in {} (run `paychan testnet up` first)",
             root.display()
         );
+    }
+    // Amounts the testnet commands print carry the testnet's unit.
+    if let Ok(genesis) = dirs[0].genesis() {
+        crate::output::set_unit(&genesis.unit);
     }
     Ok(dirs)
 }

@@ -14,6 +14,8 @@ use crate::note;
 pub struct Genesis {
     /// A human name for the network (at most `NETWORK_NAME_BYTES_MAX` bytes).
     pub network: String,
+    /// The name and symbol of the ledger's unit of account, as every amount is shown.
+    pub unit: Unit,
     /// Ledger time (ms since the Unix epoch) of the genesis state.
     pub genesis_time_ms: u64,
     /// The key that signs blocks and checkpoints.
@@ -40,6 +42,26 @@ pub struct Genesis {
     pub tx_fee_per_byte: u64,
     /// Initial balances, in strictly increasing key order.
     pub allocations: Vec<(PublicKey, u64)>,
+}
+
+/// The unit every amount of a ledger counts: a name (e.g. `credit`) and the symbol printed after
+/// an amount (e.g. `cr`). Amounts are integers of this unit; there are no decimals.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Unit {
+    /// At most `UNIT_NAME_BYTES_MAX` bytes.
+    pub name: String,
+    /// At most `UNIT_SYMBOL_BYTES_MAX` bytes, no whitespace.
+    pub symbol: String,
+}
+
+impl Unit {
+    /// The unit of the shipped geneses: `credit`, symbol `cr`.
+    pub fn credit() -> Unit {
+        Unit {
+            name: "credit".into(),
+            symbol: "cr".into(),
+        }
+    }
 }
 
 impl Genesis {

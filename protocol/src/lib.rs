@@ -32,6 +32,6 @@ pub use channel::{BalanceProof, ChannelId, ChannelOpen, Direction, Payment, Sign
 pub use codec::DecodeError;
 pub use crypto::{Keypair, PublicKey, Signature, SignatureError};
 pub use hash::Hash32;
-pub use ledger::{Block, BlockHeader, Checkpoint, Cosignature, Genesis, SignedCheckpoint, Tx};
+pub use ledger::{Block, BlockHeader, Checkpoint, Cosignature, Genesis, SignedCheckpoint, Tx, Unit};
 pub use note::{parse_checkpoint_note, NoteError, TlogProof, VerifierKey};
 pub use wire::Wire;

@@ -32,6 +32,10 @@ pub const SIGNED_PROOF_BYTES_MAX: usize = 4 * 1024;
 pub const ERROR_TEXT_BYTES_MAX: usize = 256;
 /// Largest network name in a genesis.
 pub const NETWORK_NAME_BYTES_MAX: usize = 64;
+/// Largest name of a genesis's unit of account.
+pub const UNIT_NAME_BYTES_MAX: usize = 32;
+/// Largest symbol of a genesis's unit of account.
+pub const UNIT_SYMBOL_BYTES_MAX: usize = 8;
 /// Most witnesses a genesis may name.
 pub const WITNESSES_MAX: usize = 64;
 /// Most initial allocations in a genesis.

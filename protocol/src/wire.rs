@@ -244,6 +244,9 @@ impl Wire for Genesis {
         if self.network.len() > NETWORK_NAME_BYTES_MAX {
             return Err("network name too long");
         }
+        if self.unit.name.len() > UNIT_NAME_BYTES_MAX || self.unit.symbol.len() > UNIT_SYMBOL_BYTES_MAX {
+            return Err("unit name or symbol too long");
+        }
         if self.witnesses.len() > WITNESSES_MAX {
             return Err("too many witnesses");
         }

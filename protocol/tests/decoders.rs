@@ -463,6 +463,7 @@ fn genesis() -> impl Strategy<Value = Genesis> {
                 allocations,
             )| Genesis {
                 network,
+                unit: paychan_protocol::Unit::credit(),
                 genesis_time_ms,
                 sequencer,
                 witnesses,
@@ -903,6 +904,7 @@ fn limits_at_their_boundaries() {
     // Genesis: network name, witnesses, allocations.
     let gen = |name: usize, witnesses: usize, allocations: usize| Genesis {
         network: "n".repeat(name),
+        unit: paychan_protocol::Unit::credit(),
         genesis_time_ms: 0,
         sequencer: PublicKey([1; 32]),
         witnesses: vec![PublicKey([2; 32]); witnesses],

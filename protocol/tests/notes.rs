@@ -37,6 +37,7 @@ fn chain() -> Chain {
     let witnesses: Vec<Keypair> = (2..5u8).map(|i| Keypair::from_seed([i; 32])).collect();
     let genesis = Genesis {
         network: "note-test".into(),
+        unit: paychan_protocol::Unit::credit(),
         genesis_time_ms: 1_700_000_000_000,
         sequencer: sequencer.public(),
         witnesses: witnesses.iter().map(Keypair::public).collect(),

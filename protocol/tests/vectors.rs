@@ -259,6 +259,7 @@ fn compute() -> Golden {
     allocations.sort_by_key(|(k, _)| *k);
     let genesis = Genesis {
         network: "paychan-vectors".to_string(),
+        unit: paychan_protocol::Unit::credit(),
         genesis_time_ms: T0,
         sequencer: sequencer.public(),
         witnesses: witnesses.iter().map(|w| w.public()).collect(),
@@ -753,6 +754,10 @@ fn spec_genesis(f: &Value) -> Vec<u8> {
     let mut w = W::default();
     let name = s(f, "network").as_bytes();
     w.varint(name.len() as u64).raw(name);
+    for field in ["name", "symbol"] {
+        let text = f["unit"][field].as_str().expect("unit text").as_bytes();
+        w.varint(text.len() as u64).raw(text);
+    }
     w.u(f, "genesis_time_ms").h32(f, "sequencer");
     let wits = arr(f, "witnesses");
     w.varint(wits.len() as u64);

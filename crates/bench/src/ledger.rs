@@ -53,6 +53,7 @@ impl BenchChain {
         allocations.sort();
         let genesis = Genesis {
             network: "paychan-bench".into(),
+            unit: paychan_protocol::Unit::credit(),
             genesis_time_ms: 1_800_000_000_000,
             sequencer: sequencer.public(),
             witnesses: witnesses.iter().map(Keypair::public).collect(),

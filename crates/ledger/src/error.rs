@@ -339,6 +339,16 @@ pub enum GenesisError {
         /// The limit.
         max: usize,
     },
+    /// The unit's name or symbol is empty, too long, or holds a character it may not.
+    #[error("unit {field} {value:?}: {reason}")]
+    BadUnit {
+        /// `name` or `symbol`.
+        field: &'static str,
+        /// What it is.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Too many witnesses.
     #[error("{count} witnesses, at most {max}")]
     TooManyWitnesses {

@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use paychan_protocol::limits::{
-    ALLOCATIONS_MAX, BLOCK_TXS_MAX, CHALLENGE_STEPS_MIN, NETWORK_NAME_BYTES_MAX, TX_BYTES_MAX, WITNESSES_MAX,
+    ALLOCATIONS_MAX, BLOCK_TXS_MAX, CHALLENGE_STEPS_MIN, NETWORK_NAME_BYTES_MAX, TX_BYTES_MAX,
+    UNIT_NAME_BYTES_MAX, UNIT_SYMBOL_BYTES_MAX, WITNESSES_MAX,
 };
 use paychan_protocol::Genesis;
 
@@ -11,7 +12,8 @@ use crate::error::GenesisError;
 
 /// Checks every rule of a genesis and returns its total supply (the sum of its allocations).
 ///
-/// The rules: the network name, witnesses and allocations fit their protocol limits; the
+/// The rules: the network name, the unit's name and symbol (1 to 32 and 1 to 8 bytes, no
+/// control character, the symbol without whitespace), witnesses and allocations fit their protocol limits; the
 /// witnesses are distinct and the sequencer is not one of them; `1 <= witness_threshold <=
 /// witnesses` when there are witnesses (a witness-less ledger has threshold 0 and every signed
 /// checkpoint counts as witnessed); every period is positive and
@@ -27,6 +29,8 @@ pub fn validate_genesis(g: &Genesis) -> Result<u64, GenesisError> {
             max: NETWORK_NAME_BYTES_MAX,
         });
     }
+    check_unit_text("name", &g.unit.name, UNIT_NAME_BYTES_MAX, false)?;
+    check_unit_text("symbol", &g.unit.symbol, UNIT_SYMBOL_BYTES_MAX, true)?;
     if g.witnesses.len() > WITNESSES_MAX {
         return Err(GenesisError::TooManyWitnesses {
             count: g.witnesses.len(),
@@ -106,4 +110,36 @@ pub fn validate_genesis(g: &Genesis) -> Result<u64, GenesisError> {
         supply = supply.checked_add(*amount).ok_or(GenesisError::SupplyOverflow)?;
     }
     Ok(supply)
+}
+
+/// A unit's name or symbol: 1 to `max` bytes, no control character (it is printed after every
+/// amount), and for the symbol no whitespace either.
+fn check_unit_text(field: &'static str, value: &str, max: usize, symbol: bool) -> Result<(), GenesisError> {
+    let bad = |reason| {
+        Err(GenesisError::BadUnit {
+            field,
+            value: value.to_owned(),
+            reason,
+        })
+    };
+    if value.is_empty() {
+        return bad("empty");
+    }
+    if value.len() > max {
+        return bad(if symbol {
+            "longer than 8 bytes"
+        } else {
+            "longer than 32 bytes"
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return bad("holds a control character");
+    }
+    if symbol && value.chars().any(char::is_whitespace) {
+        return bad("holds whitespace");
+    }
+    if value.trim() != value {
+        return bad("starts or ends with whitespace");
+    }
+    Ok(())
 }

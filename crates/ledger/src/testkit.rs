@@ -119,6 +119,7 @@ impl TestNet {
         allocations.sort();
         let genesis = Genesis {
             network: "paychan-test".into(),
+            unit: paychan_protocol::Unit::credit(),
             genesis_time_ms: p.genesis_time_ms,
             sequencer: sequencer.public(),
             witnesses: witnesses.iter().map(Keypair::public).collect(),

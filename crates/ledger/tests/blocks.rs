@@ -818,6 +818,39 @@ fn genesis_rules() {
         check(&|g| g.network = "x".repeat(65)),
         GenesisError::NetworkNameTooLong { .. }
     ));
+    for (field, bad) in [
+        ("name", ""),
+        ("name", "a-unit-name-of-more-than-32-bytes"),
+        ("name", "cred\nit"),
+        ("name", " credit"),
+        ("symbol", ""),
+        ("symbol", "c r"),
+        ("symbol", "ninebytes"),
+        ("symbol", "\u{7}"),
+    ] {
+        let err = check(&|g| {
+            if field == "name" {
+                g.unit.name = bad.into();
+            } else {
+                g.unit.symbol = bad.into();
+            }
+        });
+        assert!(
+            matches!(&err, GenesisError::BadUnit { field: f, .. } if *f == field),
+            "{field} {bad:?}: {err:?}"
+        );
+    }
+    let mut other_unit = ok.clone();
+    other_unit.unit = paychan_protocol::Unit {
+        name: "euro cent".into(),
+        symbol: "c€".into(),
+    };
+    assert!(LedgerState::from_genesis(&other_unit).is_ok());
+    assert_ne!(
+        other_unit.chain_id(),
+        ok.chain_id(),
+        "the unit is part of the chain id"
+    );
     assert!(matches!(
         check(&|g| g.witnesses.push(g.witnesses[0])),
         GenesisError::DuplicateWitness(_)

@@ -16,6 +16,7 @@ pub fn dir_name(d: Direction) -> &'static str {
 pub fn genesis_fields(g: &Genesis) -> Value {
     json!({
         "network": g.network,
+        "unit": {"name": g.unit.name, "symbol": g.unit.symbol},
         "genesis_time_ms": g.genesis_time_ms,
         "sequencer": g.sequencer.to_hex(),
         "witnesses": g.witnesses.iter().map(|w| w.to_hex()).collect::<Vec<_>>(),

@@ -14,6 +14,7 @@ pub const CHAIN: Hash32 = Hash32([7; 32]);
 pub fn genesis(network: &str) -> Genesis {
     Genesis {
         network: network.to_string(),
+        unit: paychan_protocol::Unit::credit(),
         genesis_time_ms: 1_700_000_000_000,
         sequencer: PublicKey([1; 32]),
         witnesses: vec![PublicKey([2; 32]), PublicKey([3; 32])],
