@@ -97,7 +97,7 @@ impl HeldUpdate {
 }
 
 /// A settlement that ignored an update this node held and the sequencer could have included.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CensorshipReport {
     /// The channel.
     pub channel_id: String,

@@ -35,7 +35,7 @@ pub use crate::evidence::CensorshipReport;
 use crate::evidence::HeldUpdate;
 
 /// What this node does in the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Orders transactions into blocks.
@@ -217,7 +217,7 @@ pub struct NodeHandle {
 }
 
 /// Node identity and position, as `GET /v1/info` reports it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NodeInfo {
     /// libp2p peer id.
     pub peer_id: String,
@@ -236,7 +236,7 @@ pub struct NodeInfo {
 }
 
 /// The replica's ledger position, as `GET /v1/ledger/status` reports it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct LedgerStatus {
     /// Chain id (hex).
     pub chain_id: String,
@@ -259,6 +259,7 @@ pub struct LedgerStatus {
     /// Balances plus deposits locked in live channels: always equals `supply`.
     pub total_value: u64,
     /// The unit every amount counts (from genesis).
+    #[schema(value_type = crate::api::UnitView)]
     pub unit: paychan_protocol::Unit,
 }
 
@@ -2088,7 +2089,7 @@ impl DoubleBlock {
 }
 
 /// A double block, as `GET /v1/alarms` reports it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DoubleBlockReport {
     /// The height.
     pub height: u64,
@@ -2099,6 +2100,7 @@ pub struct DoubleBlockReport {
     /// Hash of the other one (hex).
     pub second_hash: String,
     /// Both signed headers.
+    #[schema(value_type = Object)]
     pub evidence: DoubleBlock,
 }
 
@@ -2120,7 +2122,7 @@ enum CosignRefusal {
 }
 
 /// A split view, as `GET /v1/alarms` reports it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SplitViewReport {
     /// What makes the two checkpoints inconsistent.
     pub reason: String,
@@ -2131,7 +2133,7 @@ pub struct SplitViewReport {
 }
 
 /// One checkpoint of a split view.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CheckpointReport {
     /// Height.
     pub height: u64,

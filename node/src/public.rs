@@ -832,16 +832,27 @@ where
     S: Clone + Send + Sync + 'static,
     NodeHandle: FromRef<S>,
 {
-    Router::new()
-        .route("/genesis", get(raw_genesis))
-        .route("/blocks", get(raw_blocks))
-        .route("/checkpoints", get(raw_checkpoints))
-        .route("/checkpoint", get(raw_checkpoint))
-        .route("/proof/inclusion", get(raw_inclusion))
-        .route("/proof/consistency", get(raw_consistency))
+    raw_api_routes().split_for_parts().0
 }
 
-#[derive(Deserialize)]
+/// [`raw_routes`] with their OpenAPI description, for the control API's document.
+pub fn raw_api_routes<S>() -> utoipa_axum::router::OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    NodeHandle: FromRef<S>,
+{
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(raw_genesis))
+        .routes(routes!(raw_blocks))
+        .routes(routes!(raw_checkpoints))
+        .routes(routes!(raw_checkpoint))
+        .routes(routes!(raw_inclusion))
+        .routes(routes!(raw_consistency))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RangeQuery {
     from: Option<u64>,
     limit: Option<usize>,
@@ -872,10 +883,12 @@ fn range(q: &RangeQuery) -> (u64, usize) {
     )
 }
 
+#[utoipa::path(get, path = "/genesis", tag = "raw", responses((status = 200, description = "the canonical bytes of the genesis (PROTOCOL.md 5.1)", content_type = "application/octet-stream", body = Vec<u8>)))]
 async fn raw_genesis(State(node): State<NodeHandle>) -> Response {
     octets(CACHE_IMMUTABLE, node.genesis().to_bytes())
 }
 
+#[utoipa::path(get, path = "/blocks", tag = "raw", params(RangeQuery), responses((status = 200, description = "blocks from `from` (default 1), each as a 4-byte big-endian length and its canonical bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "a malformed query", body = crate::api::ErrorBody), (status = 503, description = "the store failed", body = crate::api::ErrorBody)))]
 async fn raw_blocks(
     State(node): State<NodeHandle>,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
@@ -886,6 +899,7 @@ async fn raw_blocks(
     Ok(octets(CACHE_SHORT, records(blocks.iter().map(Wire::to_bytes))))
 }
 
+#[utoipa::path(get, path = "/checkpoints", tag = "raw", params(RangeQuery), responses((status = 200, description = "signed checkpoints from height `from`, length-prefixed as for blocks", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "a malformed query", body = crate::api::ErrorBody), (status = 503, description = "the store failed", body = crate::api::ErrorBody)))]
 async fn raw_checkpoints(
     State(node): State<NodeHandle>,
     q: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
@@ -896,13 +910,15 @@ async fn raw_checkpoints(
     Ok(octets(CACHE_SHORT, records(cps.iter().map(Wire::to_bytes))))
 }
 
+#[utoipa::path(get, path = "/checkpoint", tag = "raw", responses((status = 200, description = "the newest signed checkpoint's canonical bytes", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "no checkpoint yet", body = crate::api::ErrorBody), (status = 503, description = "the store failed", body = crate::api::ErrorBody)))]
 async fn raw_checkpoint(State(node): State<NodeHandle>) -> Result<Response, PublicError> {
     let cp = node.store().latest_checkpoint().map_err(store_error)?;
     let cp = cp.ok_or(PublicError::NotFound)?;
     Ok(octets(CACHE_SHORT, cp.to_bytes()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InclusionQuery {
     tx: String,
     size: u64,
@@ -915,6 +931,7 @@ fn proof_error(e: paychan_ledger::ProofError) -> PublicError {
     }
 }
 
+#[utoipa::path(get, path = "/proof/inclusion", tag = "raw", params(InclusionQuery), responses((status = 200, description = "the leaf index (8 bytes big-endian) then the audit path, 32 bytes a hash", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "a malformed query", body = crate::api::ErrorBody), (status = 503, description = "the store failed", body = crate::api::ErrorBody), (status = 404, description = "the transaction is not in the log", body = crate::api::ErrorBody)))]
 async fn raw_inclusion(
     State(node): State<NodeHandle>,
     q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
@@ -933,12 +950,14 @@ async fn raw_inclusion(
     Ok(octets(CACHE_SHORT, out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ConsistencyQuery {
     first: u64,
     second: u64,
 }
 
+#[utoipa::path(get, path = "/proof/consistency", tag = "raw", params(ConsistencyQuery), responses((status = 200, description = "the consistency path between log sizes `first` and `second`, 32 bytes a hash", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "a malformed query", body = crate::api::ErrorBody), (status = 503, description = "the store failed", body = crate::api::ErrorBody)))]
 async fn raw_consistency(
     State(node): State<NodeHandle>,
     q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,

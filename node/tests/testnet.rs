@@ -160,6 +160,34 @@ fn check_api(net: &Testnet) {
     // None of those transfers went through.
     assert_eq!(api.status().unwrap()["pending"], 0);
 
+    // The API's OpenAPI document needs no token, and what the API answers has every field the
+    // document says it must.
+    let doc: Value = agent
+        .get(format!("{}/v1/openapi.json", api.base))
+        .call()
+        .expect("GET openapi")
+        .body_mut()
+        .read_json()
+        .expect("the document is JSON");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/v1/info",
+        "/v1/peers",
+        "/v1/ledger/status",
+        "/v1/ledger/blocks",
+        "/v1/channels",
+        "/v1/censorship",
+        "/v1/alarms",
+    ] {
+        let schema = &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        let answer = api.get(path).expect(path);
+        assert_matches_schema(&doc, schema, &answer, path);
+    }
+
     // With the token.
     for i in 0..4 {
         let info = net.api(i).get("/v1/info").expect("info with the token");
@@ -565,5 +593,52 @@ fn killed_witness_restarts_and_catches_up() {
     assert_eq!(net.down(), 3, "down stops the restarted node too");
     for pid in pids {
         assert!(!alive(pid), "pid {pid} still running after down");
+    }
+}
+
+/// `v` has the shape `schema` of `doc` gives: its type, and every required property (through
+/// `$ref`, `items`, `allOf`, `oneOf`).
+fn assert_matches_schema(doc: &Value, schema: &Value, v: &Value, at: &str) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return assert_matches_schema(doc, &doc["components"]["schemas"][name], v, at);
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        return all.iter().for_each(|s| assert_matches_schema(doc, s, v, at));
+    }
+    if let Some(any) = schema["oneOf"].as_array() {
+        if v.is_null() && any.iter().any(|s| s["type"] == "null") {
+            return;
+        }
+        let fits = any.iter().filter(|s| s["type"] != "null");
+        return fits.for_each(|s| assert_matches_schema(doc, s, v, at));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return,
+    };
+    let fits = types.iter().any(|t| match *t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => true,
+    });
+    assert!(fits, "{at}: {v} is not of type {types:?}");
+    if let Some(items) = schema.get("items") {
+        for (i, x) in v.as_array().into_iter().flatten().enumerate() {
+            assert_matches_schema(doc, items, x, &format!("{at}[{i}]"));
+        }
+    }
+    for field in schema["required"].as_array().into_iter().flatten() {
+        let field = field.as_str().expect("a field name");
+        let x = v
+            .get(field)
+            .unwrap_or_else(|| panic!("{at}: {v} lacks required {field}"));
+        assert_matches_schema(doc, &schema["properties"][field], x, &format!("{at}.{field}"));
     }
 }

@@ -31,7 +31,9 @@ pub mod remote;
 pub mod x402;
 
 pub use ledger::{LedgerAccess, LedgerChannel};
-pub use manager::{ChannelManager, ChannelView, ErrorKind, ManagerConfig, ManagerError, PayStats};
+pub use manager::{
+    ChannelManager, ChannelView, ErrorKind, ManagerConfig, ManagerError, PayStats, ReceivedPayment,
+};
 pub use remote::{
     ChainPin, LedgerSource, PeerSource, RemoteConfig, RemoteError, RemoteLedger, SourceReport, SourceStatus,
 };

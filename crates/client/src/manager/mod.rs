@@ -17,6 +17,7 @@ mod signer;
 
 pub use self::core::{HttpChecked, HttpRefusal, HttpRefusalKind, OpensScan};
 pub use self::limits::OPENS_SCAN_BLOCKS_MAX;
+pub use self::payments::ReceivedPayment;
 pub use self::signer::ParallelSigner;
 
 use std::sync::Arc;
@@ -140,6 +141,7 @@ impl ManagerError {
 
 /// A channel as [`ChannelManager::list`] shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelView {
     /// Channel id (hex).
     pub id: String,
@@ -185,6 +187,7 @@ pub struct ChannelView {
 
 /// What a payment job did.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayStats {
     /// Payments made.
     pub count: u64,

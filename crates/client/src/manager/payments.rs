@@ -46,6 +46,7 @@ pub fn runs_of(items: &[PayItem], after: u64) -> Vec<PaymentRun> {
 
 /// One payment received, as listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReceivedPayment {
     /// Seq of the proof that carried it.
     pub seq: u64,
