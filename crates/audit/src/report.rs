@@ -22,6 +22,10 @@ pub struct TxCounts {
     pub update: u64,
     /// Settlements.
     pub settle: u64,
+    /// Credit grants.
+    pub credit_grant: u64,
+    /// Debt repayments.
+    pub repay: u64,
 }
 
 impl TxCounts {
@@ -34,6 +38,8 @@ impl TxCounts {
             + self.unilateral_close
             + self.update
             + self.settle
+            + self.credit_grant
+            + self.repay
     }
 }
 
