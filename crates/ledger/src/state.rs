@@ -624,6 +624,50 @@ mod tests {
     }
 
     #[test]
+    fn line_and_debt_leaf_bytes_are_as_documented() {
+        let id = ChannelId(Hash32([1; 32]));
+        let line = CreditLine {
+            creditor: PublicKey([2; 32]),
+            debtor: PublicKey([3; 32]),
+            limit: 5,
+            peak: 128,
+            expiry_ms: 1,
+            due_ms: 2,
+        };
+        let mut buf = Vec::new();
+        line_entry_bytes(&id, 1, &line, &mut buf);
+        let mut want = vec![0x02];
+        want.extend_from_slice(&[1; 32]);
+        want.push(0x01);
+        want.extend_from_slice(&[2; 32]);
+        want.extend_from_slice(&[3; 32]);
+        want.extend_from_slice(&[0x05, 0x80, 0x01, 0x01, 0x02]);
+        assert_eq!(buf, want);
+
+        let mut debt = Debt {
+            creditor: PublicKey([2; 32]),
+            debtor: PublicKey([3; 32]),
+            amount: 300,
+            outstanding: 7,
+            created_ms: 3,
+            due_ms: 4,
+            defaulted_ms: None,
+        };
+        let mut head = vec![0x03];
+        head.extend_from_slice(&[1; 32]);
+        head.extend_from_slice(&[2; 32]);
+        head.extend_from_slice(&[3; 32]);
+        head.extend_from_slice(&[0xac, 0x02, 0x07, 0x03, 0x04]);
+        buf.clear();
+        debt_entry_bytes(&id, &debt, &mut buf);
+        assert_eq!(buf, [head.clone(), vec![0x00]].concat());
+        debt.defaulted_ms = Some(4);
+        buf.clear();
+        debt_entry_bytes(&id, &debt, &mut buf);
+        assert_eq!(buf, [head, vec![0x01, 0x04]].concat());
+    }
+
+    #[test]
     fn state_leaf_is_tagged_then_rfc6962() {
         let entry = [0u8, 1, 2];
         let d = paychan_protocol::hash::sha256(&[b"paychan/v1/state\0", &entry]);
