@@ -191,6 +191,7 @@ fn tx_fields(tx: &Tx) -> Value {
             "chain_id": s.chain_id.to_hex(),
             "channel_id": s.channel_id.0.to_hex(),
         }),
+        Tx::CreditGrant { .. } | Tx::Repay { .. } => unreachable!("tx.json has no credit vectors yet"),
     }
 }
 
@@ -489,6 +490,7 @@ fn compute() -> Golden {
                 sig,
             )],
             Tx::Update(_) | Tx::Settle(_) => vec![],
+            Tx::CreditGrant { .. } | Tx::Repay { .. } => unreachable!("tx.json has no credit vectors yet"),
         };
         tx_objs.push(json!({
             "variant": TX_VARIANTS[i],

@@ -36,5 +36,6 @@ pub use export::{
     audit_export, audit_records, AuditFailure, ExportEnd, ExportReader, ExportWriter, ReaderPosition, Record,
 };
 pub use report::{
-    AccountRow, Balances, ChannelCounts, ChannelRow, CheckpointSummary, CreditLineRow, DebtRow, Report, TxCounts,
+    AccountRow, Balances, ChannelCounts, ChannelRow, CheckpointSummary, CreditLineRow, DebtRow, Report,
+    TxCounts,
 };

@@ -11,17 +11,25 @@ use paychan_protocol::{Block, Direction};
 fn credit_history() -> TestChain {
     let net = TestNet::new(3, 100);
     let mut c = TestChain::new(net);
-    let (a, b, z) = (c.net.users[0].clone(), c.net.users[1].clone(), c.net.users[2].clone());
+    let (a, b, z) = (
+        c.net.users[0].clone(),
+        c.net.users[1].clone(),
+        c.net.users[2].clone(),
+    );
     let (open, id) = c.net.open(&a, &b, (100, 0), 1, u64::MAX);
     assert!(c.next_block(vec![open]).is_empty());
     let grant = c.net.grant(&b, a.public(), id, 200, u64::MAX - 1, u64::MAX, 0);
     assert!(c.next_block(vec![grant]).is_empty());
     let p = c.net.proof(&a, id, Direction::AToB, 1, 400);
-    assert!(c.next_block(vec![c.net.unilateral_close(&b, id, Some(p), None)]).is_empty());
+    assert!(c
+        .next_block(vec![c.net.unilateral_close(&b, id, Some(p), None)])
+        .is_empty());
     let end = c.state.window_end_ms(&id).unwrap();
     c.advance_to(end);
     assert!(c.next_block(vec![c.net.settle(id)]).is_empty());
-    assert!(c.next_block(vec![c.net.transfer(&z, a.public(), 50, 0)]).is_empty());
+    assert!(c
+        .next_block(vec![c.net.transfer(&z, a.public(), 50, 0)])
+        .is_empty());
     assert_eq!(c.state.debt(&id).unwrap().outstanding, 150);
     c
 }
@@ -46,7 +54,10 @@ fn audit_lists_lines_and_debts() {
     assert_eq!(line.creditor, c.net.users[1].public().to_hex());
     assert_eq!(bal.debts.len(), 1);
     let debt = &bal.debts[0];
-    assert_eq!((debt.amount, debt.outstanding, debt.status), (200, 150, "outstanding"));
+    assert_eq!(
+        (debt.amount, debt.outstanding, debt.status),
+        (200, 150, "outstanding")
+    );
     assert_eq!(debt.debtor, c.net.users[0].public().to_hex());
     assert_eq!((bal.debts_outstanding, bal.debts_defaulted), (150, 0));
     let r = auditor.report();
@@ -77,7 +88,10 @@ fn a_tampered_debt_fails_the_audit() {
     blocks.push(forged);
     let err = audit(&c, &blocks).err().expect("a tampered debt is refused");
     let text = format!("{err:?}");
-    assert!(text.contains("state_root") && text.contains("height: 25"), "{text}");
+    assert!(
+        text.contains("state_root") && text.contains("height: 25"),
+        "{text}"
+    );
     // The honest chain still audits.
     audit(&c, &c.blocks).expect("honest chain");
 }
