@@ -74,6 +74,8 @@ mod tag {
     pub const STATE: &str = "paychan/v1/state";
     pub const BATCH_SEED: &str = "paychan/v1/batch-seed";
     pub const MEMO_TEXT: &str = "paychan/v1/memo-text";
+    pub const CREDIT_GRANT_SIG: &str = "paychan/v1/sig/credit-grant";
+    pub const REPAY_SIG: &str = "paychan/v1/sig/repay";
 }
 
 /// The Certificate Transparency test leaves (hex), the first 8 leaves of `merkle.json`.
@@ -1510,6 +1512,8 @@ fn protocol_md_lists_every_tag() {
         tag::STATE,
         tag::BATCH_SEED,
         tag::MEMO_TEXT,
+        tag::CREDIT_GRANT_SIG,
+        tag::REPAY_SIG,
     ];
     let crate_tags: Vec<&str> = tags::ALL.iter().map(|t| t.name()).collect();
     assert_eq!(crate_tags, literal, "hash.rs tags and the tags of this test");
