@@ -519,6 +519,8 @@ fn tx_kind(tx: &Tx) -> &'static str {
         Tx::UnilateralClose { .. } => "unilateral_close",
         Tx::Update(_) => "update",
         Tx::Settle(_) => "settle",
+        Tx::CreditGrant { .. } => "credit_grant",
+        Tx::Repay { .. } => "repay",
     }
 }
 

@@ -119,6 +119,10 @@ pub mod tags {
     pub const BATCH_SEED: Tag = Tag::new("paychan/v1/batch-seed");
     /// Reference of a payment whose memo is a free text.
     pub const MEMO_TEXT: Tag = Tag::new("paychan/v1/memo-text");
+    /// Signature of a credit grant by its creditor.
+    pub const CREDIT_GRANT_SIG: Tag = Tag::new("paychan/v1/sig/credit-grant");
+    /// Signature of a repayment by its payer.
+    pub const REPAY_SIG: Tag = Tag::new("paychan/v1/sig/repay");
 
     /// Every tag, to check in tests that they are distinct.
     pub const ALL: &[Tag] = &[
@@ -138,6 +142,8 @@ pub mod tags {
         STATE,
         BATCH_SEED,
         MEMO_TEXT,
+        CREDIT_GRANT_SIG,
+        REPAY_SIG,
     ];
 }
 

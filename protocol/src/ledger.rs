@@ -140,6 +140,46 @@ pub struct Settle {
     pub channel_id: ChannelId,
 }
 
+/// Grants, changes or ends a credit line on one channel: the debtor may pay the creditor beyond
+/// its deposit up to `limit` (PROTOCOL.md, credit). Signed by `creditor`, a party of the channel;
+/// `debtor` is the other party. A later grant for the same line replaces the limit for future
+/// payments; `limit == 0` ends the line.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct CreditGrant {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// Channel id.
+    pub channel_id: ChannelId,
+    /// The party that extends credit (the payee of the debtor's direction).
+    pub creditor: PublicKey,
+    /// The party that may owe.
+    pub debtor: PublicKey,
+    /// Most the debtor may owe beyond its deposit and what it received.
+    pub limit: u64,
+    /// Ledger time after which the line takes no new payments.
+    pub expiry_ms: u64,
+    /// Ledger time by which a debt from this line must be repaid; at or after it an
+    /// outstanding debt is defaulted.
+    pub due_ms: u64,
+    /// The creditor's next account nonce.
+    pub nonce: u64,
+}
+
+/// Pays down the debt of a settled channel. Signed by `from` (any account).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Repay {
+    /// Chain id.
+    pub chain_id: Hash32,
+    /// The channel whose settlement recorded the debt (a debt's id).
+    pub channel_id: ChannelId,
+    /// Who pays.
+    pub from: PublicKey,
+    /// Amount, at most what is outstanding.
+    pub amount: u64,
+    /// `from`'s next account nonce.
+    pub nonce: u64,
+}
+
 /// A ledger transaction. The variant index is its postcard discriminant (varint).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Tx {
@@ -172,6 +212,20 @@ pub enum Tx {
     Update(Update),
     /// 6: a settlement after the window (no signature, no nonce).
     Settle(Settle),
+    /// 7: a credit grant.
+    CreditGrant {
+        /// Body.
+        body: CreditGrant,
+        /// `creditor`'s signature under `paychan/v1/sig/credit-grant`.
+        sig: Signature,
+    },
+    /// 8: a repayment of a debt.
+    Repay {
+        /// Body.
+        body: Repay,
+        /// `from`'s signature under `paychan/v1/sig/repay`.
+        sig: Signature,
+    },
 }
 
 impl Tx {
@@ -185,6 +239,8 @@ impl Tx {
             Tx::UnilateralClose { body, .. } => Some(body.channel_id),
             Tx::Update(u) => Some(u.channel_id),
             Tx::Settle(s) => Some(s.channel_id),
+            Tx::CreditGrant { body, .. } => Some(body.channel_id),
+            Tx::Repay { body, .. } => Some(body.channel_id),
         }
     }
 
@@ -200,6 +256,22 @@ impl Tx {
     pub fn deposit(body: Deposit, kp: &Keypair) -> Tx {
         Tx::Deposit {
             sig: kp.sign(tags::DEPOSIT_SIG, &encode(&body)),
+            body,
+        }
+    }
+
+    /// A credit grant signed by `kp` (valid only if `kp` is the creditor).
+    pub fn credit_grant(body: CreditGrant, kp: &Keypair) -> Tx {
+        Tx::CreditGrant {
+            sig: kp.sign(tags::CREDIT_GRANT_SIG, &encode(&body)),
+            body,
+        }
+    }
+
+    /// A repayment signed by `kp` (valid only if `kp` is `from`).
+    pub fn repay(body: Repay, kp: &Keypair) -> Tx {
+        Tx::Repay {
+            sig: kp.sign(tags::REPAY_SIG, &encode(&body)),
             body,
         }
     }
@@ -237,6 +309,8 @@ impl Tx {
             Tx::UnilateralClose { body, .. } => body.chain_id,
             Tx::Update(u) => u.chain_id,
             Tx::Settle(s) => s.chain_id,
+            Tx::CreditGrant { body, .. } => body.chain_id,
+            Tx::Repay { body, .. } => body.chain_id,
         }
     }
 
@@ -251,6 +325,8 @@ impl Tx {
         match self {
             Tx::Transfer { body, .. } => Some((body.from, body.nonce)),
             Tx::Deposit { body, .. } => Some((body.from, body.nonce)),
+            Tx::CreditGrant { body, .. } => Some((body.creditor, body.nonce)),
+            Tx::Repay { body, .. } => Some((body.from, body.nonce)),
             _ => None,
         }
     }
@@ -266,6 +342,10 @@ impl Tx {
                 crypto::verify(&body.closer, tags::UNILATERAL_CLOSE_SIG, &encode(body), sig)
             }
             Tx::Open(o) => o.verify(),
+            Tx::CreditGrant { body, sig } => {
+                crypto::verify(&body.creditor, tags::CREDIT_GRANT_SIG, &encode(body), sig)
+            }
+            Tx::Repay { body, sig } => crypto::verify(&body.from, tags::REPAY_SIG, &encode(body), sig),
             Tx::CoopClose(_) | Tx::Update(_) | Tx::Settle(_) => Ok(()),
         }
     }

@@ -186,6 +186,8 @@ impl Auditor {
                 Tx::UnilateralClose { .. } => k.unilateral_close += 1,
                 Tx::Update(_) => k.update += 1,
                 Tx::Settle(_) => k.settle += 1,
+                Tx::CreditGrant { .. } => k.credit_grant += 1,
+                Tx::Repay { .. } => k.repay += 1,
             }
         }
         for e in effects {
@@ -199,7 +201,11 @@ impl Auditor {
                 TxEffect::PaidOut {
                     cooperative: false, ..
                 } => c.settled += 1,
-                TxEffect::Transferred { .. } | TxEffect::Deposited { .. } | TxEffect::Updated { .. } => {}
+                TxEffect::Transferred { .. }
+                | TxEffect::Deposited { .. }
+                | TxEffect::Updated { .. }
+                | TxEffect::CreditGranted { .. }
+                | TxEffect::Repaid { .. } => {}
             }
         }
     }

@@ -35,4 +35,7 @@ pub use error::{AuditError, Check, ExportError};
 pub use export::{
     audit_export, audit_records, AuditFailure, ExportEnd, ExportReader, ExportWriter, ReaderPosition, Record,
 };
-pub use report::{AccountRow, Balances, ChannelCounts, ChannelRow, CheckpointSummary, Report, TxCounts};
+pub use report::{
+    AccountRow, Balances, ChannelCounts, ChannelRow, CheckpointSummary, CreditLineRow, DebtRow, Report,
+    TxCounts,
+};

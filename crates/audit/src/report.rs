@@ -22,6 +22,10 @@ pub struct TxCounts {
     pub update: u64,
     /// Settlements.
     pub settle: u64,
+    /// Credit grants.
+    pub credit_grant: u64,
+    /// Debt repayments.
+    pub repay: u64,
 }
 
 impl TxCounts {
@@ -34,6 +38,8 @@ impl TxCounts {
             + self.unilateral_close
             + self.update
             + self.settle
+            + self.credit_grant
+            + self.repay
     }
 }
 
@@ -210,6 +216,56 @@ pub struct Balances {
     pub accounts: Vec<AccountRow>,
     /// Channels in id order.
     pub channels: Vec<ChannelRow>,
+    /// Credit lines in (channel id, direction) order.
+    pub credit_lines: Vec<CreditLineRow>,
+    /// Debts in channel id order (repaid ones included; `status` tells them apart).
+    pub debts: Vec<DebtRow>,
+    /// What debtors owe in total, outstanding and not defaulted.
+    pub debts_outstanding: u64,
+    /// What debtors owe in total on defaulted debts.
+    pub debts_defaulted: u64,
+}
+
+/// One credit line.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct CreditLineRow {
+    /// Channel id (hex).
+    pub channel_id: String,
+    /// Creditor key (hex).
+    pub creditor: String,
+    /// Debtor key (hex).
+    pub debtor: String,
+    /// The limit in force (0: ended).
+    pub limit: u64,
+    /// The highest limit the line had: what caps a debt at settlement.
+    pub peak: u64,
+    /// Ledger time after which the line takes no new payments.
+    pub expiry_ms: u64,
+    /// Due time of a debt from this line.
+    pub due_ms: u64,
+}
+
+/// One debt.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct DebtRow {
+    /// The channel whose settlement recorded it (hex).
+    pub channel_id: String,
+    /// Creditor key (hex).
+    pub creditor: String,
+    /// Debtor key (hex).
+    pub debtor: String,
+    /// Recorded at settlement.
+    pub amount: u64,
+    /// Still owed.
+    pub outstanding: u64,
+    /// Ledger time of the settlement.
+    pub created_ms: u64,
+    /// Due time.
+    pub due_ms: u64,
+    /// When it was marked defaulted.
+    pub defaulted_ms: Option<u64>,
+    /// `outstanding`, `defaulted` (whatever is still owed) or `repaid`.
+    pub status: &'static str,
 }
 
 impl Balances {
@@ -245,6 +301,48 @@ impl Balances {
                     },
                 })
                 .collect(),
+            credit_lines: state
+                .credit_lines()
+                .map(|((id, _), l)| CreditLineRow {
+                    channel_id: id.0.to_hex(),
+                    creditor: l.creditor.to_hex(),
+                    debtor: l.debtor.to_hex(),
+                    limit: l.limit,
+                    peak: l.peak,
+                    expiry_ms: l.expiry_ms,
+                    due_ms: l.due_ms,
+                })
+                .collect(),
+            debts: state
+                .debts()
+                .map(|(id, d)| DebtRow {
+                    channel_id: id.0.to_hex(),
+                    creditor: d.creditor.to_hex(),
+                    debtor: d.debtor.to_hex(),
+                    amount: d.amount,
+                    outstanding: d.outstanding,
+                    created_ms: d.created_ms,
+                    due_ms: d.due_ms,
+                    defaulted_ms: d.defaulted_ms,
+                    status: if d.outstanding == 0 {
+                        "repaid"
+                    } else if d.defaulted_ms.is_some() {
+                        "defaulted"
+                    } else {
+                        "outstanding"
+                    },
+                })
+                .collect(),
+            debts_outstanding: state
+                .debts()
+                .filter(|(_, d)| d.defaulted_ms.is_none())
+                .map(|(_, d)| d.outstanding)
+                .sum(),
+            debts_defaulted: state
+                .debts()
+                .filter(|(_, d)| d.defaulted_ms.is_some())
+                .map(|(_, d)| d.outstanding)
+                .sum(),
         }
     }
 }

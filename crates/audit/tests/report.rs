@@ -35,6 +35,8 @@ fn the_report_counts_a_known_history() {
             unilateral_close: 1,
             update: 1,
             settle: 1,
+            credit_grant: 0,
+            repay: 0,
         }
     );
     assert_eq!((r.transactions, r.log_size), (29, 29));

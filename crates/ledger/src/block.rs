@@ -74,6 +74,7 @@ impl LedgerState {
         let max = self.genesis.max_txs_per_block as usize;
         let (disputes, others): (Vec<Tx>, Vec<Tx>) = candidates.into_iter().partition(Tx::is_dispute);
         let rules = self.rules();
+        self.books.mark_defaults(time_ms);
         let mut txs = Vec::new();
         let mut leaves = Vec::new();
         let mut dropped = Vec::new();
@@ -237,6 +238,7 @@ impl LedgerState {
         // point leaves `self` as it was.
         let rules = self.rules();
         let mut books = self.books.clone();
+        books.mark_defaults(h.time_ms);
         let mut frontier = self.frontier.clone();
         let mut ids = Vec::with_capacity(block.txs.len());
         let mut seen = BTreeSet::new();

@@ -121,6 +121,31 @@ pub enum TxError {
     /// An update that carries no proof.
     #[error("update without proofs")]
     EmptyUpdate,
+    /// A credit grant whose creditor and debtor are not the channel's two parties.
+    #[error("a credit line's creditor and debtor must be the channel's two parties")]
+    CreditParties,
+    /// A grant of limit 0 for a line that was never granted.
+    #[error("no credit line on channel {0} for that debtor")]
+    NoCreditLine(ChannelId),
+    /// A grant whose due time is before its expiry.
+    #[error("due time {due_ms} before the line's expiry {expiry_ms}")]
+    DueBeforeExpiry {
+        /// The grant's expiry.
+        expiry_ms: u64,
+        /// The grant's due time.
+        due_ms: u64,
+    },
+    /// A repayment of a channel that has no debt.
+    #[error("no debt recorded for channel {0}")]
+    NoDebt(ChannelId),
+    /// A repayment larger than what is outstanding.
+    #[error("repayment of {amount} exceeds the {outstanding} outstanding")]
+    RepayTooMuch {
+        /// What the repayment offers.
+        amount: u64,
+        /// What is owed.
+        outstanding: u64,
+    },
     /// An update that raises neither direction's transferred amount.
     #[error("stale proof: the ledger holds a proof with an equal or higher transferred amount")]
     StaleProof,
@@ -193,6 +218,10 @@ impl TxError {
             // Two parties may sign close balances just before a deposit lands.
             | BalanceMismatch { .. }
             | StaleProof
+            // A line can be ended or a debt repaid by another transaction just before.
+            | NoCreditLine(_)
+            | NoDebt(_)
+            | RepayTooMuch { .. }
             | ClosePending(_)
             | WindowClosed { .. } => ErrorClass::Rejected,
             WrongChain { .. }
@@ -204,6 +233,8 @@ impl TxError {
             | NotAParty(_)
             | WrongChannel { .. }
             | WrongDirection
+            | CreditParties
+            | DueBeforeExpiry { .. }
             | EmptyUpdate => ErrorClass::Violation,
         }
     }

@@ -44,5 +44,5 @@ pub use error::{
 };
 pub use genesis::validate_genesis;
 pub use mempool::Mempool;
-pub use state::{Account, ChannelEntry, ChannelStatus, InclusionProof, LedgerState};
+pub use state::{Account, ChannelEntry, ChannelStatus, CreditLine, Debt, InclusionProof, LedgerState};
 pub use tx::{fee_for_len, fee_payer, tx_fee, TxEffect};

@@ -53,7 +53,11 @@ enum Class {
 
 fn class_of(tx: &Tx) -> Class {
     match tx {
-        Tx::Transfer { .. } | Tx::Deposit { .. } | Tx::Open(_) => Class::Regular,
+        Tx::Transfer { .. }
+        | Tx::Deposit { .. }
+        | Tx::Open(_)
+        | Tx::CreditGrant { .. }
+        | Tx::Repay { .. } => Class::Regular,
         Tx::CoopClose(_) | Tx::UnilateralClose { .. } => Class::Close,
         Tx::Update(_) | Tx::Settle(_) => Class::Dispute,
     }
@@ -284,6 +288,29 @@ impl Mempool {
                 if !channel.is_party(&body.from) {
                     return Err(TxError::NotAParty(body.from));
                 }
+                self.check_nonce(state, body.from, body.nonce)?;
+                let spend = self.check_funds(state, body.from, body.amount, fee)?;
+                entry.account = Some((body.from, spend));
+                entry.nonce = Some((body.from, body.nonce));
+            }
+            Tx::CreditGrant { body, .. } => {
+                entry
+                    .tx
+                    .verify_own_signature()
+                    .map_err(|_| TxError::BadSignature)?;
+                self.check_nonce(state, body.creditor, body.nonce)?;
+                let spend = self.check_funds(state, body.creditor, 0, fee)?;
+                entry.account = Some((body.creditor, spend));
+                entry.nonce = Some((body.creditor, body.nonce));
+            }
+            Tx::Repay { body, .. } => {
+                if body.amount == 0 {
+                    return Err(TxError::ZeroAmount);
+                }
+                entry
+                    .tx
+                    .verify_own_signature()
+                    .map_err(|_| TxError::BadSignature)?;
                 self.check_nonce(state, body.from, body.nonce)?;
                 let spend = self.check_funds(state, body.from, body.amount, fee)?;
                 entry.account = Some((body.from, spend));
@@ -566,7 +593,9 @@ impl Mempool {
                         None => true,
                     },
                     Tx::Settle(s) => !state.channel(&s.channel_id).is_some_and(|c| c.is_live()),
-                    Tx::Transfer { .. } | Tx::Deposit { .. } => false,
+                    Tx::Transfer { .. } | Tx::Deposit { .. } | Tx::CreditGrant { .. } | Tx::Repay { .. } => {
+                        false
+                    }
                 }
             })
             .map(|(seq, _)| *seq)

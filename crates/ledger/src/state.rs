@@ -1,6 +1,6 @@
 //! The ledger state: accounts, channels, the transaction log, and the state root.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -110,16 +110,66 @@ impl ChannelEntry {
     }
 }
 
+/// A credit line on one channel, keyed by the channel and the debtor's paying direction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CreditLine {
+    /// Who extends credit (the payee of the debtor's direction).
+    pub creditor: PublicKey,
+    /// Who may owe (the payer of the direction).
+    pub debtor: PublicKey,
+    /// The limit in force for future payments (0: ended).
+    pub limit: u64,
+    /// The highest limit the line ever had. Grants are taken only while the channel is open,
+    /// so at settlement this is the highest limit in force while the proofs were made: what a
+    /// debt is capped by (PROTOCOL.md, credit).
+    pub peak: u64,
+    /// Ledger time after which the line takes no new payments.
+    pub expiry_ms: u64,
+    /// The latest due time any grant of the line named: a later grant cannot bring a debt's
+    /// due time forward.
+    pub due_ms: u64,
+}
+
+/// A debt recorded by a settlement, keyed by the channel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Debt {
+    /// Who is owed.
+    pub creditor: PublicKey,
+    /// Who owes.
+    pub debtor: PublicKey,
+    /// What the settlement recorded (before anything was paid).
+    pub amount: u64,
+    /// What is still owed.
+    pub outstanding: u64,
+    /// Ledger time of the settlement.
+    pub created_ms: u64,
+    /// When it falls due.
+    pub due_ms: u64,
+    /// Ledger time of the block that marked it defaulted (the first block whose time reached
+    /// `due_ms` while something was outstanding). Stays set once set.
+    pub defaulted_ms: Option<u64>,
+}
+
 /// The part of the state that transactions change and the state root covers.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub(crate) struct Books {
     pub(crate) accounts: BTreeMap<PublicKey, Account>,
     pub(crate) channels: BTreeMap<ChannelId, ChannelEntry>,
+    /// Credit lines by (channel, debtor's direction index).
+    pub(crate) lines: BTreeMap<(ChannelId, u8), CreditLine>,
+    /// Debts by the channel whose settlement recorded them (at most one per channel: only one
+    /// party can have paid beyond its deposit and what it received).
+    pub(crate) debts: BTreeMap<ChannelId, Debt>,
+    /// Debts with something outstanding, by (debtor, created_ms, channel): the order in which a
+    /// debtor's incoming funds pay them. Derived from `debts`, not covered by the root.
+    pub(crate) owed: BTreeSet<(PublicKey, u64, ChannelId)>,
 }
 
 /// Leaf discriminants of the state tree.
 const LEAF_ACCOUNT: u8 = 0;
 const LEAF_CHANNEL: u8 = 1;
+const LEAF_LINE: u8 = 2;
+const LEAF_DEBT: u8 = 3;
 const STATUS_OPEN: u8 = 0;
 const STATUS_CLOSING: u8 = 1;
 const STATUS_CLOSED: u8 = 2;
@@ -138,6 +188,16 @@ impl Books {
         for (id, channel) in &self.channels {
             buf.clear();
             channel_entry_bytes(id, channel, &mut buf);
+            leaves.push(state_leaf_hash(&buf));
+        }
+        for ((id, dir), line) in &self.lines {
+            buf.clear();
+            line_entry_bytes(id, *dir, line, &mut buf);
+            leaves.push(state_leaf_hash(&buf));
+        }
+        for (id, debt) in &self.debts {
+            buf.clear();
+            debt_entry_bytes(id, debt, &mut buf);
             leaves.push(state_leaf_hash(&buf));
         }
         merkle::root_from_leaf_hashes(&leaves)
@@ -176,6 +236,43 @@ fn channel_entry_bytes(id: &ChannelId, c: &ChannelEntry, buf: &mut Vec<u8>) {
             encode_into(&(STATUS_CLOSED, payout_a, payout_b), buf)
         }
     }
+}
+
+/// `postcard((2u8, channel_id, dir, creditor, debtor, limit, peak, expiry_ms, due_ms))`.
+fn line_entry_bytes(id: &ChannelId, dir: u8, l: &CreditLine, buf: &mut Vec<u8>) {
+    encode_into(
+        &(
+            LEAF_LINE,
+            id,
+            dir,
+            l.creditor,
+            l.debtor,
+            l.limit,
+            l.peak,
+            l.expiry_ms,
+            l.due_ms,
+        ),
+        buf,
+    );
+}
+
+/// `postcard((3u8, channel_id, creditor, debtor, amount, outstanding, created_ms, due_ms,
+/// defaulted_ms))`, `defaulted_ms` an option (`0x00` | `0x01 || varint`).
+fn debt_entry_bytes(id: &ChannelId, d: &Debt, buf: &mut Vec<u8>) {
+    encode_into(
+        &(
+            LEAF_DEBT,
+            id,
+            d.creditor,
+            d.debtor,
+            d.amount,
+            d.outstanding,
+            d.created_ms,
+            d.due_ms,
+            d.defaulted_ms,
+        ),
+        buf,
+    );
 }
 
 /// `leaf_hash(tagged_hash(STATE, entry))`: the entry is hashed under its own domain first, so a
@@ -257,7 +354,7 @@ impl LedgerState {
             last_hash: chain_id,
             books: Books {
                 accounts,
-                channels: BTreeMap::new(),
+                ..Books::default()
             },
             log: MerkleLog::new(),
             frontier: Frontier::default(),
@@ -325,6 +422,36 @@ impl LedgerState {
         self.books.channels.iter()
     }
 
+    /// The credit line of a channel whose debtor pays in direction `dir`, if one was granted.
+    pub fn credit_line(&self, id: &ChannelId, dir: Direction) -> Option<&CreditLine> {
+        self.books.lines.get(&(*id, dir.index() as u8))
+    }
+
+    /// Every credit line, by (channel, debtor's direction index).
+    pub fn credit_lines(&self) -> impl Iterator<Item = (&(ChannelId, u8), &CreditLine)> {
+        self.books.lines.iter()
+    }
+
+    /// The debt a channel's settlement recorded, if any.
+    pub fn debt(&self, id: &ChannelId) -> Option<&Debt> {
+        self.books.debts.get(id)
+    }
+
+    /// Every debt (repaid ones included), by channel.
+    pub fn debts(&self) -> impl Iterator<Item = (&ChannelId, &Debt)> {
+        self.books.debts.iter()
+    }
+
+    /// What `debtor` still owes in total.
+    pub fn outstanding_of(&self, debtor: &PublicKey) -> u64 {
+        self.books
+            .debts
+            .values()
+            .filter(|d| d.debtor == *debtor)
+            .map(|d| d.outstanding)
+            .sum()
+    }
+
     /// End of a closing channel's challenge window.
     pub fn window_end_ms(&self, id: &ChannelId) -> Option<u64> {
         self.channel(id)?.window_end_ms(self.genesis.challenge_period_ms)
@@ -353,6 +480,9 @@ impl LedgerState {
     /// opt(p):   0x00 | 0x01 || postcard(SignedProof)
     ///           (the proof body as signed, then the 64 signature bytes)
     /// ```
+    ///
+    /// then one leaf per credit line in (channel id, direction) order, then one per debt in
+    /// channel id order (lines and debts: PROTOCOL.md, credit, state leaves).
     ///
     /// `varint` is postcard's unsigned LEB128. The cost is a few hashes per entry, once per
     /// block.
@@ -491,6 +621,50 @@ mod tests {
         want.extend_from_slice(&proof.proof.body());
         want.extend_from_slice(&proof.signature.0);
         assert_eq!(buf, want);
+    }
+
+    #[test]
+    fn line_and_debt_leaf_bytes_are_as_documented() {
+        let id = ChannelId(Hash32([1; 32]));
+        let line = CreditLine {
+            creditor: PublicKey([2; 32]),
+            debtor: PublicKey([3; 32]),
+            limit: 5,
+            peak: 128,
+            expiry_ms: 1,
+            due_ms: 2,
+        };
+        let mut buf = Vec::new();
+        line_entry_bytes(&id, 1, &line, &mut buf);
+        let mut want = vec![0x02];
+        want.extend_from_slice(&[1; 32]);
+        want.push(0x01);
+        want.extend_from_slice(&[2; 32]);
+        want.extend_from_slice(&[3; 32]);
+        want.extend_from_slice(&[0x05, 0x80, 0x01, 0x01, 0x02]);
+        assert_eq!(buf, want);
+
+        let mut debt = Debt {
+            creditor: PublicKey([2; 32]),
+            debtor: PublicKey([3; 32]),
+            amount: 300,
+            outstanding: 7,
+            created_ms: 3,
+            due_ms: 4,
+            defaulted_ms: None,
+        };
+        let mut head = vec![0x03];
+        head.extend_from_slice(&[1; 32]);
+        head.extend_from_slice(&[2; 32]);
+        head.extend_from_slice(&[3; 32]);
+        head.extend_from_slice(&[0xac, 0x02, 0x07, 0x03, 0x04]);
+        buf.clear();
+        debt_entry_bytes(&id, &debt, &mut buf);
+        assert_eq!(buf, [head.clone(), vec![0x00]].concat());
+        debt.defaulted_ms = Some(4);
+        buf.clear();
+        debt_entry_bytes(&id, &debt, &mut buf);
+        assert_eq!(buf, [head, vec![0x01, 0x04]].concat());
     }
 
     #[test]

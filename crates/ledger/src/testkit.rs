@@ -266,6 +266,47 @@ impl TestNet {
         })
     }
 
+    /// A credit grant signed by `creditor`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grant(
+        &self,
+        creditor: &Keypair,
+        debtor: PublicKey,
+        channel_id: ChannelId,
+        limit: u64,
+        expiry_ms: u64,
+        due_ms: u64,
+        nonce: u64,
+    ) -> Tx {
+        Tx::credit_grant(
+            paychan_protocol::ledger::CreditGrant {
+                chain_id: self.chain_id,
+                channel_id,
+                creditor: creditor.public(),
+                debtor,
+                limit,
+                expiry_ms,
+                due_ms,
+                nonce,
+            },
+            creditor,
+        )
+    }
+
+    /// A repayment signed by `from`.
+    pub fn repay(&self, from: &Keypair, channel_id: ChannelId, amount: u64, nonce: u64) -> Tx {
+        Tx::repay(
+            paychan_protocol::ledger::Repay {
+                chain_id: self.chain_id,
+                channel_id,
+                from: from.public(),
+                amount,
+                nonce,
+            },
+            from,
+        )
+    }
+
     /// A settlement.
     pub fn settle(&self, channel_id: ChannelId) -> Tx {
         Tx::Settle(Settle {

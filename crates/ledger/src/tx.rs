@@ -9,13 +9,13 @@ use paychan_protocol::channel::{settle_payouts, SignedCoopClose, SignedOpen};
 use paychan_protocol::codec::encode;
 use paychan_protocol::crypto::{self, BatchVerifier, SignatureError};
 use paychan_protocol::hash::{tagged_hash, tags, Tag};
-use paychan_protocol::ledger::{Deposit, Settle, Transfer, UnilateralClose, Update};
+use paychan_protocol::ledger::{CreditGrant, Deposit, Repay, Settle, Transfer, UnilateralClose, Update};
 use paychan_protocol::merkle;
 use paychan_protocol::{BlockHeader, Genesis, Signature};
 use paychan_protocol::{ChannelId, Direction, Hash32, PublicKey, SignedProof, Tx};
 
 use crate::error::TxError;
-use crate::state::{Account, Books, ChannelEntry, ChannelStatus, LedgerState};
+use crate::state::{Account, Books, ChannelEntry, ChannelStatus, CreditLine, Debt, LedgerState};
 
 /// What an applied transaction did. Watchers (the built-in watchtower, wallets) act on these.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -75,6 +75,26 @@ pub enum TxEffect {
         /// What B received.
         payout_b: u64,
     },
+    /// A credit line was granted, changed or ended (`limit == 0`).
+    CreditGranted {
+        /// The channel.
+        channel_id: ChannelId,
+        /// Who extends credit.
+        creditor: PublicKey,
+        /// Who may owe.
+        debtor: PublicKey,
+        /// The limit now in force.
+        limit: u64,
+    },
+    /// A debt was paid down explicitly.
+    Repaid {
+        /// The channel whose debt it is.
+        channel_id: ChannelId,
+        /// Who paid.
+        from: PublicKey,
+        /// Amount.
+        amount: u64,
+    },
 }
 
 /// Who pays a transaction's fee (PROTOCOL.md §8.4, fees), or `None` for the kinds that pay
@@ -88,6 +108,8 @@ pub fn fee_payer(tx: &Tx) -> Option<PublicKey> {
         Tx::Transfer { body, .. } => Some(body.from),
         Tx::Deposit { body, .. } => Some(body.from),
         Tx::Open(o) => Some(o.open.party_a),
+        Tx::CreditGrant { body, .. } => Some(body.creditor),
+        Tx::Repay { body, .. } => Some(body.from),
         Tx::CoopClose(_) | Tx::UnilateralClose { .. } | Tx::Update(_) | Tx::Settle(_) => None,
     }
 }
@@ -143,6 +165,106 @@ pub(crate) struct Plan {
     accounts: [Option<(PublicKey, Account)>; 3],
     channel: Option<(ChannelId, ChannelEntry)>,
     effect: TxEffect,
+    /// Accounts written by credit rules (creditors repaid) that are not in `accounts`.
+    /// Empty (no allocation) for every transaction that touches no debt.
+    more: Vec<(PublicKey, Account)>,
+    /// Debts created or changed.
+    debts: Vec<(ChannelId, Debt)>,
+    /// The credit line a grant writes.
+    line: Option<((ChannelId, u8), CreditLine)>,
+}
+
+impl Plan {
+    fn new(
+        accounts: [Option<(PublicKey, Account)>; 3],
+        channel: Option<(ChannelId, ChannelEntry)>,
+        effect: TxEffect,
+    ) -> Plan {
+        Plan {
+            accounts,
+            channel,
+            effect,
+            more: Vec::new(),
+            debts: Vec::new(),
+            line: None,
+        }
+    }
+
+    /// An account as this plan leaves it.
+    fn account(&self, books: &Books, key: &PublicKey) -> Account {
+        self.accounts
+            .iter()
+            .flatten()
+            .chain(self.more.iter())
+            .find(|(k, _)| k == key)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| books.account(key))
+    }
+
+    fn set_account(&mut self, key: PublicKey, account: Account) {
+        if let Some(slot) = self
+            .accounts
+            .iter_mut()
+            .flatten()
+            .chain(self.more.iter_mut())
+            .find(|(k, _)| *k == key)
+        {
+            slot.1 = account;
+            return;
+        }
+        self.more.push((key, account));
+    }
+
+    fn debt(&self, books: &Books, id: &ChannelId) -> Option<Debt> {
+        self.debts
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, d)| *d)
+            .or_else(|| books.debts.get(id).copied())
+    }
+
+    fn set_debt(&mut self, id: ChannelId, debt: Debt) {
+        match self.debts.iter_mut().find(|(k, _)| *k == id) {
+            Some(slot) => slot.1 = debt,
+            None => self.debts.push((id, debt)),
+        }
+    }
+
+    /// Moves `amount` of `debt` from its debtor's balance to its creditor's.
+    fn pay_debt(&mut self, books: &Books, id: ChannelId, mut debt: Debt, amount: u64) -> Result<(), TxError> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let mut debtor = self.account(books, &debt.debtor);
+        debtor.balance = debtor.balance.checked_sub(amount).ok_or(TxError::Overflow)?;
+        self.set_account(debt.debtor, debtor);
+        let mut creditor = self.account(books, &debt.creditor);
+        creditor.balance = creditor.balance.checked_add(amount).ok_or(TxError::Overflow)?;
+        self.set_account(debt.creditor, creditor);
+        debt.outstanding = debt.outstanding.checked_sub(amount).ok_or(TxError::Overflow)?;
+        self.set_debt(id, debt);
+        Ok(())
+    }
+
+    /// `key` received `amount` of incoming funds (a transfer in, a channel payout), already
+    /// credited in this plan: it pays `key`'s outstanding debts first, oldest first. What a
+    /// creditor receives this way is not swept again (PROTOCOL.md, credit: one step deep).
+    fn sweep(&mut self, books: &Books, key: &PublicKey, amount: u64) -> Result<(), TxError> {
+        let mut left = amount;
+        let lo = (*key, 0u64, ChannelId(Hash32::ZERO));
+        for (debtor, _, id) in books.owed.range(lo..) {
+            if left == 0 || debtor != key {
+                break;
+            }
+            let Some(debt) = self.debt(books, id) else {
+                continue;
+            };
+            let paid = left.min(debt.outstanding);
+            self.pay_debt(books, *id, debt, paid)?;
+            left -= paid;
+        }
+        Ok(())
+    }
 }
 
 /// How the signatures met while checking transactions are checked: each at once (the rule's
@@ -194,6 +316,10 @@ impl Sigs {
                     self.check(&body.closer, tags::UNILATERAL_CLOSE_SIG, &encode(body), sig)
                 }
                 Tx::Open(o) => self.open(o),
+                Tx::CreditGrant { body, sig } => {
+                    self.check(&body.creditor, tags::CREDIT_GRANT_SIG, &encode(body), sig)
+                }
+                Tx::Repay { body, sig } => self.check(&body.from, tags::REPAY_SIG, &encode(body), sig),
                 Tx::CoopClose(_) | Tx::Update(_) | Tx::Settle(_) => Ok(()),
             },
         }
@@ -277,8 +403,19 @@ impl Books {
             let keys: Vec<_> = plan.accounts.iter().flatten().map(|(k, _)| *k).collect();
             keys.iter().enumerate().all(|(i, k)| !keys[..i].contains(k))
         });
-        for (key, account) in plan.accounts.into_iter().flatten() {
+        for (key, account) in plan.accounts.into_iter().flatten().chain(plan.more) {
             self.accounts.insert(key, account);
+        }
+        for (id, debt) in plan.debts {
+            if let Some(old) = self.debts.insert(id, debt) {
+                self.owed.remove(&(old.debtor, old.created_ms, id));
+            }
+            if debt.outstanding > 0 {
+                self.owed.insert((debt.debtor, debt.created_ms, id));
+            }
+        }
+        if let Some((key, line)) = plan.line {
+            self.lines.insert(key, line);
         }
         if let Some((id, entry)) = plan.channel {
             self.channels.insert(id, entry);
@@ -307,9 +444,29 @@ impl Books {
             Tx::UnilateralClose { body, .. } => self.check_unilateral_close(rules, tx, body, time_ms, sigs),
             Tx::Update(update) => self.check_update(rules, update, time_ms, sigs),
             Tx::Settle(settle) => self.check_settle(rules, settle, time_ms),
+            Tx::CreditGrant { body, .. } => self.check_grant(tx, body, fee, time_ms, sigs),
+            Tx::Repay { body, .. } => self.check_repay(tx, body, fee, sigs),
         }?;
         if fee > 0 {
             self.collect_fee(&mut plan, &rules.sequencer, fee)?;
+        }
+        // Incoming funds pay the receiver's debts first. Skipped entirely while nobody owes.
+        if !self.owed.is_empty() {
+            match plan.effect {
+                TxEffect::Transferred { to, amount, .. } => plan.sweep(self, &to, amount)?,
+                TxEffect::PaidOut {
+                    channel_id,
+                    payout_a,
+                    payout_b,
+                    ..
+                } => {
+                    let c = self.channel(&channel_id)?;
+                    let (a, b) = (c.party_a, c.party_b);
+                    plan.sweep(self, &a, payout_a)?;
+                    plan.sweep(self, &b, payout_b)?;
+                }
+                _ => {}
+            }
         }
         Ok(plan)
     }
@@ -331,7 +488,7 @@ impl Books {
         Ok(())
     }
 
-    fn account(&self, key: &PublicKey) -> Account {
+    pub(crate) fn account(&self, key: &PublicKey) -> Account {
         self.accounts.get(key).copied().unwrap_or_default()
     }
 
@@ -417,6 +574,23 @@ impl Books {
         Ok((*key, after))
     }
 
+    /// The account after paying `fee` with `nonce` (a grant moves no amount).
+    fn spend_nonce(&self, key: &PublicKey, fee: u64, nonce: u64) -> Result<(PublicKey, Account), TxError> {
+        let account = self.account(key);
+        if nonce != account.nonce {
+            return Err(TxError::BadNonce {
+                expected: account.nonce,
+                got: nonce,
+            });
+        }
+        let mut after = match self.pay(key, 0, fee)? {
+            Some((_, a)) => a,
+            None => account,
+        };
+        after.nonce = account.nonce.checked_add(1).ok_or(TxError::Overflow)?;
+        Ok((*key, after))
+    }
+
     fn check_transfer(&self, tx: &Tx, body: &Transfer, fee: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
         if body.amount == 0 {
             return Err(TxError::ZeroAmount);
@@ -427,15 +601,15 @@ impl Books {
         sigs.own(tx)?;
         let from = self.spend(&body.from, body.amount, fee, body.nonce)?;
         let to = self.credit(&body.to, body.amount)?;
-        Ok(Plan {
-            accounts: [Some(from), to, None],
-            channel: None,
-            effect: TxEffect::Transferred {
+        Ok(Plan::new(
+            [Some(from), to, None],
+            None,
+            TxEffect::Transferred {
                 from: body.from,
                 to: body.to,
                 amount: body.amount,
             },
-        })
+        ))
     }
 
     fn check_open(
@@ -466,9 +640,9 @@ impl Books {
         }
         let a = self.pay(&open.party_a, open.deposit_a, fee)?;
         let b = self.debit(&open.party_b, open.deposit_b)?;
-        Ok(Plan {
-            accounts: [a, b, None],
-            channel: Some((
+        Ok(Plan::new(
+            [a, b, None],
+            Some((
                 id,
                 ChannelEntry {
                     party_a: open.party_a,
@@ -478,12 +652,12 @@ impl Books {
                     status: ChannelStatus::Open,
                 },
             )),
-            effect: TxEffect::Opened {
+            TxEffect::Opened {
                 channel_id: id,
                 party_a: open.party_a,
                 party_b: open.party_b,
             },
-        })
+        ))
     }
 
     fn check_deposit(&self, tx: &Tx, body: &Deposit, fee: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
@@ -512,15 +686,15 @@ impl Books {
             .checked_add(entry.deposit_b)
             .ok_or(TxError::Overflow)?;
         let from = self.spend(&body.from, body.amount, fee, body.nonce)?;
-        Ok(Plan {
-            accounts: [Some(from), None, None],
-            channel: Some((id, entry)),
-            effect: TxEffect::Deposited {
+        Ok(Plan::new(
+            [Some(from), None, None],
+            Some((id, entry)),
+            TxEffect::Deposited {
                 channel_id: id,
                 from: body.from,
                 amount: body.amount,
             },
-        })
+        ))
     }
 
     fn check_coop_close(&self, signed: &SignedCoopClose, sigs: &mut Sigs) -> Result<Plan, TxError> {
@@ -568,15 +742,15 @@ impl Books {
             close_time_ms: time_ms,
             best: Box::new(proofs),
         };
-        Ok(Plan {
-            accounts: [None, None, None],
-            channel: Some((id, entry)),
-            effect: TxEffect::CloseStarted {
+        Ok(Plan::new(
+            [None, None, None],
+            Some((id, entry)),
+            TxEffect::CloseStarted {
                 channel_id: id,
                 closer: body.closer,
                 window_end_ms: time_ms.saturating_add(rules.challenge_period_ms),
             },
-        })
+        ))
     }
 
     /// A channel in its challenge window (or past it): update and settle both start here.
@@ -636,14 +810,14 @@ impl Books {
             close_time_ms,
             best: Box::new(new_best),
         };
-        Ok(Plan {
-            accounts: [None, None, None],
-            channel: Some((id, entry)),
-            effect: TxEffect::Updated {
+        Ok(Plan::new(
+            [None, None, None],
+            Some((id, entry)),
+            TxEffect::Updated {
                 channel_id: id,
                 raised,
             },
-        })
+        ))
     }
 
     fn check_settle(&self, rules: &Rules, settle: &Settle, time_ms: u64) -> Result<Plan, TxError> {
@@ -668,7 +842,168 @@ impl Books {
             channel.total() as u128,
             "settle_payouts splits exactly the deposits"
         );
-        self.pay_out(id, channel, payout_a, payout_b, false)
+        let mut plan = self.pay_out(id, channel, payout_a, payout_b, false)?;
+        self.record_debt(&mut plan, id, channel, best, time_ms)?;
+        Ok(plan)
+    }
+
+    /// At settlement, what a debtor's proofs show beyond its deposit and what it received,
+    /// capped by its line's peak limit, becomes a debt, paid at once from the debtor's balance
+    /// where it can be (PROTOCOL.md, credit).
+    fn record_debt(
+        &self,
+        plan: &mut Plan,
+        id: ChannelId,
+        channel: &ChannelEntry,
+        best: &[Option<SignedProof>; 2],
+        time_ms: u64,
+    ) -> Result<(), TxError> {
+        for dir in [Direction::AToB, Direction::BToA] {
+            let Some(line) = self.lines.get(&(id, dir.index() as u8)) else {
+                continue;
+            };
+            let deposit = match dir {
+                Direction::AToB => channel.deposit_a,
+                Direction::BToA => channel.deposit_b,
+            };
+            let paid = transferred(&best[dir.index()]) as u128;
+            let received = transferred(&best[1 - dir.index()]) as u128;
+            let excess = paid.saturating_sub(deposit as u128 + received);
+            let amount = u64::try_from(excess.min(line.peak as u128)).expect("capped by a u64");
+            if amount == 0 {
+                continue;
+            }
+            let debt = Debt {
+                creditor: line.creditor,
+                debtor: line.debtor,
+                amount,
+                outstanding: amount,
+                created_ms: time_ms,
+                due_ms: line.due_ms,
+                defaulted_ms: None,
+            };
+            let at_once = plan.account(self, &line.debtor).balance.min(amount);
+            plan.set_debt(id, debt);
+            plan.pay_debt(self, id, debt, at_once)?;
+            let mut debt = plan.debt(self, &id).expect("just recorded");
+            if debt.outstanding > 0 && debt.due_ms <= time_ms {
+                debt.defaulted_ms = Some(time_ms);
+                plan.set_debt(id, debt);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_grant(
+        &self,
+        tx: &Tx,
+        body: &CreditGrant,
+        fee: u64,
+        time_ms: u64,
+        sigs: &mut Sigs,
+    ) -> Result<Plan, TxError> {
+        let id = body.channel_id;
+        let channel = self.channel(&id)?;
+        let dir = if body.debtor == channel.party_a && body.creditor == channel.party_b {
+            Direction::AToB
+        } else if body.debtor == channel.party_b && body.creditor == channel.party_a {
+            Direction::BToA
+        } else {
+            return Err(TxError::CreditParties);
+        };
+        sigs.own(tx)?;
+        // Only while open: once a close started, the line that counts at settlement is fixed,
+        // so a creditor cannot raise a debt after the fact.
+        match channel.status {
+            ChannelStatus::Open => {}
+            ChannelStatus::Closing { .. } => return Err(TxError::ChannelNotOpen(id)),
+            ChannelStatus::Closed { .. } => return Err(TxError::ChannelClosed(id)),
+        }
+        let key = (id, dir.index() as u8);
+        let old = self.lines.get(&key);
+        let line = if body.limit == 0 {
+            let old = old.ok_or(TxError::NoCreditLine(id))?;
+            CreditLine { limit: 0, ..*old }
+        } else {
+            if time_ms > body.expiry_ms {
+                return Err(TxError::Expired {
+                    expiry_ms: body.expiry_ms,
+                    time_ms,
+                });
+            }
+            if body.due_ms < body.expiry_ms {
+                return Err(TxError::DueBeforeExpiry {
+                    expiry_ms: body.expiry_ms,
+                    due_ms: body.due_ms,
+                });
+            }
+            CreditLine {
+                creditor: body.creditor,
+                debtor: body.debtor,
+                limit: body.limit,
+                peak: old.map_or(body.limit, |o| o.peak.max(body.limit)),
+                expiry_ms: body.expiry_ms,
+                due_ms: old.map_or(body.due_ms, |o| o.due_ms.max(body.due_ms)),
+            }
+        };
+        let creditor = self.spend_nonce(&body.creditor, fee, body.nonce)?;
+        let mut plan = Plan::new(
+            [Some(creditor), None, None],
+            None,
+            TxEffect::CreditGranted {
+                channel_id: id,
+                creditor: body.creditor,
+                debtor: body.debtor,
+                limit: body.limit,
+            },
+        );
+        plan.line = Some((key, line));
+        Ok(plan)
+    }
+
+    fn check_repay(&self, tx: &Tx, body: &Repay, fee: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
+        if body.amount == 0 {
+            return Err(TxError::ZeroAmount);
+        }
+        let id = body.channel_id;
+        let debt = *self.debts.get(&id).ok_or(TxError::NoDebt(id))?;
+        if body.from == debt.creditor {
+            return Err(TxError::SelfTransfer);
+        }
+        sigs.own(tx)?;
+        if body.amount > debt.outstanding {
+            return Err(TxError::RepayTooMuch {
+                amount: body.amount,
+                outstanding: debt.outstanding,
+            });
+        }
+        let from = self.spend(&body.from, body.amount, fee, body.nonce)?;
+        // What a creditor is repaid is not swept for its own debts (one step deep).
+        let to = self.credit(&debt.creditor, body.amount)?;
+        let mut plan = Plan::new(
+            [Some(from), to, None],
+            None,
+            TxEffect::Repaid {
+                channel_id: id,
+                from: body.from,
+                amount: body.amount,
+            },
+        );
+        let mut debt = debt;
+        debt.outstanding -= body.amount;
+        plan.set_debt(id, debt);
+        Ok(plan)
+    }
+
+    /// Marks defaulted every outstanding debt whose due time `time_ms` reaches: run at the
+    /// start of every block, before its transactions.
+    pub(crate) fn mark_defaults(&mut self, time_ms: u64) {
+        for (_, _, id) in &self.owed {
+            let debt = self.debts.get_mut(id).expect("the index follows the debts");
+            if debt.defaulted_ms.is_none() && debt.due_ms <= time_ms {
+                debt.defaulted_ms = Some(time_ms);
+            }
+        }
     }
 
     /// Credits both parties and marks the channel closed.
@@ -684,16 +1019,16 @@ impl Books {
         let b = self.credit(&channel.party_b, payout_b)?;
         let mut entry = channel.clone();
         entry.status = ChannelStatus::Closed { payout_a, payout_b };
-        Ok(Plan {
-            accounts: [a, b, None],
-            channel: Some((id, entry)),
-            effect: TxEffect::PaidOut {
+        Ok(Plan::new(
+            [a, b, None],
+            Some((id, entry)),
+            TxEffect::PaidOut {
                 channel_id: id,
                 cooperative,
                 payout_a,
                 payout_b,
             },
-        })
+        ))
     }
 }
 

@@ -301,7 +301,11 @@ impl World {
 /// Flips one bit of the transaction's (first) signature; false if it carries none.
 fn flip_signature(tx: &mut Tx) -> bool {
     let sig = match tx {
-        Tx::Transfer { sig, .. } | Tx::Deposit { sig, .. } | Tx::UnilateralClose { sig, .. } => sig,
+        Tx::Transfer { sig, .. }
+        | Tx::Deposit { sig, .. }
+        | Tx::UnilateralClose { sig, .. }
+        | Tx::CreditGrant { sig, .. }
+        | Tx::Repay { sig, .. } => sig,
         Tx::Open(o) => &mut o.sig_a,
         Tx::CoopClose(c) => &mut c.sig_b,
         Tx::Update(u) => match u.proof_ab.as_mut().or(u.proof_ba.as_mut()) {

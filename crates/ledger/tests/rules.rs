@@ -100,7 +100,11 @@ impl Fx {
 
 fn flip_sig(tx: &mut Tx) {
     match tx {
-        Tx::Transfer { sig, .. } | Tx::Deposit { sig, .. } | Tx::UnilateralClose { sig, .. } => sig.0[0] ^= 1,
+        Tx::Transfer { sig, .. }
+        | Tx::Deposit { sig, .. }
+        | Tx::UnilateralClose { sig, .. }
+        | Tx::CreditGrant { sig, .. }
+        | Tx::Repay { sig, .. } => sig.0[0] ^= 1,
         Tx::Open(o) => o.sig_b.0[5] ^= 0x10,
         Tx::CoopClose(c) => c.sig_a.0[63] ^= 0x01,
         Tx::Update(u) => {
