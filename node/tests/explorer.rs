@@ -52,9 +52,11 @@ fn explorer_page_and_newest_blocks_match_the_ledger() {
         }
         let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
         let list = v.as_array().ok_or("not an array")?.clone();
-        let has = list
-            .iter()
-            .any(|b| b["txs"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == tx_id.as_str())));
+        let has = list.iter().any(|b| {
+            b["txs"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["id"] == tx_id.as_str()))
+        });
         if has {
             Ok(list)
         } else {
@@ -62,7 +64,10 @@ fn explorer_page_and_newest_blocks_match_the_ledger() {
         }
     });
     assert!(!newest.is_empty() && newest.len() <= 20, "{}", newest.len());
-    let heights: Vec<u64> = newest.iter().map(|b| b["height"].as_u64().expect("height")).collect();
+    let heights: Vec<u64> = newest
+        .iter()
+        .map(|b| b["height"].as_u64().expect("height"))
+        .collect();
     for w in heights.windows(2) {
         assert_eq!(w[0], w[1] + 1, "newest first, consecutive: {heights:?}");
     }
@@ -71,8 +76,18 @@ fn explorer_page_and_newest_blocks_match_the_ledger() {
         let h = b["height"].as_u64().expect("height") as usize;
         assert_eq!(b["hash"], ledger[h - 1]["hash"], "block {h}");
         assert_eq!(b["time_ms"], ledger[h - 1]["time_ms"], "block {h}");
-        let ids: Vec<&Value> = b["txs"].as_array().expect("txs").iter().map(|t| &t["id"]).collect();
-        let theirs: Vec<&Value> = ledger[h - 1]["txs"].as_array().expect("txs").iter().map(|t| &t["id"]).collect();
+        let ids: Vec<&Value> = b["txs"]
+            .as_array()
+            .expect("txs")
+            .iter()
+            .map(|t| &t["id"])
+            .collect();
+        let theirs: Vec<&Value> = ledger[h - 1]["txs"]
+            .as_array()
+            .expect("txs")
+            .iter()
+            .map(|t| &t["id"])
+            .collect();
         assert_eq!(ids, theirs, "block {h}");
     }
     let transfer = newest
