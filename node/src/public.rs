@@ -13,7 +13,9 @@
 //! - `/tlog/tile/entries/<N>[.p/<W>]`: entry bundles, each entry a transaction's canonical bytes
 //!   behind a big-endian u16 length;
 //! - `/ledger/...`: raw ledger bytes (see [`raw_routes`]), also served by the control API under
-//!   `/v1/ledger/raw/`.
+//!   `/v1/ledger/raw/`;
+//! - `/`: the explorer page (`node/explorer/`, embedded), its script at `/explorer/app.js`, and
+//!   `/explorer/blocks?limit=N`: the newest blocks as JSON, newest first.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -736,6 +738,9 @@ fn router(state: PublicState) -> Router {
         .route("/tlog/checkpoint", get(tlog_checkpoint))
         .route("/tlog/tile/{*path}", get(tile))
         .nest("/ledger", raw_routes())
+        .route("/", get(explorer_index))
+        .route("/explorer/app.js", get(explorer_js))
+        .route("/explorer/blocks", get(explorer_blocks))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -814,6 +819,103 @@ async fn tile(State(s): State<PublicState>, Path(path): Path<String>) -> Result<
         CACHE_PARTIAL
     };
     Ok(octets(cache, bytes))
+}
+
+/// The explorer page, embedded in the binary.
+const EXPLORER_HTML: &str = include_str!("../explorer/index.html");
+/// The explorer's script.
+const EXPLORER_JS: &str = include_str!("../explorer/app.js");
+/// Most blocks one `/explorer/blocks` answer holds.
+pub const EXPLORER_BLOCKS_MAX: usize = 64;
+/// Blocks `/explorer/blocks` answers without a `limit`.
+const EXPLORER_BLOCKS_DEFAULT: usize = 20;
+
+async fn explorer_index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        EXPLORER_HTML,
+    )
+        .into_response()
+}
+
+async fn explorer_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        EXPLORER_JS,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ExplorerBlocksQuery {
+    limit: Option<usize>,
+}
+
+/// The kind of a transaction: its variant name, read from its serde form so that a variant
+/// added later shows under its own name without a change here.
+fn explorer_tx_kind(tx: &paychan_protocol::Tx) -> String {
+    match serde_json::to_value(tx) {
+        Ok(serde_json::Value::Object(m)) => m.keys().next().cloned().unwrap_or_else(|| "unknown".into()),
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "unknown".into(),
+    }
+}
+
+/// `/explorer/blocks?limit=N`: the newest `N` blocks (default 20, at most
+/// [`EXPLORER_BLOCKS_MAX`]), newest first, as JSON: height, hash, time and the transactions'
+/// ids, kinds and sizes.
+async fn explorer_blocks(
+    State(s): State<PublicState>,
+    q: Result<Query<ExplorerBlocksQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PublicError> {
+    let Query(q) = q.map_err(|e| PublicError::BadRequest(e.body_text()))?;
+    let limit = q
+        .limit
+        .unwrap_or(EXPLORER_BLOCKS_DEFAULT)
+        .clamp(1, EXPLORER_BLOCKS_MAX);
+    let tip = s.node.with_ledger(|l| l.height());
+    if tip == 0 {
+        return Ok(explorer_json(serde_json::json!([])));
+    }
+    let from = tip.saturating_sub(limit as u64 - 1).max(1);
+    let blocks = s.node.store().blocks(from, limit).map_err(store_error)?;
+    let list: Vec<serde_json::Value> = blocks
+        .iter()
+        .rev()
+        .map(|b| {
+            let h = &b.header;
+            serde_json::json!({
+                "height": h.height,
+                "hash": h.hash().to_hex(),
+                "prev_hash": h.prev_hash.to_hex(),
+                "time_ms": h.time_ms,
+                "log_size": h.log_size,
+                "txs": b.txs.iter().map(|t| serde_json::json!({
+                    "id": t.id().to_hex(),
+                    "kind": explorer_tx_kind(t),
+                    "bytes": t.bytes().len(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(explorer_json(serde_json::Value::Array(list)))
+}
+
+fn explorer_json(v: serde_json::Value) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 /// The raw ledger routes, served under `/ledger` by the public listener and under

@@ -121,7 +121,6 @@ fn public_listener_serves_tiles_and_raw_ledger_without_token_and_limits_rate() {
         "/v1/info",
         "/v1/ledger/status",
         "/metrics",
-        "/",
         "/tlog/",
         "/ledger/nope",
     ] {
