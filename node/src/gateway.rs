@@ -634,3 +634,64 @@ async fn wait_paid(
         tokio::time::sleep(STREAM_PAY_POLL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A site with `a.txt`, `sub/index.html`, and a link `out` to a file outside it.
+    fn site() -> (tempfile::TempDir, std::path::PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("site");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        std::fs::write(root.join("sub").join("index.html"), "i").unwrap();
+        std::fs::write(tmp.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), root.join("out")).unwrap();
+        let root = root.canonicalize().unwrap();
+        (tmp, root)
+    }
+
+    #[test]
+    fn a_directory_upstream_serves_only_plain_paths_inside_it() {
+        let (_tmp, root) = site();
+        assert_eq!(file_of(&root, "/a.txt"), Some(root.join("a.txt")));
+        assert_eq!(file_of(&root, "//a.txt"), Some(root.join("a.txt")));
+        assert_eq!(file_of(&root, "/sub/"), Some(root.join("sub").join("index.html")));
+        for bad in [
+            "/../secret",
+            "/sub/../a.txt",
+            "/./a.txt",
+            "/out",
+            "/missing",
+            "/sub",
+            "/",
+            "a.txt",
+            "/a.txt\0",
+        ] {
+            assert_eq!(file_of(&root, bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_upstream_is_http_or_an_existing_directory() {
+        let (_tmp, root) = site();
+        assert_eq!(
+            Upstream::parse(&format!("dir:{}", root.display())).unwrap(),
+            Upstream::Dir(root.clone())
+        );
+        assert!(matches!(
+            Upstream::parse("http://127.0.0.1:8080/api").unwrap(),
+            Upstream::Http(_)
+        ));
+        for bad in [
+            "https://example.org",
+            "dir:/no/such/dir",
+            "ftp://x",
+            "localhost:80",
+        ] {
+            assert!(Upstream::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Upstream::parse(&format!("dir:{}", root.join("a.txt").display())).is_err());
+    }
+}
