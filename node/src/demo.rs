@@ -3,8 +3,9 @@
 //! Opens channels between nodes and from a client account, streams 10,000 payments through
 //! each (both directions on one), closes one cooperatively and one unilaterally (the
 //! counterparty's watchtower answers with a newer proof), waits for the payouts, prints the final
-//! balances next to the expected ones, and verifies the ledger from genesis. Any difference is
-//! an error (non-zero exit).
+//! balances next to the expected ones, and verifies the ledger from genesis; then a reader pays
+//! a static site behind a 402 gateway per request, per KiB and with a donation
+//! ([`crate::demo_site`]). Any difference is an error (non-zero exit).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,7 +34,7 @@ async fn call(api: &ApiClient, path: &str, body: Option<Value>) -> Result<Value>
     .await?
 }
 
-fn bar(label: &str, len: u64) -> indicatif::ProgressBar {
+pub(crate) fn bar(label: &str, len: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{prefix:<28} {bar:30} {pos:>6}/{len} {per_sec:>14}")
@@ -79,7 +80,7 @@ async fn balance(api: &ApiClient, account: &str) -> Result<u64> {
         .context("balance")
 }
 
-/// Runs the demo against the testnet in `root`.
+/// Runs the demo against the testnet in `root`; its pay-per-use part is [`crate::demo_site`].
 pub async fn run(root: &Path) -> Result<()> {
     let rows = testnet::status(root)?;
     ensure!(rows.len() >= 3, "the demo needs a testnet of at least 3 nodes");
@@ -90,7 +91,7 @@ pub async fn run(root: &Path) -> Result<()> {
     let dirs: Vec<DataDir> = (0..rows.len())
         .map(|i| DataDir::new(root.join(format!("node-{i}"))))
         .collect();
-    let apis: Vec<ApiClient> = dirs.iter().map(ApiClient::from_data_dir).collect::<Result<_>>()?;
+    let mut apis: Vec<ApiClient> = dirs.iter().map(ApiClient::from_data_dir).collect::<Result<_>>()?;
     let mut accounts = Vec::new();
     for api in &apis {
         accounts.push(
@@ -315,6 +316,8 @@ pub async fn run(root: &Path) -> Result<()> {
     );
     let checked = client.verify_channel_txs(&ch3, Duration::from_secs(30)).await?;
     println!("  client: {checked} transactions of its channel proven by inclusion in a witnessed checkpoint");
+
+    failures.extend(crate::demo_site::run(root, &rows, &dirs, &mut apis).await?);
 
     if !failures.is_empty() {
         for f in &failures {

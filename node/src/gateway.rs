@@ -57,7 +57,8 @@ pub const FREE_PREFIXES_MAX: usize = 64;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// The service behind the gateway: `http://HOST:PORT` (a path prefix is kept).
+    /// The service behind the gateway: `http://HOST:PORT` (a path prefix is kept), or
+    /// `dir:PATH`, a directory whose files the gateway serves itself (see [`Upstream`]).
     pub upstream: String,
     /// Where the gateway listens.
     #[serde(default = "default_listen")]
@@ -85,10 +86,42 @@ pub fn addr_path(dir: &DataDir) -> std::path::PathBuf {
     dir.root().join("gateway.addr")
 }
 
+/// What stands behind the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// An HTTP service: requests are forwarded to it (`http://HOST:PORT[/PREFIX]`).
+    Http(Uri),
+    /// A static site: `GET` and `HEAD` of `/a/b` answer the file `PATH/a/b` (`index.html` for a
+    /// path ending in `/`), streamed; a missing file is `404`, another method `405`. Paths with
+    /// `..`, `.`, a backslash or a NUL, and files outside the directory through a link, are
+    /// `404`. No percent-decoding: a name is served as spelled in the URL.
+    Dir(std::path::PathBuf),
+}
+
+impl Upstream {
+    /// Reads `http://HOST:PORT[/PREFIX]` or `dir:PATH`.
+    pub fn parse(s: &str) -> Result<Upstream> {
+        if let Some(path) = s.strip_prefix("dir:") {
+            let root = std::path::Path::new(path)
+                .canonicalize()
+                .with_context(|| format!("gateway upstream directory {path}"))?;
+            if !root.is_dir() {
+                bail!("gateway upstream {path} is not a directory");
+            }
+            return Ok(Upstream::Dir(root));
+        }
+        let uri: Uri = s.parse().with_context(|| format!("gateway upstream {s}"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            bail!("gateway upstream {s} is neither http://HOST:PORT nor dir:PATH");
+        }
+        Ok(Upstream::Http(uri))
+    }
+}
+
 struct Gateway {
     node: NodeHandle,
     config: GatewayConfig,
-    upstream: Uri,
+    upstream: Upstream,
     client: Client<HttpConnector, Body>,
     network: String,
     chain_id: String,
@@ -111,13 +144,7 @@ pub async fn serve(
     node: NodeHandle,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let upstream: Uri = config
-        .upstream
-        .parse()
-        .with_context(|| format!("gateway upstream {}", config.upstream))?;
-    if upstream.scheme_str() != Some("http") || upstream.authority().is_none() {
-        bail!("gateway upstream {} is not http://HOST:PORT", config.upstream);
-    }
+    let upstream = Upstream::parse(&config.upstream)?;
     if config.free.len() > FREE_PREFIXES_MAX {
         bail!("at most {FREE_PREFIXES_MAX} free path prefixes");
     }
@@ -130,7 +157,7 @@ pub async fn serve(
         .with_context(|| format!("bind the gateway on {addr}"))?;
     let local = listener.local_addr()?;
     std::fs::write(addr_path(dir), local.to_string())?;
-    tracing::info!(gateway = %local, upstream = %upstream, price = config.price, "402 gateway listening");
+    tracing::info!(gateway = %local, upstream = %config.upstream, price = config.price, "402 gateway listening");
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
@@ -152,6 +179,10 @@ pub async fn serve(
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
+        // No Nagle delay: a streamed body leaves in several writes after its headers.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
             tracing::error!(%e, "gateway stopped");
         }
@@ -231,15 +262,20 @@ impl Gateway {
         self.config.free.iter().any(|p| path.starts_with(p.as_str()))
     }
 
-    /// Sends `req` upstream (without the payment header and hop-by-hop headers).
+    /// Sends `req` upstream (without the payment header and hop-by-hop headers), or answers
+    /// it from the upstream directory.
     async fn forward(&self, req: Request) -> Result<Response, String> {
+        let upstream = match &self.upstream {
+            Upstream::Http(u) => u,
+            Upstream::Dir(root) => return Ok(serve_file(root, req.method(), req.uri().path()).await),
+        };
         let (mut parts, body) = req.into_parts();
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let base = self.upstream.path().trim_end_matches('/');
+        let base = upstream.path().trim_end_matches('/');
         let target = format!(
             "{}://{}{}{}",
-            self.upstream.scheme_str().unwrap_or("http"),
-            self.upstream.authority().map_or("", |a| a.as_str()),
+            upstream.scheme_str().unwrap_or("http"),
+            upstream.authority().map_or("", |a| a.as_str()),
             base,
             pq
         );
@@ -256,6 +292,95 @@ impl Gateway {
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
     }
+}
+
+/// How much of a file is read at a time.
+const FILE_CHUNK: usize = 16 * 1024;
+
+/// The file under `root` that URL path `path` names, if it is a plain path to a file inside.
+fn file_of(root: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
+    let mut file = root.to_path_buf();
+    let rel = path.strip_prefix('/')?;
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        if part == "." || part == ".." || part.contains(['\\', '\0']) {
+            return None;
+        }
+        file.push(part);
+    }
+    if rel.is_empty() || rel.ends_with('/') {
+        file.push("index.html");
+    }
+    // A link may lead out of the directory: only what resolves inside it is served.
+    let real = file.canonicalize().ok()?;
+    (real.starts_with(root) && real.is_file()).then_some(real)
+}
+
+fn content_type(file: &std::path::Path) -> &'static str {
+    match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Answers `method path` from the directory `root` (see [`Upstream::Dir`]).
+async fn serve_file(root: &std::path::Path, method: &axum::http::Method, path: &str) -> Response {
+    use axum::http::Method;
+    if method != Method::GET && method != Method::HEAD {
+        let mut resp = (StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD").into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    let Some(file) = file_of(root, path) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let opened = std::fs::File::open(&file).and_then(|f| Ok((f.metadata()?.len(), f)));
+    let (len, f) = match opened {
+        Ok(x) => x,
+        Err(_) => return (StatusCode::NOT_FOUND, "not found").into_response(),
+    };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        // Read piece by piece off the runtime's threads: a large file is streamed, not loaded.
+        let f = Arc::new(std::sync::Mutex::new(f));
+        Body::from_stream(futures::stream::unfold(Some(f), |f| async move {
+            let f = f?;
+            let read = {
+                let f = f.clone();
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Read;
+                    let mut buf = vec![0u8; FILE_CHUNK];
+                    let mut guard = f.lock().map_err(|_| std::io::Error::other("file lock"))?;
+                    let n = guard.read(&mut buf)?;
+                    buf.truncate(n);
+                    Ok::<_, std::io::Error>(buf)
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            };
+            match read {
+                Ok(buf) if buf.is_empty() => None,
+                Ok(buf) => Some((Ok(bytes::Bytes::from(buf)), Some(f))),
+                Err(e) => Some((Err(e), None)),
+            }
+        }))
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&file)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
 }
 
 /// Headers of one connection, never forwarded (RFC 9110 § 7.6.1).
@@ -507,5 +632,66 @@ async fn wait_paid(
             return false;
         }
         tokio::time::sleep(STREAM_PAY_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A site with `a.txt`, `sub/index.html`, and a link `out` to a file outside it.
+    fn site() -> (tempfile::TempDir, std::path::PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("site");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        std::fs::write(root.join("sub").join("index.html"), "i").unwrap();
+        std::fs::write(tmp.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), root.join("out")).unwrap();
+        let root = root.canonicalize().unwrap();
+        (tmp, root)
+    }
+
+    #[test]
+    fn a_directory_upstream_serves_only_plain_paths_inside_it() {
+        let (_tmp, root) = site();
+        assert_eq!(file_of(&root, "/a.txt"), Some(root.join("a.txt")));
+        assert_eq!(file_of(&root, "//a.txt"), Some(root.join("a.txt")));
+        assert_eq!(file_of(&root, "/sub/"), Some(root.join("sub").join("index.html")));
+        for bad in [
+            "/../secret",
+            "/sub/../a.txt",
+            "/./a.txt",
+            "/out",
+            "/missing",
+            "/sub",
+            "/",
+            "a.txt",
+            "/a.txt\0",
+        ] {
+            assert_eq!(file_of(&root, bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_upstream_is_http_or_an_existing_directory() {
+        let (_tmp, root) = site();
+        assert_eq!(
+            Upstream::parse(&format!("dir:{}", root.display())).unwrap(),
+            Upstream::Dir(root.clone())
+        );
+        assert!(matches!(
+            Upstream::parse("http://127.0.0.1:8080/api").unwrap(),
+            Upstream::Http(_)
+        ));
+        for bad in [
+            "https://example.org",
+            "dir:/no/such/dir",
+            "ftp://x",
+            "localhost:80",
+        ] {
+            assert!(Upstream::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Upstream::parse(&format!("dir:{}", root.join("a.txt").display())).is_err());
     }
 }

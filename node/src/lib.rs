@@ -7,7 +7,8 @@
 //! - [`daemon`]: `paychan run`: composes the node with its control API and public endpoints.
 //! - [`api`]: the HTTP control API; [`public`]: the public read endpoints.
 //! - [`http`]: the CLI's client of the control API.
-//! - [`testnet`]: local multi-process testnets; [`demo`]: the self-checking demo on one.
+//! - [`testnet`]: local multi-process testnets; [`demo`]: the self-checking demo on one
+//!   ([`demo_site`]: its pay-per-use part).
 //! - [`audit_cmd`]: `ledger export`, `ledger keys` and `audit` (the auditor's commands);
 //!   [`ledger_source`]: where those read a ledger (a store, raw HTTP routes, a p2p peer).
 //! - [`client`]: `paychan client`, a channel party that runs no node; [`offline`]: the ledger
@@ -28,6 +29,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod demo_site;
 pub mod evidence;
 pub mod fetch;
 pub mod gateway;

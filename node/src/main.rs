@@ -94,7 +94,9 @@ enum Command {
 /// `paychan gateway`.
 #[derive(Debug, clap::Args)]
 struct GatewayCli {
-    /// The service behind the gateway, `http://HOST:PORT`.
+    /// The service behind the gateway: `http://HOST:PORT[/PREFIX]` (requests are forwarded to
+    /// it), or `dir:PATH` (the gateway serves the files of that directory itself: `GET /a/b`
+    /// answers `PATH/a/b`, `index.html` for a path ending in `/`, 404 for a missing file).
     #[arg(long)]
     upstream: String,
     /// Where the gateway listens.

@@ -318,6 +318,56 @@ fn start_all(root: &Path) -> Result<Vec<NodeStatus>> {
     status(root)
 }
 
+/// Stops node `i` of the running testnet in `root` (SIGTERM, SIGKILL after [`STOP_TIMEOUT`])
+/// and starts it again (`paychan run`, reading its config.toml anew); returns once it serves
+/// its API and sees every other node.
+pub fn restart_node(root: &Path, i: usize) -> Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dirs = node_dirs(root)?;
+    let dir = dirs.get(i).with_context(|| format!("no node-{i}"))?;
+    if let Some(pid) = pid_of(dir) {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if alive(pid) && runs_data_dir(pid, dir.root()) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            while alive(pid) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(dir.pid_path());
+    let exe = std::env::current_exe().context("locate the paychan binary")?;
+    start_process(&exe, dir)?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    wait_for_file(&dir.p2p_addr_path(), deadline).with_context(|| {
+        format!(
+            "node-{i} did not start again; see {}",
+            dir.root().join("node.log").display()
+        )
+    })?;
+    wait_for_file(&dir.api_addr_path(), deadline)?;
+    wait_for_file(&dir.public_addr_path(), deadline)?;
+    let api = ApiClient::from_data_dir(dir)?;
+    loop {
+        let peers = api
+            .get("peers")
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0);
+        if peers + 1 >= dirs.len() && api.get("info").is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("node-{i} did not connect to every node in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn start_process(exe: &Path, dir: &DataDir) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let log = std::fs::File::create(dir.root().join("node.log"))?;

@@ -6,7 +6,8 @@ use common::*;
 use serde_json::Value;
 
 /// `paychan testnet demo`: channels between nodes and from a client account, 10,000 payments
-/// each, a cooperative and an answered unilateral close, balances and ledger checked.
+/// each, a cooperative and an answered unilateral close, balances and ledger checked; then a
+/// static site sold through a 402 gateway (per request, per KiB, a donation).
 #[test]
 fn the_demo_passes_against_a_fresh_testnet() {
     let net = Testnet::up(4);
@@ -17,6 +18,22 @@ fn the_demo_passes_against_a_fresh_testnet() {
         "{out}"
     );
     assert!(!out.contains("MISMATCH"), "{out}");
+    // The pay-per-use part: 1,000 paid requests at 2, the 256 KiB file at 2 + 255 x 1, a
+    // donation of 500, and the creator's balance grown by exactly that on every replica.
+    assert!(
+        out.contains("1,000 paid requests answered, 2,000 charged"),
+        "{out}"
+    );
+    assert!(
+        out.contains("streamed files/large.bin: 262,144 bytes, charged 257"),
+        "{out}"
+    );
+    let site = out
+        .lines()
+        .find(|l| l.contains("creator's balance"))
+        .unwrap_or_else(|| panic!("no creator's balance line: {out}"));
+    assert!(site.contains("amount paid 2,757"), "{site}");
+    assert!(site.trim_end().ends_with("ok"), "{site}");
 
     // The demo's ledger audits clean from an export, from a peer and from the public endpoints,
     // pinned to its chain id, and the report names that chain.

@@ -1349,3 +1349,34 @@ fn a_run_never_signs_past_the_durable_reservation_so_a_crash_cannot_reuse_a_seq(
     };
     assert!(next > top, "seq {next} after a crash, {top} was signed before it");
 }
+
+#[test]
+fn a_detached_proof_is_taken_without_a_second_signature_check_only_if_it_is_the_checked_one() {
+    let mut p = open_pair(100, 100);
+    let items = pay_items(&mut p.a.ch, 1, 3);
+    let checked = p.b.ch.check_detached(&items).expect("a good proof passes");
+    assert_eq!(checked.amount, 3);
+    // Another proof than the checked one (here a forged signature on the same body) is
+    // checked in full and refused, changing nothing.
+    let mut forged = items.clone();
+    forged[0].proof.signature.0[0] ^= 1;
+    assert_eq!(p.b.ch.check_detached(&forged), Err(ChannelError::BadSignature));
+    let before = fingerprint(&p.b.ch);
+    assert_eq!(
+        p.b.ch.receive_detached_verified(&forged, &checked.newest),
+        Err(ChannelError::BadSignature)
+    );
+    assert_eq!(fingerprint(&p.b.ch), before);
+    // The checked one is taken; every other check still runs: taking it twice is refused.
+    let taken = p.b.ch.receive_detached_verified(&items, &checked.newest).unwrap();
+    assert_eq!((taken.amount, taken.newest), (3, items[0].proof));
+    assert_eq!(p.b.ch.transferred_in(), 3);
+    let again =
+        p.b.ch
+            .receive_detached_verified(&items, &checked.newest)
+            .unwrap_err();
+    assert!(
+        matches!(again, ChannelError::SeqNotIncreasing { .. }),
+        "{again:?}"
+    );
+}

@@ -103,8 +103,33 @@ impl Channel {
         Ok(self.take_burst(checked))
     }
 
+    /// [`Channel::receive_detached`] of a one-proof burst whose signature
+    /// [`Channel::check_detached`] already verified: `verified` is that checked proof, and the
+    /// item must carry exactly it (body and signature), else this is a plain
+    /// [`Channel::receive_detached`]. Every other check runs again (the stream may have moved
+    /// the channel since the check); the signature, a function of the proof and the
+    /// counterparty's key alone, is not verified twice.
+    pub fn receive_detached_verified(
+        &mut self,
+        items: &[PayItem],
+        verified: &SignedProof,
+    ) -> Result<Received, ChannelError> {
+        match self.status {
+            ChannelStatus::Open => {}
+            status => return Err(ChannelError::Status { status }),
+        }
+        let once = matches!(items, [item] if item.proof == *verified);
+        let checked = self.check_burst_with(items, !once)?;
+        Ok(self.take_burst(checked))
+    }
+
     /// Every check of a burst against the holder's incoming state; changes nothing.
     fn check_burst(&self, items: &[PayItem]) -> Result<CheckedBurst, ChannelError> {
+        self.check_burst_with(items, true)
+    }
+
+    /// [`Channel::check_burst`], with the signature check only if `verify`.
+    fn check_burst_with(&self, items: &[PayItem], verify: bool) -> Result<CheckedBurst, ChannelError> {
         let Some(newest_item) = items.last() else {
             return Err(ChannelError::BadBurst("empty burst"));
         };
@@ -157,6 +182,7 @@ impl Channel {
             return Err(ChannelError::Overspend { transferred, limit });
         }
         match self.verify_mode {
+            _ if !verify => {}
             VerifyMode::Newest => newest_item
                 .proof
                 .verify(&self.counterparty)

@@ -68,8 +68,8 @@ pub struct HttpChecked {
 /// What the gateway keeps per channel between check and settle.
 #[derive(Debug, Default)]
 pub(super) struct HttpState {
-    /// The proof (its hash) of the request in flight on each channel.
-    pub(super) in_flight: std::collections::BTreeMap<ChannelId, Hash32>,
+    /// The checked proof (signature verified) of the request in flight on each channel.
+    pub(super) in_flight: std::collections::BTreeMap<ChannelId, SignedProof>,
     /// A verified proof whose request failed upstream: not charged, and accepted once more
     /// for the payer's next request.
     pub(super) uncharged: std::collections::BTreeMap<ChannelId, Hash32>,
@@ -157,7 +157,7 @@ impl Manager {
                 format!("the proof pays {}, the price is {price}", received.amount),
             );
         }
-        self.http.in_flight.insert(id, hash);
+        self.http.in_flight.insert(id, item.proof);
         Ok(HttpChecked {
             amount: received.amount,
             reused,
@@ -167,12 +167,14 @@ impl Manager {
     fn http_settle(&mut self, cmd: CommandId, item: &PayItem, answered: bool) {
         let id = item.proof.proof.channel_id;
         let hash = item.proof.proof.hash();
-        if self.http.in_flight.get(&id) != Some(&hash) {
+        // The very proof that was checked, signature included: its signature is not verified
+        // again when it is taken.
+        let Some(verified) = self.http.in_flight.get(&id).copied().filter(|p| *p == item.proof) else {
             return self.reply(
                 cmd,
                 Err(ManagerError::Refused("no such payment in flight".into())),
             );
-        }
+        };
         self.http.in_flight.remove(&id);
         if !answered {
             self.http.uncharged.insert(id, hash);
@@ -181,7 +183,10 @@ impl Manager {
         let Some(slot) = self.channels.get_mut(&id) else {
             return self.reply(cmd, Err(ManagerError::UnknownChannel(id)));
         };
-        match slot.ch.receive_detached(std::slice::from_ref(item)) {
+        match slot
+            .ch
+            .receive_detached_verified(std::slice::from_ref(item), &verified)
+        {
             Ok(_) => {
                 self.http.uncharged.remove(&id);
                 // Answered once the snapshot that holds the proof is durable.
