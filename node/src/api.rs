@@ -500,7 +500,8 @@ pub struct BlockView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TxView {
     id: String,
-    /// `transfer`, `open`, `deposit`, `coop_close`, `unilateral_close`, `update` or `settle`.
+    /// `transfer`, `open`, `deposit`, `coop_close`, `unilateral_close`, `update`, `settle`,
+    /// `credit_grant` or `repay`.
     #[schema(value_type = String)]
     kind: &'static str,
     /// The channel it concerns, if any.
