@@ -191,6 +191,9 @@ fn variant(tx: &Tx) -> &'static str {
         Tx::UnilateralClose { .. } => 4,
         Tx::Update(_) => 5,
         Tx::Settle(_) => 6,
+        Tx::CreditGrant { .. } | Tx::Repay { .. } => {
+            unreachable!("the vector ledger has no credit transactions yet")
+        }
     };
     TX_VARIANTS[index]
 }
