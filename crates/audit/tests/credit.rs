@@ -86,7 +86,7 @@ fn a_tampered_debt_fails_the_audit() {
         txs: last.txs.clone(),
     };
     blocks.push(forged);
-    let err = audit(&c, &blocks).err().expect("a tampered debt is refused");
+    let err = audit(&c, &blocks).expect_err("a tampered debt is refused");
     let text = format!("{err:?}");
     assert!(
         text.contains("state_root") && text.contains("height: 25"),

@@ -309,13 +309,13 @@ proptest! {
                     }
                     Some(tx)
                 }},
-                Op::Close { ch, t_ab, t_ba } => channels.get(ch).and_then(|id| {
+                Op::Close { ch, t_ab, t_ba } => channels.get(ch).map(|id| {
                     let e = c.state.channel(id).unwrap();
                     let ia = keys.iter().position(|k| k.public() == e.party_a).unwrap();
                     let ib = keys.iter().position(|k| k.public() == e.party_b).unwrap();
                     let pab = (t_ab > 0).then(|| c.net.proof(&keys[ia], *id, Direction::AToB, 1, t_ab));
                     let pba = (t_ba > 0).then(|| c.net.proof(&keys[ib], *id, Direction::BToA, 1, t_ba));
-                    Some(c.net.unilateral_close(&keys[ia], *id, pab, pba))
+                    c.net.unilateral_close(&keys[ia], *id, pab, pba)
                 }),
                 Op::Settle { ch } => channels.get(ch).map(|id| c.net.settle(*id)),
                 Op::Transfer { from, to, amount } => Some(c.net.transfer(&keys[from], keys[to].public(), amount, nonces[from])),
