@@ -287,14 +287,7 @@ fn start_all(root: &Path) -> Result<Vec<NodeStatus>> {
         start_process(&exe, dir)?;
     }
     for (i, dir) in dirs.iter().enumerate() {
-        wait_for_file(&dir.p2p_addr_path(), deadline).with_context(|| {
-            format!(
-                "node-{i} did not start; see {}",
-                dir.root().join("node.log").display()
-            )
-        })?;
-        wait_for_file(&dir.api_addr_path(), deadline)?;
-        wait_for_file(&dir.public_addr_path(), deadline)?;
+        wait_listening(i, dir, deadline, "start")?;
     }
     // Ready: every node serves its API, sees every other node and has applied the genesis.
     for dir in dirs {
@@ -316,6 +309,19 @@ fn start_all(root: &Path) -> Result<Vec<NodeStatus>> {
         }
     }
     status(root)
+}
+
+/// Waits until node `i` wrote its p2p, API and public addresses (it listens on all three).
+fn wait_listening(i: usize, dir: &DataDir, deadline: Instant, what: &str) -> Result<()> {
+    wait_for_file(&dir.p2p_addr_path(), deadline).with_context(|| {
+        format!(
+            "node-{i} did not {what}; see {}",
+            dir.root().join("node.log").display()
+        )
+    })?;
+    wait_for_file(&dir.api_addr_path(), deadline)?;
+    wait_for_file(&dir.public_addr_path(), deadline)?;
+    Ok(())
 }
 
 /// Stops node `i` of the running testnet in `root` (SIGTERM, SIGKILL after [`STOP_TIMEOUT`])
@@ -343,14 +349,7 @@ pub fn restart_node(root: &Path, i: usize) -> Result<()> {
     let exe = std::env::current_exe().context("locate the paychan binary")?;
     start_process(&exe, dir)?;
     let deadline = Instant::now() + READY_TIMEOUT;
-    wait_for_file(&dir.p2p_addr_path(), deadline).with_context(|| {
-        format!(
-            "node-{i} did not start again; see {}",
-            dir.root().join("node.log").display()
-        )
-    })?;
-    wait_for_file(&dir.api_addr_path(), deadline)?;
-    wait_for_file(&dir.public_addr_path(), deadline)?;
+    wait_listening(i, dir, deadline, "start again")?;
     let api = ApiClient::from_data_dir(dir)?;
     loop {
         let peers = api

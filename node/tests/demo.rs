@@ -11,7 +11,19 @@ use serde_json::Value;
 #[test]
 fn the_demo_passes_against_a_fresh_testnet() {
     let net = Testnet::up(4);
-    let out = cli_ok(&["testnet", "demo", "--dir", net.root_str()]);
+    // The demo waits out a 30 s challenge window and then reads the paid site: more than one
+    // CLI command's usual bound on a loaded machine.
+    let mut cmd = paychan();
+    cmd.args(["testnet", "demo", "--dir", net.root_str()]);
+    let done = run_bounded(cmd, std::time::Duration::from_secs(180));
+    assert!(
+        done.status.success(),
+        "the demo failed ({}):\nstdout: {}\nstderr: {}",
+        done.status,
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let out = String::from_utf8(done.stdout).expect("utf-8 output");
     println!("{out}");
     assert!(
         out.contains("demo passed: all balances as expected, ledger verified"),
