@@ -111,11 +111,12 @@ impl<'a> Snapshots<'a> {
         dir_str(self.net, i)
     }
 
-    /// Runs `paychan ARGS` (with `--json` if `json`). A `--json` output must be one JSON value;
-    /// a failing one an `error` object with a code and a message.
-    fn run(&self, args: &[&str], json: bool) -> Run {
+    /// Runs `paychan LINE` (split at spaces; with `--json` if `json`). A `--json` output must be
+    /// one JSON value; a failing one an `error` object with a code and a message.
+    fn run(&self, line: &str, json: bool) -> Run {
+        let args: Vec<&str> = line.split_whitespace().collect();
         let mut cmd = paychan();
-        cmd.args(args);
+        cmd.args(&args);
         if json {
             cmd.arg("--json");
         }
@@ -144,9 +145,9 @@ impl<'a> Snapshots<'a> {
         run
     }
 
-    /// Runs `args` as text, then with `--json`.
-    fn both(&self, args: &[&str]) -> Vec<Run> {
-        vec![self.run(args, false), self.run(args, true)]
+    /// Runs `line` as text, then with `--json`.
+    fn both(&self, line: &str) -> Vec<Run> {
+        vec![self.run(line, false), self.run(line, true)]
     }
 
     /// Compares the transcript of `runs` with the snapshot `name`.
@@ -276,143 +277,76 @@ fn flip_a_byte(file: &Path) {
 fn every_command_prints_what_its_snapshot_shows() {
     let net = Testnet::up(2);
     let mut s = Snapshots::new(&net);
-    let (d0, d1) = (s.d(0), s.d(1));
-    let (d0, d1) = (d0.as_str(), d1.as_str());
+    let (d0, d1, root) = (s.d(0), s.d(1), net.root_str().to_owned());
 
     // Who and where.
-    s.check(
-        "testnet_status",
-        &s.both(&["testnet", "status", "--dir", net.root_str()]),
-    );
-    s.check("info", &s.both(&["info", "--data-dir", d1]));
-    s.check("peers", &s.both(&["peers", "--data-dir", d1]));
-    s.check("ledger_keys", &s.both(&["ledger", "keys", "--data-dir", d1]));
+    s.check("testnet_status", &s.both(&format!("testnet status --dir {root}")));
+    s.check("info", &s.both(&format!("info --data-dir {d1}")));
+    s.check("peers", &s.both(&format!("peers --data-dir {d1}")));
+    s.check("ledger_keys", &s.both(&format!("ledger keys --data-dir {d1}")));
     s.check(
         "ledger_balance",
-        &s.both(&["ledger", "balance", "--data-dir", d1]),
+        &s.both(&format!("ledger balance --data-dir {d1}")),
     );
 
     // A transfer waited for, and where it is.
-    let transfer = [
-        "ledger",
-        "transfer",
-        "--to",
-        "client-0",
-        "--amount",
-        "5",
-        "--wait",
-        "--data-dir",
-        d1,
-    ];
+    let transfer = format!("ledger transfer --to client-0 --amount 5 --wait --data-dir {d1}");
     let j = s.run(&transfer, true);
     let tx = s.tx(j.value()["tx_id"].as_str().unwrap());
     let height = j.value()["height"].as_u64().unwrap().to_string();
     s.arg_names.push((height.clone(), "[height]".into()));
     let h = s.run(&transfer, false);
     s.check("ledger_transfer_wait", &[h, j]);
-    s.check("ledger_tx", &s.both(&["ledger", "tx", &tx, "--data-dir", d1]));
+    s.check("ledger_tx", &s.both(&format!("ledger tx {tx} --data-dir {d1}")));
     s.check(
         "ledger_blocks",
-        &s.both(&[
-            "ledger",
-            "blocks",
-            "--from",
-            &height,
-            "--limit",
-            "1",
-            "--data-dir",
-            d1,
-        ]),
+        &s.both(&format!(
+            "ledger blocks --from {height} --limit 1 --data-dir {d1}"
+        )),
     );
     s.check(
         "ledger_balance_of_a_name",
-        &s.both(&["ledger", "balance", "client-0", "--data-dir", d1]),
+        &s.both(&format!("ledger balance client-0 --data-dir {d1}")),
     );
+    let unknown = "cd".repeat(32);
     s.check(
         "ledger_tx_failures",
         &[
-            s.run(&["ledger", "tx", &"cd".repeat(32), "--data-dir", d1], false),
-            s.run(&["ledger", "tx", &"cd".repeat(32), "--data-dir", d1], true),
-            s.run(&["ledger", "tx", "zz", "--data-dir", d1], true),
+            s.run(&format!("ledger tx {unknown} --data-dir {d1}"), false),
+            s.run(&format!("ledger tx {unknown} --data-dir {d1}"), true),
+            s.run(&format!("ledger tx zz --data-dir {d1}"), true),
         ],
     );
     s.check(
         "ledger_transfer_failures",
         &[
             s.run(
-                &[
-                    "ledger",
-                    "transfer",
-                    "--to",
-                    "nope",
-                    "--amount",
-                    "1",
-                    "--data-dir",
-                    d1,
-                ],
+                &format!("ledger transfer --to nope --amount 1 --data-dir {d1}"),
                 false,
             ),
             s.run(
-                &[
-                    "ledger",
-                    "transfer",
-                    "--to",
-                    "nope",
-                    "--amount",
-                    "1",
-                    "--data-dir",
-                    d1,
-                ],
+                &format!("ledger transfer --to nope --amount 1 --data-dir {d1}"),
                 true,
             ),
             s.run(
-                &[
-                    "ledger",
-                    "transfer",
-                    "--to",
-                    "ab",
-                    "--amount",
-                    "1",
-                    "--data-dir",
-                    d1,
-                ],
+                &format!("ledger transfer --to ab --amount 1 --data-dir {d1}"),
                 true,
             ),
             s.run(
-                &[
-                    "ledger",
-                    "transfer",
-                    "--to",
-                    "client-1",
-                    "--amount",
-                    "999999999999",
-                    "--data-dir",
-                    d1,
-                ],
+                &format!("ledger transfer --to client-1 --amount 999999999999 --data-dir {d1}"),
                 true,
             ),
         ],
     );
 
     // Channels: open (JSON, then text), list, pay, payments.
-    let open = |deposit: &'static str| {
-        [
-            "channel",
-            "open",
-            "--peer",
-            "node-0",
-            "--deposit",
-            deposit,
-            "--data-dir",
-            d1,
-        ]
-    };
-    let j = s.run(&open("10000"), true);
+    let open = |deposit: u64| format!("channel open --peer node-0 --deposit {deposit} --data-dir {d1}");
+    let j = s.run(&open(10_000), true);
     let ch1 = s.channel(j.value()["channel_id"].as_str().unwrap());
     wait_open(&net, &ch1);
     // (Listed while there is one channel: a list is in the order of the ids, which differ.)
-    let list = s.both(&["channel", "list", "--data-dir", d1]);
-    let h = s.run(&open("1000"), false);
+    let list = s.both(&format!("channel list --data-dir {d1}"));
+    let h = s.run(&open(1_000), false);
     let ch2 = new_channels(&net, 1, std::slice::from_ref(&ch1))
         .pop()
         .expect("the second channel");
@@ -422,134 +356,60 @@ fn every_command_prints_what_its_snapshot_shows() {
     s.check("channel_list", &list);
     s.check(
         "channel_pay",
-        &s.both(&[
-            "channel",
-            "pay",
-            &ch1[..12],
-            "--amount",
-            "2",
-            "--count",
-            "50",
-            "--data-dir",
-            d1,
-        ]),
+        &s.both(&format!(
+            "channel pay {} --amount 2 --count 50 --data-dir {d1}",
+            &ch1[..12]
+        )),
     );
     s.check(
         "channel_payments",
-        &s.both(&["channel", "payments", &ch1, "--limit", "3", "--data-dir", d0]),
+        &s.both(&format!("channel payments {ch1} --limit 3 --data-dir {d0}")),
     );
     // 400 payments of 3 from a deposit of 1,000: 333 go through, then none.
+    let pay = format!("channel pay {ch2} --amount 3 --count 400 --data-dir {d1}");
     s.check(
         "channel_pay_out_of_funds",
-        &[
-            s.run(
-                &[
-                    "channel",
-                    "pay",
-                    &ch2,
-                    "--amount",
-                    "3",
-                    "--count",
-                    "400",
-                    "--data-dir",
-                    d1,
-                ],
-                false,
-            ),
-            s.run(
-                &[
-                    "channel",
-                    "pay",
-                    &ch2,
-                    "--amount",
-                    "3",
-                    "--count",
-                    "400",
-                    "--data-dir",
-                    d1,
-                ],
-                true,
-            ),
-        ],
+        &[s.run(&pay, false), s.run(&pay, true)],
     );
+    let unknown = "ab".repeat(32);
     s.check(
         "channel_failures",
         &[
             s.run(
-                &[
-                    "channel",
-                    "pay",
-                    &"ab".repeat(32),
-                    "--amount",
-                    "1",
-                    "--data-dir",
-                    d1,
-                ],
+                &format!("channel pay {unknown} --amount 1 --data-dir {d1}"),
                 false,
             ),
+            s.run(&format!("channel pay {unknown} --amount 1 --data-dir {d1}"), true),
+            s.run(&format!("channel pay ffff0000 --amount 1 --data-dir {d1}"), true),
             s.run(
-                &[
-                    "channel",
-                    "pay",
-                    &"ab".repeat(32),
-                    "--amount",
-                    "1",
-                    "--data-dir",
-                    d1,
-                ],
+                &format!("channel open --peer node-9 --deposit 1 --data-dir {d1}"),
                 true,
             ),
-            s.run(
-                &["channel", "pay", "ffff0000", "--amount", "1", "--data-dir", d1],
-                true,
-            ),
-            s.run(
-                &[
-                    "channel",
-                    "open",
-                    "--peer",
-                    "node-9",
-                    "--deposit",
-                    "1",
-                    "--data-dir",
-                    d1,
-                ],
-                true,
-            ),
-            s.run(&["channel", "pay"], false),
-            s.run(&["channel", "pay"], true),
+            s.run("channel pay", false),
+            s.run("channel pay", true),
         ],
     );
-    s.check("info_with_channels", &s.both(&["info", "--data-dir", d1]));
+    s.check("info_with_channels", &s.both(&format!("info --data-dir {d1}")));
 
     // Closes: cooperative (text, then JSON), and unilateral without waiting.
     s.check(
         "channel_close",
         &[
-            s.run(&["channel", "close", &ch1, "--data-dir", d1], false),
-            s.run(&["channel", "close", &ch2, "--data-dir", d1], true),
+            s.run(&format!("channel close {ch1} --data-dir {d1}"), false),
+            s.run(&format!("channel close {ch2} --data-dir {d1}"), true),
         ],
     );
-    let j = s.run(&open("100"), true);
+    let j = s.run(&open(100), true);
     let ch3 = s.channel(j.value()["channel_id"].as_str().unwrap());
-    let j = s.run(&open("100"), true);
+    let j = s.run(&open(100), true);
     let ch4 = s.channel(j.value()["channel_id"].as_str().unwrap());
     wait_open(&net, &ch3);
     wait_open(&net, &ch4);
+    let force = |ch: &str| format!("channel close {ch} --force --no-wait --data-dir {d1}");
     s.check(
         "channel_close_force_no_wait",
-        &[
-            s.run(
-                &["channel", "close", &ch3, "--force", "--no-wait", "--data-dir", d1],
-                false,
-            ),
-            s.run(
-                &["channel", "close", &ch4, "--force", "--no-wait", "--data-dir", d1],
-                true,
-            ),
-        ],
+        &[s.run(&force(&ch3), false), s.run(&force(&ch4), true)],
     );
-
     // Both unilateral closes in a block before the ledger is exported below.
     for ch in [&ch3, &ch4] {
         wait_until("the unilateral close in a block", STEP, || {
@@ -563,80 +423,70 @@ fn every_command_prints_what_its_snapshot_shows() {
     s.check(
         "connect",
         &[
-            s.run(&["connect", &addr, "--data-dir", d1], false),
-            s.run(&["connect", &addr, "--data-dir", d1], true),
-            s.run(&["connect", "/ip4/127.0.0.1/tcp/1", "--data-dir", d1], false),
-            s.run(&["connect", "not-an-address", "--data-dir", d1], true),
+            s.run(&format!("connect {addr} --data-dir {d1}"), false),
+            s.run(&format!("connect {addr} --data-dir {d1}"), true),
+            s.run(&format!("connect /ip4/127.0.0.1/tcp/1 --data-dir {d1}"), false),
+            s.run(&format!("connect not-an-address --data-dir {d1}"), true),
         ],
     );
 
     // Export and audit, clean and tampered.
-    let export = s.scratch.join("ledger.export");
-    let export = export.to_str().unwrap();
-    let tampered = s.scratch.join("tampered.export");
-    let tampered = tampered.to_str().unwrap();
-    let to = s.run(&["ledger", "status", "--data-dir", d1], true).value()["height"]
+    let scratch = s.scratch.to_str().unwrap().to_owned();
+    let (export, tampered) = (
+        format!("{scratch}/ledger.export"),
+        format!("{scratch}/tampered.export"),
+    );
+    let to = s.run(&format!("ledger status --data-dir {d1}"), true).value()["height"]
         .as_u64()
         .unwrap()
         .to_string();
     s.arg_names.push((to.clone(), "[height]".into()));
+    let export_cmd = format!("ledger export --out {export} --to {to} --data-dir {d1}");
     s.check(
         "ledger_export",
-        &[
-            s.run(
-                &["ledger", "export", "--out", export, "--to", &to, "--data-dir", d1],
-                false,
-            ),
-            s.run(
-                &["ledger", "export", "--out", export, "--to", &to, "--data-dir", d1],
-                true,
-            ),
-        ],
+        &[s.run(&export_cmd, false), s.run(&export_cmd, true)],
     );
-    std::fs::copy(export, tampered).unwrap();
-    flip_a_byte(Path::new(tampered));
+    std::fs::copy(&export, &tampered).unwrap();
+    flip_a_byte(Path::new(&tampered));
     let chain = net.genesis().chain_id().to_hex();
+    let audit = |file: &str| format!("audit --file {file} --chain-id {chain}");
     s.check(
         "audit",
-        &[
-            s.run(&["audit", "--file", export, "--chain-id", &chain], false),
-            s.run(&["audit", "--file", export, "--chain-id", &chain], true),
-        ],
+        &[s.run(&audit(&export), false), s.run(&audit(&export), true)],
     );
+    let unpinned = format!("audit --file {export}");
     s.check(
         "audit_failures",
         &[
-            s.run(&["audit", "--file", tampered, "--chain-id", &chain], false),
-            s.run(&["audit", "--file", tampered, "--chain-id", &chain], true),
-            s.run(&["audit", "--file", export], false),
-            s.run(&["audit", "--file", export], true),
+            s.run(&audit(&tampered), false),
+            s.run(&audit(&tampered), true),
+            s.run(&unpinned, false),
+            s.run(&unpinned, true),
         ],
     );
 
     // Keys and a data dir of one's own.
-    let key = s.scratch.join("k.key");
-    let key = key.to_str().unwrap();
+    let key = format!("{scratch}/k.key");
     s.check(
         "key_new_out",
         &[
-            s.run(&["key", "new", "--out", key], false),
-            s.run(&["key", "new", "--out", key], false),
-            s.run(&["key", "new", "--out", key], true),
-            s.run(&["key", "new", "--data-dir", d1], true),
+            s.run(&format!("key new --out {key}"), false),
+            s.run(&format!("key new --out {key}"), false),
+            s.run(&format!("key new --out {key}"), true),
+            s.run(&format!("key new --data-dir {d1}"), true),
         ],
     );
-    let own = s.scratch.join("own");
-    let own = own.to_str().unwrap();
-    let own_json = s.scratch.join("own-json");
-    let own_json = own_json.to_str().unwrap();
+    let (own, own_json) = (format!("{scratch}/own"), format!("{scratch}/own-json"));
     let runs = [
-        s.run(&["init", "--data-dir", own], false),
-        s.run(&["init", "--data-dir", own_json], true),
-        s.run(&["init", "--data-dir", own], true),
+        s.run(&format!("init --data-dir {own}"), false),
+        s.run(&format!("init --data-dir {own_json}"), true),
+        s.run(&format!("init --data-dir {own}"), true),
     ];
-    for dir in [own, own_json] {
-        let dd = paychan::config::DataDir::new(PathBuf::from(dir));
-        let me = dd.keypair().unwrap().public();
+    for dir in [&own, &own_json] {
+        let me = paychan::config::DataDir::new(PathBuf::from(dir))
+            .keypair()
+            .unwrap()
+            .public();
         s.name(
             &paychan_net::peer_id_from_public_key(&me).unwrap().to_string(),
             "[peer own]",
@@ -646,31 +496,29 @@ fn every_command_prints_what_its_snapshot_shows() {
     s.check("init", &runs);
 
     // Commands that take no data dir, and a testnet that exists.
+    let up = format!("testnet up --nodes 2 --dir {root}");
     s.check(
         "testnet_and_client_failures",
         &[
-            s.run(&["testnet", "up", "--nodes", "2", "--dir", net.root_str()], false),
-            s.run(&["testnet", "up", "--nodes", "2", "--dir", net.root_str()], true),
-            s.run(
-                &["testnet", "status", "--dir", net.root_str(), "--data-dir", d1],
-                true,
-            ),
-            s.run(&["client", "--key", key, "--node", &addr], true),
+            s.run(&up, false),
+            s.run(&up, true),
+            s.run(&format!("testnet status --dir {root} --data-dir {d1}"), true),
+            s.run(&format!("client --key {key} --node {addr}"), true),
         ],
     );
 
     // A stopped node: the commands that need it say so; the ledger reads from its store.
     s.check(
         "testnet_down",
-        &[s.run(&["testnet", "down", "--dir", net.root_str()], false)],
+        &[s.run(&format!("testnet down --dir {root}"), false)],
     );
     s.check(
         "stopped_node",
         &[
-            s.run(&["info", "--data-dir", d1], false),
-            s.run(&["info", "--data-dir", d1], true),
-            s.run(&["ledger", "balance", "--data-dir", d1], false),
-            s.run(&["ledger", "status", "--data-dir", d1], true),
+            s.run(&format!("info --data-dir {d1}"), false),
+            s.run(&format!("info --data-dir {d1}"), true),
+            s.run(&format!("ledger balance --data-dir {d1}"), false),
+            s.run(&format!("ledger status --data-dir {d1}"), true),
         ],
     );
 }
