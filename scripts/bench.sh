@@ -18,11 +18,13 @@ cd "$(dirname "$0")/.."
 quick=0
 for a in "$@"; do [[ "$a" == "--quick" ]] && quick=1; done
 
+# The binaries are where cargo puts them (CARGO_TARGET_DIR, if set).
+bin="${CARGO_TARGET_DIR:-target}/release"
 cargo build --release -q -p paychan -p paychan-bench
 if (( ! quick )); then
   cargo build --release -q -p paychan-channel --example payment_path
   echo "== payment path, in process (crates/channel/examples/payment_path.rs)"
-  target/release/examples/payment_path 50000 3
+  "$bin/examples/payment_path" 50000 3
   echo
 fi
-exec target/release/paychan-bench run "$@"
+exec "$bin/paychan-bench" run "$@"
