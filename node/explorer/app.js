@@ -215,7 +215,8 @@ const state = {
   metricsAt: 0,
 };
 window.paychanExplorer = state;
-let checkpointReadDone;
+let checkpointReadDone, infoReadDone;
+const infoRead = new Promise((r) => { infoReadDone = r; });
 const checkpointRead = new Promise((r) => { checkpointReadDone = r; });
 
 function pinsKey() {
@@ -319,13 +320,14 @@ function renderCheckpointBar() {
     bar.replaceChildren(el("span", { class: "muted" }, "no checkpoint yet"));
     return;
   }
-  const v = { status: cp.ok ? "verified" : "failed", reason: cp.ok ? `log signature and ${cp.cosigned} witness cosignatures` : cp.reason };
+  const v = { status: cp.ok ? "verified" : "failed", reason: cp.ok ? `log signature and ${cp.cosigned} witness cosignature${cp.cosigned === 1 ? "" : "s"}` : cp.reason };
   bar.replaceChildren(link("#/checkpoint", `Checkpoint at height ${cp.height}, log size ${cp.size}`), " ", verdictBadge(v, "cp-verdict"));
 }
 
 async function pollCheckpoint() {
   try {
     state.info = await getJson("/explorer/info");
+    infoReadDone();
     const m = await getJson("/explorer/metrics");
     const t = Date.now();
     if (state.metrics) {
@@ -368,7 +370,7 @@ async function pollCheckpoint() {
 function barChart(values, label) {
   const w = 300, h = 100;
   const max = Math.max(1, ...values);
-  const bw = w / Math.max(values.length, 1);
+  const bw = w / Math.max(values.length, CHART_POINTS);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   svg.setAttribute("preserveAspectRatio", "none");
@@ -398,7 +400,11 @@ function lineChart(points, label) {
   if (points.length) {
     const max = Math.max(1, ...points);
     const step = w / Math.max(points.length - 1, 1);
-    const d = points.map((v, i) => `${i ? "L" : "M"}${(i * step).toFixed(1)},${(h - 2 - (v / max) * (h - 6)).toFixed(1)}`).join(" ");
+    const y = (v) => (h - 2 - (v / max) * (h - 6)).toFixed(1);
+    // One point draws as a short flat segment.
+    const d = points.length === 1
+      ? `M0,${y(points[0])} L${w},${y(points[0])}`
+      : points.map((v, i) => `${i ? "L" : "M"}${(i * step).toFixed(1)},${y(v)}`).join(" ");
     const p = document.createElementNS(svg.namespaceURI, "path");
     p.setAttribute("d", d);
     p.setAttribute("fill", "none");
@@ -577,7 +583,8 @@ function checkpointView() {
   ];
 }
 
-function keysView() {
+async function keysView() {
+  if (!state.info) await Promise.race([infoRead, new Promise((r) => setTimeout(r, 5000))]);
   const pins = loadPins();
   const info = state.info;
   const suggested = info ? [info.log_key, ...info.witness_keys].join("\n") : "";
@@ -669,7 +676,7 @@ async function render() {
       case "account": content = await accountView(r.arg); break;
       case "channels": content = await channelsView(); break;
       case "checkpoint": content = checkpointView(); break;
-      case "keys": content = keysView(); break;
+      case "keys": content = await keysView(); break;
       case "testnet": content = await testnetView(); break;
       default: content = blocksView();
     }
@@ -688,6 +695,11 @@ async function pollBlocks() {
     state.blocks = blocks;
     setStatus(blocks.length ? `tip at height ${blocks[0].height}` : "no block yet");
     if (changed && route().name === "blocks") render();
+    // The testnet view follows the nodes' heights.
+    if (route().name === "testnet" && now - (state.testnetAt || 0) > CHECKPOINT_POLL_MS) {
+      state.testnetAt = now;
+      render();
+    }
   } catch (e) {
     setStatus(`cannot read blocks: ${e.message}`, true);
   }

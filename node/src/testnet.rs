@@ -319,8 +319,13 @@ fn write_testnet_files(root: &Path, rows: &[NodeStatus]) -> Result<()> {
     let list: Vec<Value> = rows
         .iter()
         .map(|r| {
+            // The address file itself: the node wrote it once it listened.
+            let public_url = std::fs::read_to_string(DataDir::new(&r.data_dir).public_addr_path())
+                .ok()
+                .map(|a| format!("http://{}", a.trim()))
+                .or_else(|| r.public_url.clone());
             serde_json::json!({
-                "name": r.name, "role": r.role, "peer_id": r.peer_id, "public_url": r.public_url,
+                "name": r.name, "role": r.role, "peer_id": r.peer_id, "public_url": public_url,
             })
         })
         .collect();

@@ -17,6 +17,36 @@ use serde_json::Value;
 /// Bound on what the page must show once the node has it.
 const PAGE: Duration = Duration::from_secs(10);
 
+/// The pids of the processes that hold `path` open (from `/proc/*/fd`).
+fn holders(path: &std::path::Path) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|fds| {
+                    fds.flatten()
+                        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A key pressed and released (`Input.dispatchKeyEvent`).
+fn press(b: &mut Browser, key: &str, code: u32) {
+    let text = if key == "Enter" { "\r" } else { "" };
+    for kind in ["keyDown", "keyUp"] {
+        b.call(
+            "Input.dispatchKeyEvent",
+            serde_json::json!({ "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code, "text": if kind == "keyDown" { text } else { "" } }),
+        );
+    }
+}
+
 fn public_url(net: &Testnet, i: usize) -> String {
     let addr = wait_until(&format!("node-{i}'s public.addr"), STEP, || {
         std::fs::read_to_string(net.dir(i).join("public.addr")).map_err(|e| e.to_string())
@@ -120,8 +150,36 @@ fn explorer_in_a_headless_browser() {
     let api = net.api(0);
     let public = public_url(&net, 0);
 
-    // Some ledger activity: a channel between the nodes and a transfer to a client.
+    // Some ledger activity: a channel between the nodes, a second one closing unilaterally, a
+    // transfer to a client, and payments on the first channel while the page is open.
     let channel = open_cli(&net, 0, 1, 50_000, 20_000);
+    let closing = open_cli(&net, 1, 0, 10_000, 0);
+    cli_ok(&[
+        "channel",
+        "close",
+        &closing,
+        "--force",
+        "--no-wait",
+        "--data-dir",
+        &dir_str(&net, 1),
+        "--json",
+    ]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let payer = {
+        let (api, channel, stop) = (net.api(0), channel.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut paid = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::json!({ "amount": 1, "count": 20 });
+                match api.post(&format!("/v1/channels/{channel}/pay"), &body) {
+                    Ok((200, _)) => paid += 20,
+                    other => panic!("pay: {other:?}"),
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            paid
+        })
+    };
     let to = net.client_key(0).public();
     let tx_id = wait_until("a transfer accepted", STEP, || api.transfer(&to, 1234));
     // Until a witnessed checkpoint covers the transfer.
@@ -191,7 +249,36 @@ fn explorer_in_a_headless_browser() {
             "block {h} showed {lag} ms after its creation: {lags:?}"
         );
     }
+    // The payments chart reads the node's figures: payments per second while the payer runs.
+    let rate = b.wait_for(
+        "payments per second above 0",
+        PAGE,
+        "(() => { const s = window.paychanExplorer.paymentsSeries; return s.length >= 3 && s[s.length - 1] > 0 ? s[s.length - 1] : null })()",
+    );
+    assert!(rate.as_f64().is_some_and(|r| r > 0.0), "{rate}");
+    b.wait_for(
+        "the payments chart",
+        PAGE,
+        "document.querySelector('svg[aria-label=\"payments per second\"] path') !== null",
+    );
     shot(&mut b, "explorer-desktop.png", 1280, 900);
+
+    // Keyboard: Tab moves from the search field to its button and on to a link; Enter on a
+    // block's link opens the block.
+    b.eval("document.getElementById('q').focus()");
+    press(&mut b, "Tab", 9);
+    assert_eq!(b.eval("document.activeElement.textContent"), "Go");
+    press(&mut b, "Tab", 9);
+    assert_eq!(b.eval("document.activeElement.tagName"), "A");
+    let height = b.eval(
+        "(() => { const a = document.querySelector('#blocks tbody a'); a.focus(); return a.textContent })()",
+    );
+    press(&mut b, "Enter", 13);
+    b.wait_for(
+        "the block opened from the keyboard",
+        PAGE,
+        &format!("location.hash === '#/block/{}' && document.querySelector('#view h2') && document.querySelector('#view h2').textContent === 'Block {}'", height.as_str().expect("a height"), height.as_str().expect("a height")),
+    );
 
     // A transaction page: its bytes, fields and a verified inclusion.
     b.eval(&format!("location.hash = '#/tx/{tx_id}'"));
@@ -237,6 +324,17 @@ fn explorer_in_a_headless_browser() {
         row[1]
             .as_str()
             .is_some_and(|t| t.contains("50,000 ") && t.contains("20,000 ")),
+        "{row}"
+    );
+
+    let row = b.wait_for(
+        "the closing channel listed",
+        PAGE,
+        &format!("(() => {{ const r = document.querySelector('#channels tr[data-channel=\"{closing}\"][data-status=closing]'); return r ? r.innerText : null }})()"),
+    );
+    assert!(
+        row.as_str()
+            .is_some_and(|t| t.contains("left in the challenge window")),
         "{row}"
     );
 
@@ -304,6 +402,10 @@ fn explorer_in_a_headless_browser() {
     let errors = b.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let paid = payer.join().expect("the payer");
+    assert!(paid > 0);
+
     // The witness serves a checkpoint with a tampered cosignature (test-only switch): the page
     // shows the failure and why.
     let config = net.dir(1).join("config.toml");
@@ -315,6 +417,14 @@ fn explorer_in_a_headless_browser() {
     )
     .expect("write config");
     net.kill9(1);
+    // The store's lock goes with the last open descriptor of it.
+    let db = net.dir(1).join("db").join("db");
+    wait_until("node-1's store to be closed by every process", STEP, || {
+        let held = holders(&db);
+        held.is_empty()
+            .then_some(())
+            .ok_or(format!("held open by pids {held:?}"))
+    });
     let _ = std::fs::remove_file(net.dir(1).join("public.addr"));
     net.restart(1);
     let witness = public_url(&net, 1);

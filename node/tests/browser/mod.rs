@@ -114,10 +114,12 @@ impl Browser {
             .expect("a ws:// DevTools address")
             .to_owned();
         let stream = TcpStream::connect(&host).expect("connect to DevTools");
-        stream
+        stream.set_read_timeout(Some(CALL_TIMEOUT)).expect("read timeout");
+        let (ws, _) = tungstenite::client(url.as_str(), stream).expect("DevTools websocket handshake");
+        // Short reads from here on: `answer` checks its deadline between them.
+        ws.get_ref()
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("read timeout");
-        let (ws, _) = tungstenite::client(url.as_str(), stream).expect("DevTools websocket handshake");
         let mut b = Browser {
             child,
             ws,
