@@ -82,7 +82,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -344,7 +344,7 @@ fn explorer_in_a_headless_browser() {
     let text = b.wait_for(
         "the account's balance and history",
         PAGE,
-        &format!("(() => {{ const t = document.getElementById('view').innerText; return t.includes('+1,234 ') ? t : null }})()"),
+        "(() => { const t = document.getElementById('view').innerText; return t.includes('+1,234 ') ? t : null })()",
     );
     let unit_balance = format!("{} ", grouped(balance));
     assert!(
@@ -455,6 +455,37 @@ fn explorer_in_a_headless_browser() {
         "(() => { const v = document.querySelector('#tx-verdict:not([data-verdict=pending])'); return v ? [v.dataset.verdict, v.textContent] : null })()",
     );
     assert_eq!(verdict[0], "failed", "{verdict}");
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+#[test]
+fn a_split_view_alarm_shows_at_the_top_of_every_page() {
+    let Some(mut b) = Browser::launch() else {
+        return;
+    };
+    // A sequencer that signs two checkpoints for one log size, once.
+    let net = Testnet::up_with(2, &["--test-equivocate"]);
+    let reason = wait_until("node-1 reports a split view", STEP, || {
+        let a = net.api(1).get("/v1/alarms")?;
+        a["split_views"][0]["reason"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(format!("no split view yet: {a}"))
+    });
+    let witness = public_url(&net, 1);
+    for view in ["#/", "#/channels", "#/checkpoint"] {
+        b.goto(&format!("{witness}/{view}"));
+        let alarm = b.wait_for(
+            "the alarm at the top",
+            PAGE,
+            "(() => { const a = document.getElementById('alarms'); return a && a.textContent.includes('split view') ? a.textContent : null })()",
+        );
+        assert!(
+            alarm.as_str().is_some_and(|t| t.contains(&reason)),
+            "{view}: {alarm} lacks {reason}"
+        );
+    }
     let errors = b.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
