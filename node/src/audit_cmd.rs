@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::config::DataDir;
 use crate::ledger_source::{self, walk, HttpSource, Item, PeerSource, Source, PAGE};
+use crate::output::{grouped, time_text, unit_symbol};
 
 /// Why an auditor's command failed, with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +206,7 @@ pub fn run_audit(dir: &DataDir, json_out: bool, cli: AuditCli) -> i32 {
                 } else {
                     "usage"
                 };
-                println!("{}", json!({"ok": false, "error": kind, "detail": e.to_string()}));
+                println!("{}", json!({"error": {"code": kind, "message": e.to_string()}}));
             }
             eprintln!("paychan audit: {e}");
             e.exit_code()
@@ -907,8 +908,8 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
         if json_out {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json!({"ok": false, "error": "split_view", "detail": s.reason,
-                    "sources": reports, "notes": [{"source": source_a, "note": note_a}, {"source": source_b, "note": note_b}]}))
+                serde_json::to_string_pretty(&json!({"error": {"code": "split_view", "message": s.reason,
+                    "done": {"sources": reports, "notes": [{"source": source_a, "note": note_a}, {"source": source_b, "note": note_b}]}}}))
                 .unwrap_or_default()
             );
         } else {
@@ -942,6 +943,7 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
         }
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
+        crate::output::set_unit(&first.genesis.unit);
         for r in &results {
             println!("{}", table(&r.source, &r.auditor.report()));
         }
@@ -968,7 +970,12 @@ fn table(source: &str, r: &Report) -> String {
     let mut out = vec![
         format!("source:       {source}"),
         format!("chain id:     {}  ({})", r.chain_id, r.network),
-        format!("verified to:  height {} (log size {}, time {} ms)", r.height, r.log_size, r.time_ms),
+        format!(
+            "verified to:  height {} (log size {}, time {})",
+            r.height,
+            r.log_size,
+            time_text(r.time_ms)
+        ),
         format!("blocks:       {}", r.blocks),
         format!(
             "transactions: {} (transfer {}, open {}, deposit {}, coop_close {}, unilateral_close {}, update {}, settle {})",
@@ -978,8 +985,12 @@ fn table(source: &str, r: &Report) -> String {
             "channels:     {} opened, {} closed, {} close started, {} settled, {} live",
             c.opened, c.closed, c.close_started, c.settled, c.live
         ),
-        format!("locked:       {}", c.locked),
-        format!("supply:       {} (conserved after every block), {} accounts", r.supply, r.accounts),
+        format!("locked:       {}", amount(c.locked)),
+        format!(
+            "supply:       {} (conserved after every block), {} accounts",
+            amount(r.supply),
+            r.accounts
+        ),
         format!("checkpoints:  {} verified, {} matched with the blocks", r.checkpoints, r.checkpoints_matched),
     ];
     match &r.newest_witnessed {
@@ -1009,6 +1020,11 @@ fn table(source: &str, r: &Report) -> String {
     ));
     out.push(format!("summary:      {}", r.summary()));
     out.join("\n")
+}
+
+/// An amount with the chain's unit: `1,500 cr`.
+fn amount(n: u64) -> String {
+    format!("{} {}", grouped(n), unit_symbol())
 }
 
 fn balances_table(a: &Auditor) -> String {

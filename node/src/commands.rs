@@ -295,6 +295,8 @@ pub fn close(api: &ApiClient, json_out: bool, channel: &str, force: bool, no_wai
     }
     let before = channel_row(api, &channel)?;
     let peer = before["counterparty_peer_id"].as_str().map(str::to_owned);
+    // The close transaction lands above this height: where the steps look for its id.
+    let start_height = api.get("ledger/status")?["height"].as_u64().unwrap_or(0);
     let step = |text: String| {
         if !json_out {
             print_line(&text);
@@ -343,7 +345,7 @@ pub fn close(api: &ApiClient, json_out: bool, channel: &str, force: bool, no_wai
                 "shutting_down" => note(
                     &mut steps,
                     "proposed",
-                    "cooperative close proposed to the peer; waiting for its signature".into(),
+                    "cooperative close proposed to the peer".into(),
                     json!({}),
                 ),
                 "closing" => note(
@@ -365,12 +367,8 @@ pub fn close(api: &ApiClient, json_out: bool, channel: &str, force: bool, no_wai
         if let (Some(end), Some(now)) = (row["window_end_ms"].as_u64(), row["ledger_time_ms"].as_u64()) {
             if !window_seen {
                 window_seen = true;
-                note(
-                    &mut steps,
-                    "on_ledger",
-                    "close transaction in a block".into(),
-                    json!({}),
-                );
+                let (text, extra) = close_tx_step(api, &channel, start_height);
+                note(&mut steps, "on_ledger", text, extra);
             }
             if last_window_note.elapsed() >= Duration::from_secs(10) {
                 last_window_note = Instant::now();
@@ -426,12 +424,8 @@ pub fn close(api: &ApiClient, json_out: bool, channel: &str, force: bool, no_wai
                 json!({}),
             );
         }
-        note(
-            &mut steps,
-            "signed",
-            "signed by both; the close transaction is in a block".into(),
-            json!({}),
-        );
+        let (text, extra) = close_tx_step(api, &channel, start_height);
+        note(&mut steps, "signed", format!("signed by both; {text}"), extra);
     }
     let row = channel_row(api, &channel).unwrap_or(Value::Null);
     let waited = answer["closed"] == true;
@@ -452,6 +446,46 @@ pub fn close(api: &ApiClient, json_out: bool, channel: &str, force: bool, no_wai
         )
     });
     Ok(())
+}
+
+/// The step that names a channel's close transaction and its block: found in the blocks above
+/// `from_height`, the height when the close began (`tx_id` and `height` are null if the node
+/// no longer serves those blocks).
+fn close_tx_step(api: &ApiClient, channel: &str, from_height: u64) -> (String, Value) {
+    match find_close_tx(api, channel, from_height) {
+        Some((tx_id, height)) => (
+            format!("close transaction {tx_id} in block {height}"),
+            json!({"tx_id": tx_id, "height": height}),
+        ),
+        None => (
+            "the close transaction is in a block".into(),
+            json!({"tx_id": null, "height": null}),
+        ),
+    }
+}
+
+/// The newest close transaction (cooperative or unilateral) of `channel` in the blocks above
+/// `from_height`, with its height.
+fn find_close_tx(api: &ApiClient, channel: &str, from_height: u64) -> Option<(String, u64)> {
+    let tip = api.get("ledger/status").ok()?["height"].as_u64()?;
+    let mut from = from_height + 1;
+    let mut found = None;
+    while from <= tip {
+        let blocks = api.get(&format!("ledger/blocks?from={from}&limit=256")).ok()?;
+        let blocks = blocks.as_array()?;
+        if blocks.is_empty() {
+            break;
+        }
+        for b in blocks {
+            for t in b["txs"].as_array().into_iter().flatten() {
+                if t["channel"] == channel && matches!(s(&t["kind"]), "coop_close" | "unilateral_close") {
+                    found = Some((s(&t["id"]).to_owned(), b["height"].as_u64()?));
+                }
+            }
+            from = b["height"].as_u64()? + 1;
+        }
+    }
+    found
 }
 
 /// A transaction's status line.

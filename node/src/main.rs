@@ -326,9 +326,20 @@ fn main() {
                 K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
             );
             if json_asked && !shown {
+                // The message is clap's first paragraph (a list of missing arguments is
+                // indented under it), without the usage and help lines that follow.
                 let text = e.render().to_string();
-                let first = text.lines().next().unwrap_or("").trim();
-                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let paragraph: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| !l.is_empty())
+                    .collect();
+                let first = paragraph.first().copied().unwrap_or("");
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                let message = match &paragraph[1.min(paragraph.len())..] {
+                    [] => first.to_owned(),
+                    rest => format!("{} {}", first, rest.join(", ")),
+                };
                 let err = CliError::new("usage", message);
                 println!("{}", err.to_json());
                 std::process::exit(err.exit_code());
@@ -812,9 +823,9 @@ fn channel(dir: &DataDir, json_out: bool, command: ChannelCommand) -> Result<()>
                 for p in v.as_array().into_iter().flatten() {
                     out.push(format!(
                         "{:>12}  {:>5}  {:>12}  {}",
-                        p["seq"],
-                        p["index"],
-                        p["amount"],
+                        p["seq"].to_string(),
+                        p["index"].to_string(),
+                        amount_text(&p["amount"]),
                         s(&p["reference"])
                     ));
                 }
