@@ -712,7 +712,9 @@ document.getElementById("search").addEventListener("submit", (ev) => {
   if (/^\d+$/.test(q)) location.hash = `#/block/${q}`;
   else if (/^[0-9a-f]{64}$/.test(q)) {
     // A transaction id or an account key: try the transaction first.
-    fetch(`/explorer/tx/${q}`).then((r) => { location.hash = r.ok ? `#/tx/${q}` : `#/account/${q}`; });
+    getJson(`/explorer/find/${q}`)
+      .then((f) => { location.hash = f.kind === "tx" ? `#/tx/${q}` : `#/account/${q}`; })
+      .catch((e) => setStatus(`cannot search: ${e.message}`, true));
   } else setStatus("give a height or 64 hex characters", true);
 });
 window.addEventListener("hashchange", () => {

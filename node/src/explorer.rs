@@ -15,6 +15,7 @@
 //!   closing channel's window and a settled channel's payouts;
 //! - `/explorer/metrics`: the node's figures, the same that `/metrics` publishes;
 //! - `/explorer/peers`: the peers connected now, with their roles;
+//! - `/explorer/find/<hex>`: whether 64 hex digits name a transaction or an account;
 //! - `/explorer/testnet`: the nodes of this node's testnet (`testnet.json`), if any.
 //!
 //! Every answer carries `Access-Control-Allow-Origin: *`: the testnet view of one node's page
@@ -97,6 +98,7 @@ where
         .route("/explorer/channels", get(channels))
         .route("/explorer/metrics", get(metrics))
         .route("/explorer/peers", get(peers))
+        .route("/explorer/find/{hex}", get(find))
         .route("/explorer/testnet", get(testnet))
 }
 
@@ -135,6 +137,19 @@ async fn testnet(State(file): State<TestnetFile>) -> Result<Response, ExplorerEr
             .ok_or_else(|| ExplorerError::Store(format!("{TESTNET_FILE} is not a JSON list")))?,
     };
     Ok(json_response(json!({ "nodes": nodes })))
+}
+
+/// `/explorer/find/<hex>`: what 64 hex digits name, for the page's search box (so that it asks
+/// no view that would answer 404): `{"kind": "tx"}` for a transaction of the log, otherwise
+/// `{"kind": "account"}` (every key is an account, most with nothing).
+async fn find(State(node): State<NodeHandle>, Path(hex): Path<String>) -> Result<Response, ExplorerError> {
+    let h = Hash32::from_hex(&hex).map_err(|_| ExplorerError::BadRequest("give 64 hex characters".into()))?;
+    let kind = if node.with_ledger(|l| l.contains_tx(&h)) {
+        "tx"
+    } else {
+        "account"
+    };
+    Ok(json_response(json!({ "kind": kind })))
 }
 
 /// `/explorer/peers`: the peers this node is connected to now, each with the role its key has

@@ -262,6 +262,12 @@ fn explorer_views_decode_the_ledger_and_refuse_bad_input() {
     }
     assert!(graphed >= 15, "{graphed}");
 
+    // The search box's question: a transaction id or an account.
+    let (_, found) = get_json(&agent, &format!("{public}/explorer/find/{tx_id}"));
+    assert_eq!(found["kind"], "tx");
+    let (_, found) = get_json(&agent, &format!("{public}/explorer/find/{}", to.to_hex()));
+    assert_eq!(found["kind"], "account");
+
     // Bad input is refused with a reason; nothing unknown is made up.
     for (path, want) in [
         ("/explorer/block/0", 400),
@@ -270,6 +276,7 @@ fn explorer_views_decode_the_ledger_and_refuse_bad_input() {
         ("/explorer/tx/zz", 400),
         (&*format!("/explorer/tx/{}", "00".repeat(32)), 404),
         ("/explorer/account/xyz", 400),
+        ("/explorer/find/12", 400),
     ] {
         let (status, body) = get_json(&agent, &format!("{public}{path}"));
         assert_eq!(status, want, "{path}: {body}");

@@ -280,6 +280,16 @@ fn explorer_in_a_headless_browser() {
         &format!("location.hash === '#/block/{}' && document.querySelector('#view h2') && document.querySelector('#view h2').textContent === 'Block {}'", height.as_str().expect("a height"), height.as_str().expect("a height")),
     );
 
+    // The search box finds the transaction by its id.
+    b.eval(&format!(
+        "document.getElementById('q').value = '{tx_id}'; document.querySelector('#search button').click()"
+    ));
+    b.wait_for(
+        "the search to open the transaction",
+        PAGE,
+        &format!("location.hash === '#/tx/{tx_id}'"),
+    );
+
     // A transaction page: its bytes, fields and a verified inclusion.
     b.eval(&format!("location.hash = '#/tx/{tx_id}'"));
     let verdict = b.wait_for(
