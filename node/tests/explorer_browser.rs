@@ -164,6 +164,16 @@ fn explorer_in_a_headless_browser() {
         &dir_str(&net, 1),
         "--json",
     ]);
+    // A third one closed cooperatively: settled at once, A's deposit back to A.
+    let settled = open_cli(&net, 0, 1, 7_000, 0);
+    cli_ok(&[
+        "channel",
+        "close",
+        &settled,
+        "--data-dir",
+        &dir_str(&net, 0),
+        "--json",
+    ]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let payer = {
         let (api, channel, stop) = (net.api(0), channel.clone(), stop.clone());
@@ -345,6 +355,17 @@ fn explorer_in_a_headless_browser() {
     assert!(
         row.as_str()
             .is_some_and(|t| t.contains("left in the challenge window")),
+        "{row}"
+    );
+
+    let row = b.wait_for(
+        "the settled channel listed with its payouts",
+        PAGE,
+        &format!("(() => {{ const r = document.querySelector('#channels tr[data-channel=\"{settled}\"][data-status=settled]'); return r ? r.innerText : null }})()"),
+    );
+    assert!(
+        row.as_str()
+            .is_some_and(|t| t.contains("A got 7,000 cr, B got 0 cr")),
         "{row}"
     );
 
