@@ -390,6 +390,7 @@ fn explorer_in_a_headless_browser() {
         PAGE,
         "document.querySelector('#cosignatures tr[data-role=log][data-status=verified]') && document.querySelector('#cosignatures tr[data-role=witness][data-status=verified]')",
     );
+    shot(&mut b, "explorer-checkpoint-desktop.png", 1280, 900);
 
     // Phone width.
     b.viewport(390, 844, true);
@@ -478,6 +479,7 @@ fn explorer_in_a_headless_browser() {
         failed.as_str().is_some_and(|t| t.contains("does not verify")),
         "{failed}"
     );
+    shot(&mut b, "explorer-tampered-desktop.png", 1280, 900);
     // A transaction is not verified against a checkpoint that fails.
     b.eval(&format!("location.hash = '#/tx/{tx_id}'"));
     let verdict = b.wait_for(
