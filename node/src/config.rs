@@ -120,6 +120,11 @@ pub struct PublicConfig {
     /// Most requests being answered at once, all clients together.
     #[serde(default = "default_public_in_flight")]
     pub requests_in_flight_max: u32,
+    /// TEST ONLY, off by default: `/tlog/checkpoint` serves the newest checkpoint with one bit
+    /// of its first cosignature flipped, so that a test can show that the explorer page
+    /// catches a bad cosignature. Never set it on a node anyone reads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_tamper_cosignature: bool,
 }
 
 fn default_public_rate() -> u32 {
@@ -143,6 +148,7 @@ impl Default for PublicConfig {
             burst: default_public_burst(),
             connections_max: default_public_connections(),
             requests_in_flight_max: default_public_in_flight(),
+            test_tamper_cosignature: false,
         }
     }
 }

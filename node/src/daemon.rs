@@ -23,6 +23,7 @@ pub async fn run_with(
 ) -> Result<()> {
     let node = crate::node::start(&dir, &config).await?;
     let handle = node.handle.clone();
+    let metrics = crate::metrics::spawn(handle.clone(), shutdown.clone());
     let public = crate::public::bind(&dir, &config).await?;
     let public_url = public.as_ref().map(crate::public::Bound::url);
     let api = crate::api::serve(&dir, &config, handle.clone(), public_url, shutdown.clone()).await?;
@@ -35,6 +36,7 @@ pub async fn run_with(
 
     let result = node.run(shutdown).await;
     let _ = api.await;
+    let _ = metrics.await;
     if let Some(public) = public {
         let _ = public.await;
         let _ = std::fs::remove_file(dir.public_addr_path());

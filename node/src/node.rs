@@ -754,6 +754,11 @@ impl NodeHandle {
         self.shared.store.as_ref()
     }
 
+    /// Transactions pending in this node's pool.
+    pub fn mempool_len(&self) -> usize {
+        self.shared.mempool.lock().expect("mempool lock").len()
+    }
+
     /// The network handle.
     pub fn net(&self) -> &NetHandle {
         &self.shared.net

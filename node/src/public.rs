@@ -15,7 +15,8 @@
 //! - `/ledger/...`: raw ledger bytes (see [`raw_routes`]), also served by the control API under
 //!   `/v1/ledger/raw/`;
 //! - `/`: the explorer page (`node/explorer/`, embedded), its script at `/explorer/app.js`, and
-//!   `/explorer/blocks?limit=N`: the newest blocks as JSON, newest first.
+//!   `/explorer/blocks?limit=N`: the newest blocks as JSON, newest first, and the explorer's
+//!   other JSON views (`crate::explorer`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -524,6 +525,16 @@ struct PublicState {
     log_sizes: Arc<Mutex<Vec<u64>>>,
     limiter: Arc<IpLimiter>,
     in_flight: Arc<Semaphore>,
+    /// Test only (`[public] test_tamper_cosignature`): serve a tampered cosignature.
+    tamper_cosignature: bool,
+    /// The data dir's `testnet.json`, for the explorer's testnet view.
+    testnet: crate::explorer::TestnetFile,
+}
+
+impl FromRef<PublicState> for crate::explorer::TestnetFile {
+    fn from_ref(s: &PublicState) -> crate::explorer::TestnetFile {
+        s.testnet.clone()
+    }
 }
 
 impl FromRef<PublicState> for NodeHandle {
@@ -665,6 +676,7 @@ pub struct Bound {
     listener: tokio::net::TcpListener,
     config: PublicConfig,
     local: SocketAddr,
+    testnet_file: std::path::PathBuf,
 }
 
 impl Bound {
@@ -703,6 +715,7 @@ pub async fn bind(dir: &DataDir, config: &Config) -> Result<Option<Bound>> {
         listener,
         config: public.clone(),
         local,
+        testnet_file: dir.root().join(crate::explorer::TESTNET_FILE),
     }))
 }
 
@@ -716,6 +729,8 @@ impl Bound {
             log_sizes: Arc::new(Mutex::new(Vec::new())),
             limiter: Arc::new(IpLimiter::new(c.requests_per_s, c.burst, CLIENTS_MAX)),
             in_flight: Arc::new(Semaphore::new(c.requests_in_flight_max.max(1) as usize)),
+            tamper_cosignature: c.test_tamper_cosignature,
+            testnet: crate::explorer::TestnetFile(Arc::new(self.testnet_file)),
         };
         let listener = CappedListener {
             inner: self.listener,
@@ -741,6 +756,7 @@ fn router(state: PublicState) -> Router {
         .route("/", get(explorer_index))
         .route("/explorer/app.js", get(explorer_js))
         .route("/explorer/blocks", get(explorer_blocks))
+        .merge(crate::explorer::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -785,7 +801,12 @@ fn octets(cache: &'static str, bytes: Vec<u8>) -> Response {
 /// The latest stored checkpoint as a C2SP signed note (with the cosignatures this node holds).
 async fn tlog_checkpoint(State(s): State<PublicState>) -> Result<Response, PublicError> {
     let cp = s.node.store().latest_checkpoint().map_err(store_error)?;
-    let cp = cp.ok_or(PublicError::NotFound)?;
+    let mut cp = cp.ok_or(PublicError::NotFound)?;
+    if s.tamper_cosignature {
+        if let Some(c) = cp.cosignatures.first_mut() {
+            c.signature.0[0] ^= 1;
+        }
+    }
     let note = cp.to_note(&s.node.genesis().sequencer);
     Ok((
         [

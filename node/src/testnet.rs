@@ -308,7 +308,32 @@ fn start_all(root: &Path) -> Result<Vec<NodeStatus>> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    status(root)
+    let rows = status(root)?;
+    write_testnet_files(root, &rows)?;
+    Ok(rows)
+}
+
+/// Writes `testnet.json` into every node's data dir: the testnet's nodes (name, role, peer id,
+/// public URL), which the explorer's testnet view (`/explorer/testnet`) lists.
+fn write_testnet_files(root: &Path, rows: &[NodeStatus]) -> Result<()> {
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            // The address file itself: the node wrote it once it listened.
+            let public_url = std::fs::read_to_string(DataDir::new(&r.data_dir).public_addr_path())
+                .ok()
+                .map(|a| format!("http://{}", a.trim()))
+                .or_else(|| r.public_url.clone());
+            serde_json::json!({
+                "name": r.name, "role": r.role, "peer_id": r.peer_id, "public_url": public_url,
+            })
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&list)?;
+    for dir in node_dirs(root)? {
+        std::fs::write(dir.root().join(crate::explorer::TESTNET_FILE), &text)?;
+    }
+    Ok(())
 }
 
 /// Waits until node `i` wrote its p2p, API and public addresses (it listens on all three).
@@ -358,7 +383,8 @@ pub fn restart_node(root: &Path, i: usize) -> Result<()> {
             .and_then(|v| v.as_array().map(Vec::len))
             .unwrap_or(0);
         if peers + 1 >= dirs.len() && api.get("info").is_ok() {
-            return Ok(());
+            // Its public URL changed: the testnet view reads the new one.
+            return write_testnet_files(root, &status(root)?);
         }
         if Instant::now() > deadline {
             bail!("node-{i} did not connect to every node in time");
@@ -606,5 +632,8 @@ pub fn print_table(rows: &[NodeStatus]) {
             r.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
             r.p2p_addr.as_deref().unwrap_or("-"),
         );
+    }
+    if let Some(url) = rows.iter().find_map(|r| r.public_url.as_deref()) {
+        println!("explorer: {url}/#/testnet");
     }
 }
