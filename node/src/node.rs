@@ -2013,6 +2013,14 @@ impl paychan_client::LedgerAccess for NodeLedger {
         paychan_ledger::tx::tx_fee(&self.0.shared.genesis, tx)
     }
 
+    fn credit_line(
+        &self,
+        id: &paychan_protocol::ChannelId,
+        dir: paychan_protocol::Direction,
+    ) -> Option<paychan_ledger::CreditLine> {
+        self.0.with_ledger(|l| l.credit_line(id, dir).copied())
+    }
+
     fn opens_naming(&self, key: &PublicKey, after: u64) -> paychan_client::manager::OpensScan {
         let tip = self.0.with_ledger(|l| l.height());
         let to = tip.min(after.saturating_add(paychan_client::manager::OPENS_SCAN_BLOCKS_MAX));

@@ -69,6 +69,8 @@ pub struct Auditor {
     held_count: usize,
     accepted: Option<(Checkpoint, bool)>,
     busy: Duration,
+    /// When each account first appeared: the age factor of the credit score.
+    first_seen: crate::score::FirstSeen,
 }
 
 impl Auditor {
@@ -95,6 +97,7 @@ impl Auditor {
             held_count: 0,
             accepted: None,
             busy: started.elapsed(),
+            first_seen: crate::score::FirstSeen::from_genesis(genesis),
         })
     }
 
@@ -131,6 +134,11 @@ impl Auditor {
         self.state.height()
     }
 
+    /// The credit score of `account` at the verified height ([`crate::score`]).
+    pub fn score(&self, account: &paychan_protocol::PublicKey) -> crate::score::Score {
+        crate::score::score(&self.state, &self.first_seen, account)
+    }
+
     /// Verifies `block` as the next block: every rule of the ledger by replay (signatures in
     /// one batch), conservation after it, then every held checkpoint at its height.
     pub fn push_block(&mut self, block: &Block) -> Result<(), AuditError> {
@@ -143,6 +151,7 @@ impl Auditor {
     fn push_block_inner(&mut self, block: &Block) -> Result<(), AuditError> {
         let height = self.state.height().saturating_add(1);
         let effects = apply_block(&mut self.state, block, self.signatures)?;
+        self.first_seen.observe(block);
         let supply = self.state.genesis_supply();
         let found: u128 = self
             .state

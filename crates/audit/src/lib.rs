@@ -11,6 +11,7 @@
 //! - [`report`]: the [`Report`] and the [`Balances`] at the verified height.
 //! - [`export`]: the export file ([`ExportWriter`], [`ExportReader`], [`audit_export`]).
 //! - [`error`]: [`AuditError`], naming the first failure.
+//! - [`score`]: the credit score of an account, from ledger history alone.
 //!
 //! **Architecture invariants**
 //! - No rule is implemented here: blocks go through `LedgerState::apply_block_with`,
@@ -26,6 +27,7 @@ pub mod auditor;
 pub mod error;
 pub mod export;
 pub mod report;
+pub mod score;
 
 pub use auditor::{
     apply_block, apply_block_at_classified, apply_block_classified, Auditor, Pin, Refused,
@@ -39,3 +41,4 @@ pub use report::{
     AccountRow, Balances, ChannelCounts, ChannelRow, CheckpointSummary, CreditLineRow, DebtRow, Report,
     TxCounts,
 };
+pub use score::{score, Factor, FirstSeen, Score};

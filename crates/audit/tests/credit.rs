@@ -95,3 +95,33 @@ fn a_tampered_debt_fails_the_audit() {
     // The honest chain still audits.
     audit(&c, &c.blocks).expect("honest chain");
 }
+
+#[test]
+fn the_score_counts_settlements_volume_and_debts_and_replays_identically() {
+    let c = credit_history();
+    let auditor = audit(&c, &c.blocks).expect("the credit history audits");
+    let (a, b) = (c.net.users[0].public(), c.net.users[1].public());
+    let points = |s: &paychan_audit::Score| -> Vec<(&str, u64, i64)> {
+        s.factors.iter().map(|f| (f.name, f.value, f.points)).collect()
+    };
+    // The debtor: one channel settled (total 100: 7 bits), a debt still owed, not yet due.
+    let sa = auditor.score(&a);
+    assert_eq!(
+        points(&sa),
+        vec![
+            ("channels_settled", 1, 10),
+            ("volume_log2", 7, 35),
+            ("debts_repaid_on_time", 0, 0),
+            ("age_hours", 0, 0),
+            ("defaults", 0, 0),
+            ("outstanding_debts", 1, -20),
+        ]
+    );
+    assert_eq!(sa.score, 25);
+    // The creditor owes nothing.
+    assert_eq!(auditor.score(&b).score, 45);
+    // One implementation: the same from the state and blocks directly.
+    let mut seen = paychan_audit::FirstSeen::from_genesis(&c.net.genesis);
+    c.blocks.iter().for_each(|b| seen.observe(b));
+    assert_eq!(paychan_audit::score(&c.state, &seen, &a), sa);
+}

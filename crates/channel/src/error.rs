@@ -70,6 +70,23 @@ pub enum ChannelError {
         /// What was asked.
         amount: u64,
     },
+    /// A debtor's proofs go beyond its deposit + what the holder paid it + the credit line the
+    /// holder extends: refused, not a violation (the debtor may not have seen the line lowered
+    /// or expired yet).
+    #[error("credit limit: transferred {transferred} exceeds deposit + received + line = {limit}")]
+    CreditLimit {
+        /// The total the proofs reach.
+        transferred: u64,
+        /// `deposit_peer + transferred_by_holder + line`.
+        limit: u64,
+    },
+    /// A cooperative close records no debt, so it is refused while one party has paid on
+    /// credit: close unilaterally and the settlement records the debt.
+    #[error("{owed} paid on credit: a cooperative close would drop the debt; close unilaterally")]
+    CreditInUse {
+        /// What the debtor would owe.
+        owed: u64,
+    },
     /// An amount sum overflowed u64.
     #[error("amount overflow")]
     AmountOverflow,
@@ -210,6 +227,8 @@ impl ChannelError {
             Status { status } if *status == ChannelStatus::Pending => ErrorClass::Retry,
             Status { .. }
             | InsufficientFunds { .. }
+            | CreditLimit { .. }
+            | CreditInUse { .. }
             | AmountOverflow
             | MemoLength { .. }
             | SeqExhausted

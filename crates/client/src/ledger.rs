@@ -83,6 +83,15 @@ pub trait LedgerAccess: Send + Sync + 'static {
     fn fee(&self, _tx: &Tx) -> u64 {
         0
     }
+    /// The credit line of channel `id` whose debtor pays in direction `dir`, if the ledger
+    /// records one (none where the view cannot tell).
+    fn credit_line(
+        &self,
+        _id: &ChannelId,
+        _dir: paychan_protocol::Direction,
+    ) -> Option<paychan_ledger::CreditLine> {
+        None
+    }
     fn opens_naming(&self, _key: &PublicKey, _after: u64) -> crate::manager::OpensScan {
         crate::manager::OpensScan {
             scanned_to: self.height(),

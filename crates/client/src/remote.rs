@@ -984,6 +984,14 @@ impl LedgerAccess for RemoteLedger {
         paychan_ledger::tx::tx_fee(&self.genesis, tx)
     }
 
+    fn credit_line(
+        &self,
+        id: &ChannelId,
+        dir: paychan_protocol::Direction,
+    ) -> Option<paychan_ledger::CreditLine> {
+        self.with_state(|s| s.credit_line(id, dir).copied())
+    }
+
     /// Submits through the node and, independently, to the sequencer: a node that drops the
     /// client's transaction does not stop it.
     fn submit(&self, tx: Tx) -> BoxFuture<'_, Result<(), String>> {

@@ -39,6 +39,10 @@ impl Channel {
         if unacked > 0 {
             return Err(ChannelError::UnackedProofs { unacked });
         }
+        let owed = self.credit_used_out().max(self.credit_used_in());
+        if owed > 0 {
+            return Err(ChannelError::CreditInUse { owed });
+        }
         let (balance_a, balance_b) = self.balances();
         let close = CoopClose {
             chain_id: self.chain_id,
@@ -93,6 +97,11 @@ impl Channel {
         let expected = self.holder_balance();
         if offered < expected {
             return Err(ChannelError::CloseUnacceptable { offered, expected });
+        }
+        // The debt of what the peer paid on the holder's credit lives only in a settlement.
+        let owed = self.credit_used_in();
+        if owed > 0 {
+            return Err(ChannelError::CreditInUse { owed });
         }
         crypto::verify(&self.counterparty, tags::COOP_CLOSE_SIG, &encode(close), sig)
             .map_err(|_| ChannelError::BadSignature)?;

@@ -140,6 +140,13 @@ pub struct Channel {
     inc: Incoming,
     connected: bool,
     verify_mode: VerifyMode,
+    /// Credit the counterparty extends to the holder (a line on the ledger, in force now):
+    /// the holder may pay this much beyond its deposit and what it received. Not persisted:
+    /// the node sets it from the ledger.
+    credit_out: u64,
+    /// Credit the holder extends to the counterparty, if a line is recorded: it accepts the
+    /// counterparty's proofs up to its deposit + what the holder paid it + this much.
+    credit_in: Option<u64>,
 }
 
 impl fmt::Debug for Channel {
@@ -247,6 +254,8 @@ impl Channel {
             },
             connected: false,
             verify_mode: VerifyMode::default(),
+            credit_out: 0,
+            credit_in: None,
         })
     }
 
@@ -423,15 +432,56 @@ impl Channel {
         self.out.window.items()
     }
 
-    /// What the holder may still pay now: `deposit + received (durable) - transferred`.
+    /// What the holder may still pay now: `deposit + received (durable) + credit - transferred`.
     pub fn spendable(&self) -> u64 {
         self.spend_limit().saturating_sub(self.out.transferred)
     }
 
-    /// Highest outgoing total the spending rule allows. Saturating is exact here: a limit
-    /// above u64::MAX allows every u64 total.
+    /// Highest outgoing total the spending rule allows: deposit + received (durable) + the
+    /// credit line in force. Saturating is exact here: a limit above u64::MAX allows every
+    /// u64 total.
     fn spend_limit(&self) -> u64 {
-        self.deposit_holder.saturating_add(self.received_durable())
+        self.deposit_holder
+            .saturating_add(self.received_durable())
+            .saturating_add(self.credit_out)
+    }
+
+    /// Highest incoming total the holder accepts: the counterparty's deposit + what the
+    /// holder paid it + the line the holder extends to it.
+    pub(super) fn receive_limit(&self) -> u64 {
+        self.deposit_counterparty
+            .saturating_add(self.out.transferred)
+            .saturating_add(self.credit_in.unwrap_or(0))
+    }
+
+    /// Sets the credit lines in force on this channel, as the ledger records them (0 for an
+    /// ended or expired line): `out` is what the counterparty lets the holder owe, `inc` what
+    /// the holder lets the counterparty owe (`None`: no line). Lowering a line refuses payments
+    /// beyond it from now on; what was paid stays paid.
+    pub fn set_credit(&mut self, out: u64, inc: Option<u64>) {
+        self.credit_out = out;
+        self.credit_in = inc;
+    }
+
+    /// The credit lines in force: `(out, in)` as given to [`Channel::set_credit`].
+    pub fn credit(&self) -> (u64, Option<u64>) {
+        (self.credit_out, self.credit_in)
+    }
+
+    /// How far the holder's payments reach beyond its deposit and what it received (durably
+    /// or not): what it would owe on credit if the channel settled now.
+    pub fn credit_used_out(&self) -> u64 {
+        self.out
+            .transferred
+            .saturating_sub(self.deposit_holder.saturating_add(self.inc.transferred))
+    }
+
+    /// How far the counterparty's verified payments reach beyond its deposit and what the
+    /// holder paid it: what it would owe the holder on credit if the channel settled now.
+    pub fn credit_used_in(&self) -> u64 {
+        self.inc
+            .transferred
+            .saturating_sub(self.deposit_counterparty.saturating_add(self.out.transferred))
     }
 
     /// The balances from the holder's view: `(balance_a, balance_b)` with

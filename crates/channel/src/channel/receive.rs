@@ -177,8 +177,11 @@ impl Channel {
             transferred = p.transferred;
             payments += item.payments.len();
         }
-        let limit = self.deposit_counterparty.saturating_add(self.out.transferred);
+        let limit = self.receive_limit();
         if transferred > limit {
+            if self.credit_in.is_some() {
+                return Err(ChannelError::CreditLimit { transferred, limit });
+            }
             return Err(ChannelError::Overspend { transferred, limit });
         }
         match self.verify_mode {

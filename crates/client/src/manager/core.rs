@@ -25,13 +25,14 @@ use paychan_channel::open::{accept_open, OpenPolicy, OpenProposal};
 use paychan_channel::{
     Channel, ChannelError, ChannelStatus, CloseState, InlineSigner, PersistedChannel, ProofSigner,
 };
+use paychan_ledger::CreditLine;
 use paychan_net::{peer_id_from_public_key, public_key_from_peer_id, PeerId};
 use paychan_protocol::channel::{ChannelOpen, SignedOpen};
 use paychan_protocol::codec::{decode, encode};
 use paychan_protocol::ledger::Settle;
 use paychan_protocol::limits::MEMO_PAYMENTS_MAX;
 use paychan_protocol::wire::{ChannelMsg, ErrorCode, PayItem};
-use paychan_protocol::{ChannelId, Hash32, Keypair, Payment, PublicKey, Signature, Tx};
+use paychan_protocol::{ChannelId, Direction, Hash32, Keypair, Payment, PublicKey, Signature, Tx};
 use rand_core::RngCore;
 use tracing::{debug, info, warn};
 
@@ -61,6 +62,11 @@ pub trait LedgerView {
     /// The fee the ledger charges for `tx` (0 where the view cannot tell).
     fn fee(&self, _tx: &Tx) -> u64 {
         0
+    }
+    /// The credit line of channel `id` whose debtor pays in direction `dir`, as the view's
+    /// ledger records it (none where the view cannot tell).
+    fn credit_line(&self, _id: &ChannelId, _dir: Direction) -> Option<CreditLine> {
+        None
     }
     fn opens_naming(&self, _key: &PublicKey, _after: u64) -> OpensScan {
         OpensScan {
@@ -401,7 +407,8 @@ impl Slot {
     /// only from a block that names it.
     fn follows_ledger(&self) -> bool {
         match self.ch.status() {
-            ChannelStatus::Open => false,
+            // A line expires with ledger time, not with a block that names the channel.
+            ChannelStatus::Open => self.ch.credit() != (0, None),
             ChannelStatus::Closed => !self.close_waiters.is_empty() || self.pay.is_some(),
             ChannelStatus::Pending | ChannelStatus::ShuttingDown | ChannelStatus::Closing => true,
         }
@@ -1243,6 +1250,10 @@ impl Manager {
         if matches!(slot.ch.status(), ChannelStatus::Closed) {
             return self.reply(reply, Ok(Response::Closed));
         }
+        // A cooperative close records no debt: what was paid on credit settles only through a
+        // unilateral close (PROTOCOL.md, credit).
+        let on_credit = slot.ch.credit_used_out() > 0 || slot.ch.credit_used_in() > 0;
+        let force = force || (on_credit && slot.ch.status() == ChannelStatus::Open);
         if force {
             match slot.ch.unilateral_close_tx() {
                 Ok(tx) => {
@@ -1716,6 +1727,7 @@ impl Manager {
             };
             match on_ledger {
                 LedgerChannel::Open => {
+                    set_credit(&mut slot.ch, id, lnow, ledger);
                     if slot.ch.status() == ChannelStatus::Pending && slot.ch.on_open_confirmed().is_ok() {
                         info!(channel = %id, "channel open on the ledger");
                         slot.force_persist = true;
@@ -2060,6 +2072,23 @@ impl Manager {
 }
 
 /// The answer to a payment job once its last proof is acknowledged.
+/// Sets the credit lines of an open channel from the ledger: a line is in force while ledger
+/// time has not passed its expiry (PROTOCOL.md, credit: lines).
+fn set_credit(ch: &mut Channel, id: &ChannelId, lnow: u64, ledger: &dyn LedgerView) {
+    let in_force = |l: CreditLine| if lnow <= l.expiry_ms { l.limit } else { 0 };
+    let out_dir = if ch.holder_is_a() {
+        Direction::AToB
+    } else {
+        Direction::BToA
+    };
+    let out = ledger.credit_line(id, out_dir).map_or(0, in_force);
+    let inc = ledger.credit_line(id, out_dir.reverse()).map(in_force);
+    if ch.credit() != (out, inc) {
+        debug!(channel = %id, credit_out = out, credit_in = ?inc, "credit lines in force");
+        ch.set_credit(out, inc);
+    }
+}
+
 fn finish_pay_if_acked(slot: &mut Slot, now_ms: u64) -> Option<(CommandId, PayStats)> {
     let done = slot.pay.as_ref().is_some_and(|j| {
         j.remaining == 0

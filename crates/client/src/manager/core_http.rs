@@ -8,6 +8,7 @@
 //! may carry the very same proof. Payer: [`Command::SignDetached`] signs one proof that is
 //! returned instead of sent on the stream; the payee's ack still comes on the stream.
 
+use paychan_channel::ChannelError;
 use paychan_protocol::wire::PayItem;
 use paychan_protocol::{ChannelId, Hash32, Payment, SignedProof};
 
@@ -29,6 +30,9 @@ pub enum HttpRefusalKind {
     Underpaid,
     /// Another request of this channel is in flight: payments of one channel are sequential.
     Busy,
+    /// The proof goes beyond the payer's deposit + what it received + the credit line this
+    /// node extends to it.
+    CreditLimit,
 }
 
 impl HttpRefusalKind {
@@ -41,6 +45,7 @@ impl HttpRefusalKind {
             HttpRefusalKind::Invalid => "invalid_proof",
             HttpRefusalKind::Underpaid => "underpaid",
             HttpRefusalKind::Busy => "busy",
+            HttpRefusalKind::CreditLimit => "credit_limit",
         }
     }
 }
@@ -149,6 +154,9 @@ impl Manager {
         }
         let received = match slot.ch.check_detached(std::slice::from_ref(item)) {
             Ok(r) => r,
+            Err(e @ ChannelError::CreditLimit { .. }) => {
+                return refuse(HttpRefusalKind::CreditLimit, e.to_string())
+            }
             Err(e) => return refuse(HttpRefusalKind::Invalid, e.to_string()),
         };
         if received.amount < price {

@@ -17,6 +17,8 @@ struct FakeLedger {
     channels: HashMap<ChannelId, LedgerChannel>,
     /// Opens the ledger applied, with the height of their block.
     opens: Vec<(u64, SignedOpen)>,
+    /// Credit lines by (channel, debtor's direction).
+    lines: HashMap<(ChannelId, Direction), paychan_ledger::CreditLine>,
 }
 
 impl LedgerView for FakeLedger {
@@ -40,6 +42,9 @@ impl LedgerView for FakeLedger {
     }
     fn balance(&self, key: &PublicKey) -> u64 {
         self.balances.get(key).copied().unwrap_or(0)
+    }
+    fn credit_line(&self, id: &ChannelId, dir: Direction) -> Option<paychan_ledger::CreditLine> {
+        self.lines.get(&(*id, dir)).copied()
     }
     fn opens_naming(&self, key: &PublicKey, after: u64) -> OpensScan {
         OpensScan {
@@ -67,6 +72,7 @@ fn ledger(keys: &[&Keypair]) -> FakeLedger {
         balances: keys.iter().map(|k| (k.public(), 1_000_000)).collect(),
         channels: HashMap::new(),
         opens: Vec::new(),
+        lines: HashMap::new(),
     }
 }
 
@@ -1449,5 +1455,240 @@ fn a_payer_signs_a_carried_proof_without_sending_it() {
         m.channel(&id).unwrap().unacked_len(),
         1,
         "it waits for the payee's ack"
+    );
+}
+
+/// A line on the ledger: `creditor` lets `debtor` owe up to `limit` until `expiry_ms`.
+fn grant(
+    l: &mut FakeLedger,
+    id: ChannelId,
+    dir: Direction,
+    creditor: &Keypair,
+    debtor: &Keypair,
+    limit: u64,
+    expiry_ms: u64,
+) {
+    let peak = l.lines.get(&(id, dir)).map_or(limit, |x| x.peak.max(limit));
+    l.lines.insert(
+        (id, dir),
+        paychan_ledger::CreditLine {
+            creditor: creditor.public(),
+            debtor: debtor.public(),
+            limit,
+            peak,
+            expiry_ms,
+            due_ms: expiry_ms + 60_000,
+        },
+    );
+}
+
+fn checked(m: &mut Manager, cmd: CommandId, item: &PayItem, l: &FakeLedger) -> Result<u64, HttpRefusalKind> {
+    let reference = item.payments[0].reference;
+    let r = ask(
+        m,
+        cmd,
+        Command::HttpCheck {
+            item: item.clone(),
+            price: 1,
+            reference,
+        },
+        l,
+    );
+    match &r[..] {
+        [(_, Ok(Response::HttpChecked(Ok(c))))] => Ok(c.amount),
+        [(_, Ok(Response::HttpChecked(Err(refusal))))] => Err(refusal.kind),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn take(m: &mut Manager, cmd: CommandId, item: &PayItem, store: &MemStore, l: &FakeLedger) {
+    m.handle(
+        Event::Command {
+            id: cmd,
+            command: Command::HttpSettle {
+                item: item.clone(),
+                answered: true,
+            },
+        },
+        0,
+        l,
+    );
+    let after = settle_batches(m, store, l);
+    assert!(
+        matches!(
+            &replies(&after)[..],
+            [(_, Ok(Response::HttpSettled { charged: true }))]
+        ),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_creditor_takes_proofs_up_to_deposit_received_and_line_and_refuses_the_next() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    // `me` is A (deposit 100), `them` is B (deposit 50) and owes on `me`'s credit.
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    grant(&mut l, id, Direction::BToA, &me, &them, 30, NOW_MS + 10_000);
+    m.handle(Event::BlockApplied { channels: vec![id] }, 0, &l);
+    assert_eq!(m.channel(&id).unwrap().credit(), (0, Some(30)));
+    theirs.set_credit(30, None);
+
+    // The deposit, then the line, in carried payments.
+    let p1 = carried(&mut theirs, 50, Hash32([1; 32]));
+    assert_eq!(checked(&mut m, 1, &p1, &l), Ok(50));
+    take(&mut m, 2, &p1, &store, &l);
+    let p2 = carried(&mut theirs, 30, Hash32([2; 32]));
+    assert_eq!(checked(&mut m, 3, &p2, &l), Ok(30));
+    take(&mut m, 4, &p2, &store, &l);
+    assert_eq!(m.channel(&id).unwrap().credit_used_in(), 30);
+    let view = &listed(&mut m, &l)[0];
+    assert_eq!((view.their_owed, view.their_credit_limit), (30, Some(30)));
+
+    // One more is beyond the line: the payer's side does not sign it...
+    assert!(matches!(
+        theirs.pay(1, Hash32([3; 32])),
+        Err(paychan_channel::ChannelError::InsufficientFunds { available: 0, .. })
+    ));
+    // ...and a payer that signs it anyway is refused with a typed reason, nothing taken.
+    theirs.set_credit(31, None);
+    let p3 = carried(&mut theirs, 1, Hash32([3; 32]));
+    assert_eq!(checked(&mut m, 5, &p3, &l), Err(HttpRefusalKind::CreditLimit));
+    assert_eq!(m.channel(&id).unwrap().transferred_in(), 80);
+
+    // On the stream too: an error frame, the proof not taken.
+    let _ = frames(&mut m, &them);
+    frame(
+        &mut m,
+        &them,
+        ChannelMsg::Pay {
+            channel_id: id,
+            items: vec![p3.clone()],
+        },
+        &l,
+    );
+    let out = frames(&mut m, &them);
+    assert!(
+        matches!(&out[..], [ChannelMsg::Error { text, .. }] if text.contains("credit limit")),
+        "{out:?}"
+    );
+    assert_eq!(m.channel(&id).unwrap().transferred_in(), 80);
+
+    // Raised on the ledger: the same proof is taken.
+    grant(&mut l, id, Direction::BToA, &me, &them, 31, NOW_MS + 10_000);
+    m.handle(Event::BlockApplied { channels: vec![id] }, 0, &l);
+    assert_eq!(checked(&mut m, 6, &p3, &l), Ok(1));
+    take(&mut m, 7, &p3, &store, &l);
+
+    // Past its expiry in ledger time the line takes nothing more (a heartbeat block names
+    // no channel: the manager follows channels with a line on every block).
+    theirs.set_credit(40, None);
+    let p4 = carried(&mut theirs, 1, Hash32([4; 32]));
+    l.time_ms = NOW_MS + 10_001;
+    m.handle(Event::BlockApplied { channels: vec![] }, 0, &l);
+    assert_eq!(m.channel(&id).unwrap().credit(), (0, Some(0)));
+    assert_eq!(checked(&mut m, 8, &p4, &l), Err(HttpRefusalKind::CreditLimit));
+}
+
+#[test]
+fn a_debtor_spends_up_to_deposit_and_line_and_its_close_goes_unilateral() {
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    // `me` is A (deposit 100) and owes on `them`'s credit.
+    let (mut m, mut theirs, id) = open_channel(&me, &them, &mut l, &store);
+    let _ = frames(&mut m, &them);
+    let sign = |m: &mut Manager, cmd, amount, l: &FakeLedger| {
+        let r = ask(
+            m,
+            cmd,
+            Command::SignDetached {
+                id,
+                amount,
+                reference: Hash32([cmd as u8; 32]),
+            },
+            l,
+        );
+        settle_batches(m, &store, l);
+        r
+    };
+    assert!(matches!(
+        &sign(&mut m, 1, 101, &l)[..],
+        [(
+            _,
+            Err(ManagerError::Channel(
+                paychan_channel::ChannelError::InsufficientFunds { available: 100, .. }
+            ))
+        )]
+    ));
+    grant(&mut l, id, Direction::AToB, &them, &me, 20, NOW_MS + 10_000);
+    m.handle(Event::BlockApplied { channels: vec![id] }, 0, &l);
+    assert_eq!(listed(&mut m, &l)[0].spendable, 120);
+    let item = match &sign(&mut m, 2, 120, &l)[..] {
+        [(_, Ok(Response::Signed(item)))] => item.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        &sign(&mut m, 3, 1, &l)[..],
+        [(
+            _,
+            Err(ManagerError::Channel(
+                paychan_channel::ChannelError::InsufficientFunds { available: 0, .. }
+            ))
+        )]
+    ));
+    // The creditor takes it (it knows the line) and acks.
+    theirs.set_credit(0, Some(20));
+    let taken = theirs
+        .handle_message(&ChannelMsg::Pay {
+            channel_id: id,
+            items: vec![item],
+        })
+        .unwrap();
+    let ack = theirs
+        .incoming_persisted(taken.received.unwrap().newest.proof.seq)
+        .unwrap()
+        .unwrap();
+    frame(&mut m, &them, ack, &l);
+    let view = &listed(&mut m, &l)[0];
+    assert_eq!((view.owed, view.spendable, view.credit_limit), (20, 0, 20));
+
+    // The creditor would lose the debt in a cooperative close: it signs none...
+    let (close, sig) = match theirs.propose_close() {
+        Err(paychan_channel::ChannelError::CreditInUse { owed: 20 }) => {
+            let close = paychan_protocol::channel::CoopClose {
+                chain_id: CHAIN,
+                channel_id: id,
+                balance_a: 0,
+                balance_b: 150,
+            };
+            (close, close.sign(&me))
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        theirs.on_close_propose(&close, &sig),
+        Err(paychan_channel::ChannelError::CreditInUse { owed: 20 })
+    ));
+    // ...and the debtor's close goes unilateral, so that the settlement records the debt.
+    m.handle(
+        Event::Command {
+            id: 9,
+            command: Command::Close { id, force: false },
+        },
+        0,
+        &l,
+    );
+    let actions = settle_batches(&mut m, &store, &l);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Submit {
+                tx: Tx::UnilateralClose { .. },
+                ..
+            }
+        )),
+        "{actions:?}"
     );
 }

@@ -58,6 +58,13 @@ impl LedgerView for Reads<'_> {
     fn opens_naming(&self, key: &paychan_protocol::PublicKey, after: u64) -> super::OpensScan {
         self.0.opens_naming(key, after)
     }
+    fn credit_line(
+        &self,
+        id: &ChannelId,
+        dir: paychan_protocol::Direction,
+    ) -> Option<paychan_ledger::CreditLine> {
+        self.0.credit_line(id, dir)
+    }
 }
 
 /// Who waits for a command's answer.

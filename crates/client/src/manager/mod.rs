@@ -183,6 +183,17 @@ pub struct ChannelView {
     /// Payments received since the node started; every received payment is stored and
     /// listed by `ChannelManager::payments`.
     pub payments_received: u64,
+    /// What this key may still pay: deposit + received (durable) + credit - sent.
+    pub spendable: u64,
+    /// The credit line the counterparty extends to this key, in force now (0: none).
+    pub credit_limit: u64,
+    /// The credit line this key extends to the counterparty, in force now (none: no line).
+    pub their_credit_limit: Option<u64>,
+    /// What this key has paid on credit (beyond its deposit and what it received): the debt a
+    /// settlement now would record.
+    pub owed: u64,
+    /// What the counterparty has paid on this key's credit.
+    pub their_owed: u64,
 }
 
 /// What a payment job did.
@@ -525,5 +536,10 @@ pub(crate) fn view(id: &ChannelId, ch: &Channel, on_ledger: Option<LedgerChannel
         newest_seq_received: ch.newest_incoming().map_or(0, |p| p.proof.seq),
         payments_sent: 0,
         payments_received: 0,
+        spendable: ch.spendable(),
+        credit_limit: ch.credit().0,
+        their_credit_limit: ch.credit().1,
+        owed: ch.credit_used_out(),
+        their_owed: ch.credit_used_in(),
     }
 }
