@@ -25,8 +25,8 @@ use paychan_protocol::codec::{encode, DecodeError};
 use paychan_protocol::crypto::{self, BatchVerifier, Keypair, PublicKey, Signature};
 use paychan_protocol::hash::{sha256, tags, Hash32};
 use paychan_protocol::ledger::{
-    Block, BlockHeader, Checkpoint, Deposit, Genesis, Settle, SignedCheckpoint, Transfer, Tx,
-    UnilateralClose, Update,
+    Block, BlockHeader, Checkpoint, CreditGrant, Deposit, Genesis, Repay, Settle, SignedCheckpoint, Transfer,
+    Tx, UnilateralClose, Update,
 };
 use paychan_protocol::merkle;
 use paychan_protocol::note;
@@ -37,7 +37,7 @@ use paychan_testkit::doc::{
 };
 use paychan_testkit::fields::{dir_name, genesis_fields, header_fields};
 use paychan_testkit::json::{arr, b32, b64, bytes, hx, n, s};
-use paychan_testkit::spec::{mth, TX_VARIANTS, W};
+use paychan_testkit::spec::{mth, W};
 use serde_json::{json, Value};
 
 const REGEN_HINT: &str = "if this change of the protocol bytes is intended, regenerate with \
@@ -53,6 +53,20 @@ const FILES: &[&str] = &[
     "block_header.json",
     "checkpoint.json",
     "merkle.json",
+];
+
+/// Variant names of `Tx`, in index order, as the table of PROTOCOL.md section 5.11 lists them
+/// (every variant, the credit ones included: `tx.json` holds one transaction of each).
+const TX_VARIANTS: [&str; 9] = [
+    "Transfer",
+    "Open",
+    "Deposit",
+    "CoopClose",
+    "UnilateralClose",
+    "Update",
+    "Settle",
+    "CreditGrant",
+    "Repay",
 ];
 
 /// The domain tags as PROTOCOL.md spells them, written out here so that the checks from the JSON
@@ -193,7 +207,23 @@ fn tx_fields(tx: &Tx) -> Value {
             "chain_id": s.chain_id.to_hex(),
             "channel_id": s.channel_id.0.to_hex(),
         }),
-        Tx::CreditGrant { .. } | Tx::Repay { .. } => unreachable!("tx.json has no credit vectors yet"),
+        Tx::CreditGrant { body, .. } => json!({
+            "chain_id": body.chain_id.to_hex(),
+            "channel_id": body.channel_id.0.to_hex(),
+            "creditor": body.creditor.to_hex(),
+            "debtor": body.debtor.to_hex(),
+            "limit": body.limit,
+            "expiry_ms": body.expiry_ms,
+            "due_ms": body.due_ms,
+            "nonce": body.nonce,
+        }),
+        Tx::Repay { body, .. } => json!({
+            "chain_id": body.chain_id.to_hex(),
+            "channel_id": body.channel_id.0.to_hex(),
+            "from": body.from.to_hex(),
+            "amount": body.amount,
+            "nonce": body.nonce,
+        }),
     }
 }
 
@@ -436,6 +466,25 @@ fn compute() -> Golden {
         proof_ab: Some(proofs[1]),
         proof_ba: Some(proofs[3]),
     };
+    // Bob, the payee of A to B, gives Alice a line of 1 000 (his first nonce); Alice repays
+    // 250 of the channel's debt (her third nonce, after the transfer and the deposit).
+    let grant = CreditGrant {
+        chain_id,
+        channel_id,
+        creditor: bob.public(),
+        debtor: alice.public(),
+        limit: 1_000,
+        expiry_ms: T0 + 1_800_000,
+        due_ms: T0 + 7_200_000,
+        nonce: 0,
+    };
+    let repay = Repay {
+        chain_id,
+        channel_id,
+        from: alice.public(),
+        amount: 250,
+        nonce: 2,
+    };
     let txs = [
         Tx::transfer(transfer, &alice),
         Tx::Open(SignedOpen {
@@ -457,6 +506,8 @@ fn compute() -> Golden {
             proof_ba: None,
         }),
         Tx::Settle(Settle { chain_id, channel_id }),
+        Tx::credit_grant(grant, &bob),
+        Tx::repay(repay, &alice),
     ];
     let mut tx_objs = Vec::new();
     for (i, tx) in txs.iter().enumerate() {
@@ -493,7 +544,18 @@ fn compute() -> Golden {
                 sig,
             )],
             Tx::Update(_) | Tx::Settle(_) => vec![],
-            Tx::CreditGrant { .. } | Tx::Repay { .. } => unreachable!("tx.json has no credit vectors yet"),
+            Tx::CreditGrant { body, sig } => vec![sig_entry(
+                "creditor",
+                &bob,
+                &crypto::signed_bytes(tags::CREDIT_GRANT_SIG, &encode(body)),
+                sig,
+            )],
+            Tx::Repay { body, sig } => vec![sig_entry(
+                "from",
+                &alice,
+                &crypto::signed_bytes(tags::REPAY_SIG, &encode(body)),
+                sig,
+            )],
         };
         tx_objs.push(json!({
             "variant": TX_VARIANTS[i],
@@ -504,17 +566,19 @@ fn compute() -> Golden {
             "tx_id": tx.id().to_hex(),
             "leaf_hash": tx.leaf_hash().to_hex(),
         }));
-        let short = TX_VARIANTS[i].to_ascii_lowercase();
-        if matches!(tx, Tx::Transfer { .. } | Tx::Settle(_)) {
-            put(&format!("tx-{short}-bytes"), &tx.bytes());
-            put(&format!("tx-{short}-id"), &tx.id().0);
-            put(&format!("tx-{short}-leaf-hash"), &tx.leaf_hash().0);
-        }
+        let short = match tx {
+            Tx::Transfer { .. } => "transfer",
+            Tx::Settle(_) => "settle",
+            Tx::CreditGrant { .. } => "credit-grant",
+            Tx::Repay { .. } => "repay",
+            _ => continue,
+        };
+        put(&format!("tx-{short}-bytes"), &tx.bytes());
+        put(&format!("tx-{short}-id"), &tx.id().0);
+        put(&format!("tx-{short}-leaf-hash"), &tx.leaf_hash().0);
         if let Some(first) = signatures.first() {
-            if matches!(tx, Tx::Transfer { .. }) {
-                let sb = hex::decode(first["signed_bytes"].as_str().expect("hex")).expect("hex");
-                put("tx-transfer-signed-bytes", &sb);
-            }
+            let sb = hex::decode(first["signed_bytes"].as_str().expect("hex")).expect("hex");
+            put(&format!("tx-{short}-signed-bytes"), &sb);
         }
     }
     files.insert("tx.json", Value::Array(tx_objs));
@@ -880,6 +944,23 @@ fn spec_tx_body(variant: &str, f: &Value) -> Vec<u8> {
         "Settle" => {
             w.h32(f, "chain_id").h32(f, "channel_id");
         }
+        "CreditGrant" => {
+            w.h32(f, "chain_id")
+                .h32(f, "channel_id")
+                .h32(f, "creditor")
+                .h32(f, "debtor")
+                .u(f, "limit")
+                .u(f, "expiry_ms")
+                .u(f, "due_ms")
+                .u(f, "nonce");
+        }
+        "Repay" => {
+            w.h32(f, "chain_id")
+                .h32(f, "channel_id")
+                .h32(f, "from")
+                .u(f, "amount")
+                .u(f, "nonce");
+        }
         v => panic!("unknown variant {v}"),
     }
     w.done()
@@ -1149,6 +1230,8 @@ fn check_from_json(files: &BTreeMap<&'static str, Value>) {
             "Deposit" => (tag::DEPOSIT_SIG, vec![b32(f, "from")]),
             "CoopClose" => (tag::COOP_CLOSE_SIG, vec![pk_a, pk_b]),
             "UnilateralClose" => (tag::UNILATERAL_CLOSE_SIG, vec![b32(f, "closer")]),
+            "CreditGrant" => (tag::CREDIT_GRANT_SIG, vec![b32(f, "creditor")]),
+            "Repay" => (tag::REPAY_SIG, vec![b32(f, "from")]),
             _ => ("", vec![]),
         };
         let entries = arr(t, "signatures");
@@ -1159,6 +1242,16 @@ fn check_from_json(files: &BTreeMap<&'static str, Value>) {
         }
         if variant != "Transfer" && variant != "Open" {
             assert_eq!(b32(f, "channel_id"), channel_id, "{what}: channel id");
+        }
+        if variant == "CreditGrant" {
+            let mut parties = [b32(f, "creditor"), b32(f, "debtor")];
+            parties.sort();
+            let mut channel = [pk_a, pk_b];
+            channel.sort();
+            assert_eq!(
+                parties, channel,
+                "{what}: creditor and debtor are the channel's parties"
+            );
         }
         if variant == "Open" {
             assert_eq!(f, of, "{what}: the open of channel_open.json");

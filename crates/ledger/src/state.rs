@@ -150,6 +150,30 @@ pub struct Debt {
     pub defaulted_ms: Option<u64>,
 }
 
+impl CreditLine {
+    /// The state entry `E` of this line, the line of channel `channel_id` whose debtor pays in
+    /// direction `dir` (PROTOCOL.md §16.5): `0x02 || channel_id || dir (0x00 A->B, 0x01 B->A)
+    /// || creditor || debtor || varint(limit) || varint(peak) || varint(expiry_ms) ||
+    /// varint(due_ms)`. The state root hashes it as every entry.
+    pub fn entry_bytes(&self, channel_id: &ChannelId, dir: Direction) -> Vec<u8> {
+        let mut buf = Vec::new();
+        line_entry_bytes(channel_id, dir.index() as u8, self, &mut buf);
+        buf
+    }
+}
+
+impl Debt {
+    /// The state entry `E` of this debt, the debt recorded by the settlement of `channel_id`
+    /// (PROTOCOL.md §16.5): `0x03 || channel_id || creditor || debtor || varint(amount) ||
+    /// varint(outstanding) || varint(created_ms) || varint(due_ms) || (0x00 | 0x01 ||
+    /// varint(defaulted_ms))`. The state root hashes it as every entry.
+    pub fn entry_bytes(&self, channel_id: &ChannelId) -> Vec<u8> {
+        let mut buf = Vec::new();
+        debt_entry_bytes(channel_id, self, &mut buf);
+        buf
+    }
+}
+
 /// The part of the state that transactions change and the state root covers.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub(crate) struct Books {

@@ -12,7 +12,12 @@
 //!    with the strict decoder, their hashes and signatures recomputed, each listed state entry
 //!    re-encoded from its fields, and replaying the blocks with `verify_chain` must give the
 //!    listed state roots.
-//! 4. Checks the ```` ```vector ledger-NAME ```` blocks of PROTOCOL.md (the names this test owns;
+//! 4. Builds a second small ledger with credit (PROTOCOL.md section 16): two lines, a debt still
+//!    outstanding and a defaulted one. Encodes every line and debt leaf from its fields with the
+//!    layout of section 16.5 (not the ledger's code), checks that `CreditLine::entry_bytes` and
+//!    `Debt::entry_bytes` give the same bytes and that the documented leaves give the ledger's
+//!    `state_root()`; its line and debt leaves are the `ledger-credit-*` vectors of PROTOCOL.md.
+//! 5. Checks the ```` ```vector ledger-NAME ```` blocks of PROTOCOL.md (the names this test owns;
 //!    `protocol/tests/vectors.rs` owns the others): each must equal the computed value, none
 //!    may be missing or unknown.
 //!
@@ -23,10 +28,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use paychan_ledger::testkit::{keypair, TestChain, TestNet, TestParams};
-use paychan_ledger::{verify_chain, ChannelStatus, LedgerState};
+use paychan_ledger::{tx_fee, verify_chain, ChannelStatus, LedgerState};
 use paychan_protocol::codec::encode;
 use paychan_protocol::hash::{sha256, tags};
-use paychan_protocol::{Block, Direction, Genesis, Hash32, Keypair, SignedProof, Tx, Wire};
+use paychan_protocol::{Block, ChannelId, Direction, Genesis, Hash32, Keypair, SignedProof, Tx, Wire};
 use paychan_testkit::diff::{first_diff, pretty};
 use paychan_testkit::doc::{check_vector_blocks, regenerate, VectorOwner};
 use paychan_testkit::fields::{dir_name, genesis_fields, header_fields};
@@ -87,7 +92,17 @@ fn spec_opt_proof(w: &mut W, p: &Value) {
         .hex(p, "signature");
 }
 
-/// The entry `E` of one state entry, from its JSON fields.
+/// The direction byte of a credit line: `0x00` A->B, `0x01` B->A (section 16.5).
+fn spec_dir(e: &Value) -> u8 {
+    match s(e, "dir") {
+        "AToB" => 0x00,
+        "BToA" => 0x01,
+        other => panic!("unknown direction {other}"),
+    }
+}
+
+/// The entry `E` of one state entry, from its JSON fields: accounts and channels (section 7),
+/// credit lines and debts (section 16.5).
 fn spec_entry(e: &Value) -> Vec<u8> {
     let mut w = W::default();
     match s(e, "kind") {
@@ -116,6 +131,32 @@ fn spec_entry(e: &Value) -> Vec<u8> {
                 other => panic!("unknown channel status {other}"),
             }
         }
+        "line" => {
+            w.byte(0x02)
+                .hex(e, "channel_id")
+                .byte(spec_dir(e))
+                .hex(e, "creditor")
+                .hex(e, "debtor")
+                .u(e, "limit")
+                .u(e, "peak")
+                .u(e, "expiry_ms")
+                .u(e, "due_ms");
+        }
+        "debt" => {
+            w.byte(0x03)
+                .hex(e, "channel_id")
+                .hex(e, "creditor")
+                .hex(e, "debtor")
+                .u(e, "amount")
+                .u(e, "outstanding")
+                .u(e, "created_ms")
+                .u(e, "due_ms");
+            if e["defaulted_ms"].is_null() {
+                w.byte(0x00);
+            } else {
+                w.byte(0x01).u(e, "defaulted_ms");
+            }
+        }
         other => panic!("unknown entry kind {other}"),
     }
     w.done()
@@ -142,17 +183,20 @@ fn spec_state_root(what: &str, entries: &[Value]) -> [u8; 32] {
         assert_eq!(hx(leaf), s(e, "leaf_hash"), "{what}: leaf hash of entry {i}");
         leaves.push(leaf);
     }
-    // The order of section 7: accounts by key, then channels by id, each strictly increasing.
-    let keys: Vec<(u8, [u8; 32])> = entries
+    // The order of sections 7 and 16.5: accounts by key, channels by id, lines by (channel id,
+    // direction), debts by channel id, each strictly increasing.
+    let keys: Vec<(u8, [u8; 32], u8)> = entries
         .iter()
         .map(|e| match s(e, "kind") {
-            "account" => (0, b32(e, "key")),
-            _ => (1, b32(e, "channel_id")),
+            "account" => (0, b32(e, "key"), 0),
+            "channel" => (1, b32(e, "channel_id"), 0),
+            "line" => (2, b32(e, "channel_id"), spec_dir(e)),
+            _ => (3, b32(e, "channel_id"), 0),
         })
         .collect();
     assert!(
         keys.windows(2).all(|w| w[0] < w[1]),
-        "{what}: entries are not in the order of section 7"
+        "{what}: entries are not in the order of sections 7 and 16.5"
     );
     mth(&leaves)
 }
@@ -237,6 +281,49 @@ fn state_entries(state: &LedgerState) -> Vec<Value> {
         obj.extend(extra.as_object().expect("object").clone());
         out.push(e);
     }
+    for ((id, dir), l) in state.credit_lines() {
+        let dir = match dir {
+            0 => Direction::AToB,
+            1 => Direction::BToA,
+            other => panic!("credit line direction {other}"),
+        };
+        out.push(json!({
+            "kind": "line",
+            "channel_id": id.0.to_hex(),
+            "dir": dir_name(dir),
+            "creditor": l.creditor.to_hex(),
+            "debtor": l.debtor.to_hex(),
+            "limit": l.limit,
+            "peak": l.peak,
+            "expiry_ms": l.expiry_ms,
+            "due_ms": l.due_ms,
+        }));
+        let entry = spec_entry(out.last().expect("the line"));
+        assert_eq!(
+            hx(l.entry_bytes(id, dir)),
+            hx(&entry),
+            "CreditLine::entry_bytes differs from PROTOCOL.md section 16.5"
+        );
+    }
+    for (id, d) in state.debts() {
+        out.push(json!({
+            "kind": "debt",
+            "channel_id": id.0.to_hex(),
+            "creditor": d.creditor.to_hex(),
+            "debtor": d.debtor.to_hex(),
+            "amount": d.amount,
+            "outstanding": d.outstanding,
+            "created_ms": d.created_ms,
+            "due_ms": d.due_ms,
+            "defaulted_ms": d.defaulted_ms,
+        }));
+        let entry = spec_entry(out.last().expect("the debt"));
+        assert_eq!(
+            hx(d.entry_bytes(id)),
+            hx(&entry),
+            "Debt::entry_bytes differs from PROTOCOL.md section 16.5"
+        );
+    }
     for e in &mut out {
         let entry = spec_entry(e);
         let leaf = spec_leaf(&entry);
@@ -282,6 +369,85 @@ fn vector_net() -> TestNet {
         tx_fee_min: 10,
         tx_fee_per_byte: 1,
     })
+}
+
+/// The credit ledger of the `ledger-credit-*` vectors (PROTOCOL.md section 16.5), on the vector
+/// network: Alice opens channels with Bob (ch5) and with Carol (ch6), depositing 1 000 in each;
+/// Bob gives her a line of 500 on ch5 (due in two hours) and lowers it to 200, Carol one of 300
+/// on ch6 (taking payments for 10 s, due at `T0 + 30 000`); Bob and Carol close with Alice's
+/// proofs of 1 400 and 1 200, Alice sends all but 50 of her balance to Dave, both channels
+/// settle at the end of the window (debts of 400 and 200, the 50 paying the first settled), and
+/// heartbeats reach ch6's due time, which defaults its debt. Returns the final state, checked
+/// against a replay, and the two channels.
+fn credit_state(net: &TestNet) -> (LedgerState, ChannelId, ChannelId) {
+    let (alice, bob, carol) = (&net.users[0], &net.users[1], &net.users[2]);
+    let dave = keypair(2_000);
+    let expiry = T0 + 3_600_000;
+    let mut chain = TestChain::new(net.clone());
+    let block = |chain: &mut TestChain, txs: Vec<Tx>| {
+        let dropped = chain.next_block(txs);
+        assert!(dropped.is_empty(), "credit ledger: dropped {dropped:?}");
+    };
+    let (open5, ch5) = net.open(alice, bob, (1_000, 0), 5, expiry);
+    let (open6, ch6) = net.open(alice, carol, (1_000, 0), 6, expiry);
+    block(&mut chain, vec![open5, open6]);
+    block(
+        &mut chain,
+        vec![
+            net.grant(bob, alice.public(), ch5, 500, expiry, T0 + 7_200_000, 0),
+            net.grant(carol, alice.public(), ch6, 300, T0 + 10_000, T0 + 30_000, 0),
+        ],
+    );
+    block(
+        &mut chain,
+        vec![net.grant(bob, alice.public(), ch5, 200, expiry, T0 + 7_200_000, 1)],
+    );
+    // Alice keeps 50 of her balance: all that settlement can take from her at once.
+    let balance = chain.state.balance(&alice.public());
+    let fee = tx_fee(
+        &net.genesis,
+        &net.transfer(alice, dave.public(), balance - 1_000, 0),
+    );
+    let rest = net.transfer(alice, dave.public(), balance - 50 - fee, 0);
+    assert_eq!(tx_fee(&net.genesis, &rest), fee);
+    block(
+        &mut chain,
+        vec![
+            net.unilateral_close(
+                bob,
+                ch5,
+                Some(net.proof(alice, ch5, Direction::AToB, 1, 1_400)),
+                None,
+            ),
+            net.unilateral_close(
+                carol,
+                ch6,
+                Some(net.proof(alice, ch6, Direction::AToB, 1, 1_200)),
+                None,
+            ),
+            rest,
+        ],
+    );
+    assert_eq!(chain.state.balance(&alice.public()), 50);
+    let end = chain.state.window_end_ms(&ch5).expect("closing");
+    assert_eq!(chain.state.window_end_ms(&ch6), Some(end));
+    chain.advance_to(end - net.genesis.block_interval_ms);
+    block(&mut chain, vec![net.settle(ch5), net.settle(ch6)]);
+    chain.advance_to(T0 + 30_000);
+    let state = chain.state.clone();
+    let (debt5, debt6) = (state.debt(&ch5).expect("debt"), state.debt(&ch6).expect("debt"));
+    assert_eq!((debt5.amount, debt5.defaulted_ms), (400, None));
+    assert!(debt5.outstanding > 0 && debt5.outstanding < 400);
+    assert_eq!(
+        (debt6.amount, debt6.outstanding, debt6.defaulted_ms),
+        (200, 200, Some(T0 + 30_000))
+    );
+    let line5 = state.credit_line(&ch5, Direction::AToB).expect("line");
+    assert_eq!((line5.limit, line5.peak), (200, 500));
+    assert_eq!(state.total_value(), state.genesis_supply());
+    let replayed = verify_chain(&net.genesis, &chain.blocks).expect("credit ledger: replay");
+    assert_eq!(replayed.state_root(), state.state_root());
+    (state, ch5, ch6)
 }
 
 /// Everything computed: `ledger.json` and the `ledger-*` vectors of PROTOCOL.md.
@@ -486,6 +652,25 @@ fn compute() -> Golden {
         "ledger-block-last-hash",
         &chain.blocks.last().expect("blocks").header.hash().to_hex(),
     );
+
+    // The credit leaves (section 16.5), from a state whose documented leaves give its root.
+    let (credit, ch5, ch6) = credit_state(&net);
+    let credit_json = state_json("credit ledger", &credit);
+    let entries = arr(&credit_json, "entries");
+    let find = |kind: &str, id: ChannelId| -> &Value {
+        entries
+            .iter()
+            .find(|e| e["kind"] == kind && e["channel_id"] == id.0.to_hex().as_str())
+            .unwrap_or_else(|| panic!("no {kind} entry of channel {}", id.0.to_hex()))
+    };
+    for (name, e) in [
+        ("ledger-credit-line", find("line", ch5)),
+        ("ledger-credit-debt", find("debt", ch5)),
+        ("ledger-credit-debt-defaulted", find("debt", ch6)),
+    ] {
+        put(&format!("{name}-entry"), s(e, "entry"));
+        put(&format!("{name}-leaf-hash"), s(e, "leaf_hash"));
+    }
 
     Golden { json, doc }
 }
