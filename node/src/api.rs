@@ -26,6 +26,8 @@ use utoipa_axum::routes;
 use crate::config::{Config, DataDir};
 use crate::node::{NodeHandle, SubmitError};
 
+mod credit;
+
 #[derive(Clone)]
 struct AppState {
     node: NodeHandle,
@@ -98,6 +100,10 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(channel_payments))
         .routes(routes!(close_channel))
         .routes(routes!(openapi_json))
+        .routes(routes!(credit::credit_list))
+        .routes(routes!(credit::credit_grant))
+        .routes(routes!(credit::credit_repay))
+        .routes(routes!(credit::credit_score))
 }
 
 /// This document.
@@ -1240,6 +1246,8 @@ mod tests {
             "GET /v1/censorship",
             "GET /v1/channels",
             "GET /v1/channels/{id}/payments",
+            "GET /v1/credit",
+            "GET /v1/credit/score/{key}",
             "GET /v1/info",
             "GET /v1/ledger/blocks",
             "GET /v1/ledger/checkpoint",
@@ -1256,6 +1264,8 @@ mod tests {
             "POST /v1/channels",
             "POST /v1/channels/{id}/close",
             "POST /v1/channels/{id}/pay",
+            "POST /v1/credit/grant",
+            "POST /v1/credit/repay",
             "POST /v1/peers",
             "POST /v1/transfer",
             "POST /v1/tx",

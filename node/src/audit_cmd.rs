@@ -16,7 +16,9 @@ use paychan_audit::{AuditError, AuditFailure, Auditor, ExportReader, ExportWrite
 use paychan_ledger::{verify_checkpoint, verify_checkpoint_consistency, LedgerState};
 use paychan_protocol::merkle::{leaf_hash, verify_inclusion};
 use paychan_protocol::note::{self, SignedNote, KEY_TYPE_COSIGNATURE_V1, KEY_TYPE_ED25519};
-use paychan_protocol::{Checkpoint, Genesis, Hash32, SignedCheckpoint, TlogProof, Tx, VerifierKey, Wire};
+use paychan_protocol::{
+    Checkpoint, Genesis, Hash32, PublicKey, SignedCheckpoint, TlogProof, Tx, VerifierKey, Wire,
+};
 use paychan_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -101,9 +103,13 @@ pub struct AuditArgs {
     /// with it. Written (atomically) after a clean audit only.
     #[arg(long)]
     state: Option<PathBuf>,
-    /// Print every account and channel at the verified height.
+    /// Print every account and channel at the verified height, with credit lines and debts.
     #[arg(long)]
     balances: bool,
+    /// Print the credit score of an account (64 hex characters) at the verified height, from
+    /// the replayed history alone (PROTOCOL.md, credit: score); repeatable.
+    #[arg(long, value_name = "ACCOUNT")]
+    score: Vec<String>,
 }
 
 /// What the genesis must be.
@@ -935,11 +941,23 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
             saved = Some(s.height);
         }
     }
+    let scores = args
+        .score
+        .iter()
+        .map(|a| {
+            PublicKey::from_hex(a)
+                .map(|k| first.auditor.score(&k))
+                .map_err(|_| anyhow!("--score {a}: an account is 64 hex characters").into())
+        })
+        .collect::<CmdResult<Vec<_>>>()?;
     if json_out {
         let mut v = json!({"ok": true, "chain_id": first.genesis.chain_id().to_hex(), "sources": reports,
                            "notes": notes_held, "state_saved_at": saved});
         if args.balances {
             v["balances"] = serde_json::to_value(first.auditor.balances()).map_err(anyhow::Error::from)?;
+        }
+        if !scores.is_empty() {
+            v["scores"] = serde_json::to_value(&scores).map_err(anyhow::Error::from)?;
         }
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
@@ -958,6 +976,9 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
         }
         if args.balances {
             println!("{}", balances_table(&first.auditor));
+        }
+        for sc in &scores {
+            println!("{}", score_table(sc));
         }
     }
     Ok(())
@@ -1048,6 +1069,59 @@ fn balances_table(a: &Auditor) -> String {
             c.payouts
                 .map(|(a, b)| format!("{a} / {b}"))
                 .unwrap_or_else(|| "-".into())
+        ));
+    }
+    out.push(format!(
+        "{:<64}  {:>14}  {:>14}  {:<20}  {:<20}  CREDITOR -> DEBTOR",
+        "CREDIT LINE (CHANNEL)", "LIMIT", "PEAK", "EXPIRES", "DUE"
+    ));
+    for l in &b.credit_lines {
+        out.push(format!(
+            "{:<64}  {:>14}  {:>14}  {:<20}  {:<20}  {} -> {}",
+            l.channel_id,
+            amount(l.limit),
+            amount(l.peak),
+            time_text(l.expiry_ms),
+            time_text(l.due_ms),
+            &l.creditor[..16],
+            &l.debtor[..16]
+        ));
+    }
+    out.push(format!(
+        "{:<64}  {:>14}  {:>14}  {:<11}  {:<20}  CREDITOR -> DEBTOR",
+        "DEBT (CHANNEL)", "AMOUNT", "OUTSTANDING", "STATUS", "DUE"
+    ));
+    for d in &b.debts {
+        out.push(format!(
+            "{:<64}  {:>14}  {:>14}  {:<11}  {:<20}  {} -> {}",
+            d.channel_id,
+            amount(d.amount),
+            amount(d.outstanding),
+            d.status,
+            time_text(d.due_ms),
+            &d.creditor[..16],
+            &d.debtor[..16]
+        ));
+    }
+    out.push(format!(
+        "debts: {} outstanding, {} defaulted",
+        amount(b.debts_outstanding),
+        amount(b.debts_defaulted)
+    ));
+    out.join("\n")
+}
+
+/// The readable credit score of one account, each factor with its weight.
+fn score_table(sc: &paychan_audit::Score) -> String {
+    let mut out = vec![format!("score of {}: {} / 1000", sc.account, sc.score)];
+    out.push(format!(
+        "  {:<22} {:>14} {:>7} {:>6} {:>7}",
+        "FACTOR", "VALUE", "WEIGHT", "CAP", "POINTS"
+    ));
+    for f in &sc.factors {
+        out.push(format!(
+            "  {:<22} {:>14} {:>7} {:>6} {:>7}",
+            f.name, f.value, f.weight, f.cap, f.points
         ));
     }
     out.join("\n")

@@ -48,6 +48,10 @@ pub struct Config {
     /// The `[gateway]` section: an HTTP 402 gateway in front of a web service; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<crate::gateway::GatewayConfig>,
+    /// The `[credit]` section: whether this node grants credit lines by itself when a channel
+    /// with it opens (off by default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub credit: crate::credit_policy::CreditConfig,
     /// TEST ONLY: a sequencer with this set silently drops dispute updates, to show that such
     /// censorship is caught by the witnesses. Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -67,6 +71,10 @@ pub struct Config {
     /// from the future). Never set it on a real network.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub test_clock_ahead_ms: u64,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -93,6 +101,7 @@ impl Default for Config {
             public: None,
             storage: StorageConfig::default(),
             gateway: None,
+            credit: Default::default(),
             test_drop_updates: false,
             test_equivocate: false,
             test_double_block: false,

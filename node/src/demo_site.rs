@@ -6,7 +6,8 @@
 //! through [`PaidHttpClient`]) reads it: [`REQUESTS`] paid article requests, the larger file
 //! streamed and paid per KiB, and one donation to the creator (the gateway's node, advertised
 //! in `extra.donateTo` and a `Link` header). The reader closes its channel; the creator's
-//! balance on every replica must have grown by exactly what the reader paid.
+//! balance on every replica must have grown by exactly what the reader paid. The credit part
+//! ([`crate::demo_credit`]) follows, against the same gateway.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -240,5 +241,16 @@ pub async fn run(
             "site: the creator's balance should be {expected}, replicas report {actual:?}"
         ));
     }
+    failures.extend(
+        crate::demo_credit::run(
+            &apis[0],
+            &apis[x],
+            x,
+            &format!("{base}/articles/0.html"),
+            PRICE,
+            chain,
+        )
+        .await?,
+    );
     Ok(failures)
 }

@@ -134,6 +134,16 @@ impl PaidHttpClient {
         self.spent
     }
 
+    /// The client's view of that channel (balances, what it may still spend, its credit line),
+    /// once one is open.
+    pub async fn channel_view(&self) -> Result<Option<paychan_client::ChannelView>> {
+        let (Some(c), Some(s)) = (&self.client, &self.session) else {
+            return Ok(None);
+        };
+        let id = s.channel.0.to_hex();
+        Ok(c.channels.list().await?.into_iter().find(|v| v.id == id))
+    }
+
     /// The `PAYMENT-SIGNATURE` value of the last paid request.
     pub fn last_header(&self) -> Option<&str> {
         self.last_header.as_deref()

@@ -89,6 +89,11 @@ enum Command {
     /// Give an amount to the creator behind a 402 gateway (a payment with a reference and no
     /// resource), through a channel with the gateway's node.
     Donate(Box<paychan::fetch::DonateCli>),
+    /// Credit lines and debts on the ledger: list, grant, repay, score.
+    Credit {
+        #[command(subcommand)]
+        command: paychan::credit_cmd::CreditCommand,
+    },
 }
 
 /// `paychan gateway`.
@@ -265,6 +270,10 @@ enum TestnetCommand {
         /// refuse blocks from the future).
         #[arg(long, hide = true, default_value_t = 0)]
         test_clock_ahead_ms: u64,
+        /// TEST ONLY: a challenge window of this many ms instead of 30 s (for tests of
+        /// unilateral closes).
+        #[arg(long, hide = true)]
+        test_challenge_period_ms: Option<u64>,
         /// Delete a stopped testnet in the dir (keys, ledger, channels) and create a new one.
         #[arg(long)]
         force: bool,
@@ -559,6 +568,7 @@ fn run(cli: Cli) -> Result<()> {
             });
         }
         Command::Channel { command } => channel(&dir, cli.json, command)?,
+        Command::Credit { command } => paychan::credit_cmd::run(&dir, cli.json, command)?,
         Command::Audit(args) => {
             init_quiet_tracing();
             let code = audit_cmd::run_audit(&dir, cli.json, *args);
@@ -572,16 +582,20 @@ fn run(cli: Cli) -> Result<()> {
                 test_equivocate,
                 test_double_block,
                 test_clock_ahead_ms,
+                test_challenge_period_ms,
                 force,
             } => {
                 let rows = testnet::up(
                     &dir,
-                    nodes,
-                    test_drop_updates,
-                    test_equivocate,
-                    test_double_block,
-                    test_clock_ahead_ms,
-                    force,
+                    &testnet::UpOptions {
+                        nodes,
+                        test_drop_updates,
+                        test_equivocate,
+                        test_double_block,
+                        test_clock_ahead_ms,
+                        test_challenge_period_ms,
+                        force,
+                    },
                 )?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);

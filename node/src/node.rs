@@ -426,6 +426,10 @@ pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
     // The watchtower follows the replica's events: each block brings the manager to the
     // channels it touched. A lagging subscription (events dropped) asks for a full pass.
     tokio::spawn(forward_ledger_events(events_for_manager, manager));
+    if config.credit.policy != crate::credit_policy::Policy::None {
+        info!(policy = ?config.credit.policy, max_limit = config.credit.max_limit, "credit policy: this node grants lines to the parties of its channels");
+        tokio::spawn(crate::credit_policy::run(handle.clone(), config.credit.clone()));
+    }
     if let Some(seq) = shared.sequencer_peer.filter(|p| *p != peer_id) {
         // The ledger stops for a node that loses its sequencer: dial it again whenever it goes.
         shared.net.keep_connected(seq).await?;
@@ -744,6 +748,16 @@ impl NodeHandle {
             .expect("the channel manager starts before the API")
     }
 
+    /// This node's account.
+    pub fn keypair_public(&self) -> PublicKey {
+        self.shared.keypair.public()
+    }
+
+    /// One event per block the replica applies, in height order.
+    pub fn subscribe_ledger(&self) -> tokio::sync::broadcast::Receiver<crate::replica::LedgerEvent> {
+        self.shared.replica.subscribe()
+    }
+
     /// Read access to the replica.
     pub fn with_ledger<T>(&self, f: impl FnOnce(&LedgerState) -> T) -> T {
         f(&self.shared.replica.read())
@@ -863,6 +877,99 @@ impl NodeHandle {
     /// sequencer admits is refused with [`SubmitError::TooManyPending`] before anything is
     /// signed: the caller retries after the next block.
     pub async fn transfer(&self, to: PublicKey, amount: u64) -> Result<(Hash32, SubmitStatus), SubmitError> {
+        let (chain_id, from) = (self.shared.chain_id, self.shared.keypair.public());
+        self.submit_own(|nonce, kp| {
+            Tx::transfer(
+                paychan_protocol::ledger::Transfer {
+                    chain_id,
+                    from,
+                    to,
+                    amount,
+                    nonce,
+                },
+                kp,
+            )
+        })
+        .await
+    }
+
+    /// Signs a credit grant as the creditor of channel `channel_id` (this node) for `debtor`,
+    /// and submits it.
+    pub async fn credit_grant(
+        &self,
+        channel_id: paychan_protocol::ChannelId,
+        debtor: PublicKey,
+        limit: u64,
+        expiry_ms: u64,
+        due_ms: u64,
+    ) -> Result<(Hash32, SubmitStatus), SubmitError> {
+        let (chain_id, creditor) = (self.shared.chain_id, self.shared.keypair.public());
+        self.submit_own(|nonce, kp| {
+            Tx::credit_grant(
+                paychan_protocol::ledger::CreditGrant {
+                    chain_id,
+                    channel_id,
+                    creditor,
+                    debtor,
+                    limit,
+                    expiry_ms,
+                    due_ms,
+                    nonce,
+                },
+                kp,
+            )
+        })
+        .await
+    }
+
+    /// Signs a repayment of the debt of channel `channel_id` from this node's account, and
+    /// submits it.
+    pub async fn repay(
+        &self,
+        channel_id: paychan_protocol::ChannelId,
+        amount: u64,
+    ) -> Result<(Hash32, SubmitStatus), SubmitError> {
+        let (chain_id, from) = (self.shared.chain_id, self.shared.keypair.public());
+        self.submit_own(|nonce, kp| {
+            Tx::repay(
+                paychan_protocol::ledger::Repay {
+                    chain_id,
+                    channel_id,
+                    from,
+                    amount,
+                    nonce,
+                },
+                kp,
+            )
+        })
+        .await
+    }
+
+    /// The credit score of `account` from this node's verified replica: its state and, for
+    /// each account's first appearance, its blocks (PROTOCOL.md, credit: score).
+    pub fn credit_score(&self, account: &PublicKey) -> Result<paychan_audit::Score, String> {
+        let state = self.with_ledger(|l| l.clone());
+        let mut seen = paychan_audit::FirstSeen::from_genesis(&self.shared.genesis);
+        let mut next = 1;
+        while next <= state.height() {
+            let count = usize::try_from((state.height() - next + 1).min(256)).unwrap_or(256);
+            let blocks = self.store().blocks(next, count).map_err(|e| e.to_string())?;
+            if blocks.is_empty() {
+                return Err(format!("block {next} is not in the store"));
+            }
+            for b in &blocks {
+                seen.observe(b);
+            }
+            next += blocks.len() as u64;
+        }
+        Ok(paychan_audit::score(&state, &seen, account))
+    }
+
+    /// Signs a transaction of this node's account with its next nonce and submits it.
+    async fn submit_own(
+        &self,
+        make: impl FnOnce(u64, &Keypair) -> Tx,
+    ) -> Result<(Hash32, SubmitStatus), SubmitError> {
         let s = &self.shared;
         let from = s.keypair.public();
         let nonce = {
@@ -881,16 +988,7 @@ impl NodeHandle {
             *last = Some((next, l.height()));
             next
         };
-        let tx = Tx::transfer(
-            paychan_protocol::ledger::Transfer {
-                chain_id: s.chain_id,
-                from,
-                to,
-                amount,
-                nonce,
-            },
-            &s.keypair,
-        );
+        let tx = make(nonce, &s.keypair);
         let result = self.submit(tx).await;
         if result.is_err() {
             // The nonce was not taken: let the next transfer start again from the ledger.

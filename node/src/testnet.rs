@@ -135,24 +135,47 @@ pub struct NodeStatus {
     pub height: Option<u64>,
 }
 
-/// `testnet up`.
-/// `test_drop_updates` starts the sequencer with the test-only switch that drops dispute
-/// updates (for the censorship test); `test_equivocate` the one that signs two checkpoints for
-/// one log size (for the split-view test); `test_double_block` the one that signs two blocks
-/// at one height (for the double-block test); `test_clock_ahead_ms` runs the sequencer's clock
-/// ahead (for the test of blocks from the future). `force`
-/// deletes a stopped testnet in `root` first; without it an existing testnet is refused.
-pub fn up(
-    root: &Path,
-    nodes: usize,
-    test_drop_updates: bool,
-    test_equivocate: bool,
-    test_double_block: bool,
-    test_clock_ahead_ms: u64,
-    force: bool,
-) -> Result<Vec<NodeStatus>> {
+/// What `testnet up` makes.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Number of nodes (node 0 is the sequencer).
+    pub nodes: usize,
+    /// TEST ONLY: the sequencer drops dispute updates (for the censorship test).
+    pub test_drop_updates: bool,
+    /// TEST ONLY: the sequencer signs two checkpoints for one log size (split-view test).
+    pub test_equivocate: bool,
+    /// TEST ONLY: the sequencer signs two blocks at one height (double-block test).
+    pub test_double_block: bool,
+    /// TEST ONLY: the sequencer's clock runs this far ahead (blocks from the future).
+    pub test_clock_ahead_ms: u64,
+    /// TEST ONLY: a challenge window other than the testnet's 30 s (tests of unilateral
+    /// closes that would otherwise wait for it).
+    pub test_challenge_period_ms: Option<u64>,
+    /// Delete a stopped testnet in the directory first; without it an existing one is refused.
+    pub force: bool,
+}
+
+/// `testnet up`: a new testnet in `root`, started.
+pub fn up(root: &Path, opts: &UpOptions) -> Result<Vec<NodeStatus>> {
+    let UpOptions {
+        nodes,
+        test_drop_updates,
+        test_equivocate,
+        test_double_block,
+        test_clock_ahead_ms,
+        test_challenge_period_ms,
+        force,
+    } = opts.clone();
     if nodes == 0 {
         bail!("a testnet needs at least one node");
+    }
+    if let Some(ms) = test_challenge_period_ms {
+        // Refused before anything is written: the genesis rules bound the window.
+        let probe = Genesis {
+            challenge_period_ms: ms,
+            ..testnet_genesis(&[Keypair::generate().public()], &[])
+        };
+        paychan_ledger::validate_genesis(&probe).context("--test-challenge-period-ms")?;
     }
     if node_dir(root, 0).key_path().exists() {
         if running(root)? {
@@ -187,7 +210,10 @@ pub fn up(
         clients.push(kp.public());
     }
     let node_keys: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
-    let genesis = testnet_genesis(&node_keys, &clients);
+    let mut genesis = testnet_genesis(&node_keys, &clients);
+    if let Some(ms) = test_challenge_period_ms {
+        genesis.challenge_period_ms = ms;
+    }
     // Concrete ports, so that each node knows every other's address before any starts, and
     // keeps its own across restarts.
     let ports = free_ports(nodes)?;

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
+use common::x402::*;
 use common::*;
-use paychan::config::DataDir;
 use paychan::fetch::PaidHttpClient;
 use paychan::gateway::GatewayConfig;
-use paychan_client::x402::{self, ChannelPayload, PaymentPayload, PaymentRequired, PaymentResponse};
-use paychan_protocol::channel::{memo_hash, BalanceProof};
+use paychan_client::x402::{self, PaymentRequired};
 use paychan_protocol::wire::PayItem;
-use paychan_protocol::{ChannelId, Hash32, Keypair, Payment, SignedProof};
+use paychan_protocol::{ChannelId, Hash32, Keypair};
 use serde_json::Value;
 
 /// The price of one request.
@@ -81,47 +80,18 @@ fn big() -> Vec<u8> {
 /// Turns node `i` of `net` into a gateway in front of `upstream`: `[gateway]` in its config,
 /// then a SIGKILL and a restart (`paychan run`). Returns the gateway's `http://ADDR`.
 fn make_gateway(net: &Testnet, i: usize, upstream: &str) -> String {
-    let dir = DataDir::new(net.dir(i));
-    let mut config = dir.config().expect("read config.toml");
-    config.gateway = Some(GatewayConfig {
-        upstream: upstream.into(),
-        listen: "127.0.0.1:0".into(),
-        price: PRICE,
-        price_per_kib: PRICE_PER_KIB,
-        free: vec!["/free/".into()],
-        donate_to: None,
-    });
-    dir.write_config(&config).expect("write config.toml");
-    restart_gateway(net, i)
-}
-
-fn restart_gateway(net: &Testnet, i: usize) -> String {
-    let path = paychan::gateway::addr_path(&DataDir::new(net.dir(i)));
-    net.kill9(i);
-    let _ = std::fs::remove_file(&path);
-    net.restart(i);
-    let addr = wait_until("gateway.addr", STEP, || {
-        std::fs::read_to_string(&path).map_err(|e| e.to_string())
-    });
-    format!("http://{}", addr.trim())
-}
-
-/// One GET with an optional `PAYMENT-SIGNATURE`: status, headers, body.
-fn raw_get(url: &str, payment: Option<&str>) -> (u16, ureq::http::HeaderMap, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into();
-    let mut req = agent.get(url);
-    if let Some(p) = payment {
-        req = req.header(x402::HEADER_SIGNATURE, p);
-    }
-    let mut resp = req.call().expect("the gateway answers");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.body_mut().read_to_string().unwrap_or_default();
-    (status, headers, body)
+    gateway_on(
+        net,
+        i,
+        GatewayConfig {
+            upstream: upstream.into(),
+            listen: "127.0.0.1:0".into(),
+            price: PRICE,
+            price_per_kib: PRICE_PER_KIB,
+            free: vec!["/free/".into()],
+            donate_to: None,
+        },
+    )
 }
 
 /// What node `i` received on its channel with `payer` (0 without one).
@@ -135,42 +105,6 @@ fn received_from(net: &Testnet, i: usize, payer: &Keypair) -> u64 {
         .filter(|c| c["counterparty"] == payer.public().to_hex())
         .map(|c| c["received"].as_u64().unwrap_or(0))
         .sum()
-}
-
-/// The payload inside a `PAYMENT-SIGNATURE` value.
-fn payload_of(header: &str) -> PaymentPayload {
-    x402::decode_header(header.as_bytes()).expect("a payment header decodes")
-}
-
-/// A proof signed with `key` that follows `newest`, adding `add` (which may be 0 or wrap below
-/// it with `lower`) for `method path nonce`.
-fn forge(key: &Keypair, newest: &SignedProof, add: i64, path: &str, nonce: &str) -> PayItem {
-    let reference = x402::request_reference("GET", path, nonce);
-    let transferred = (newest.proof.transferred as i64 + add) as u64;
-    let payments = vec![Payment {
-        amount: add.unsigned_abs(),
-        reference,
-    }];
-    let body = BalanceProof {
-        seq: newest.proof.seq + 1,
-        transferred,
-        prev: newest.proof.hash(),
-        memo_hash: memo_hash(&payments),
-        ..newest.proof
-    };
-    PayItem {
-        proof: body.sign(key),
-        payments,
-    }
-}
-
-fn header_for(template: &PaymentPayload, item: &PayItem, nonce: &str) -> String {
-    paychan::gateway::payment_header(&template.accepted, ChannelPayload::of(item, nonce))
-}
-
-/// The refusal in a 402's body, and its reason.
-fn refusal(body: &str) -> PaymentResponse {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("a refusal body is JSON ({e}): {body}"))
 }
 
 #[test]

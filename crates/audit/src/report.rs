@@ -269,7 +269,8 @@ pub struct DebtRow {
 }
 
 impl Balances {
-    pub(crate) fn of(state: &LedgerState) -> Balances {
+    /// The balances of a ledger state.
+    pub fn of(state: &LedgerState) -> Balances {
         let period = state.genesis().challenge_period_ms;
         Balances {
             height: state.height(),

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod x402;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
