@@ -158,6 +158,17 @@ pub struct Client {
     pub ledger: Arc<RemoteLedger>,
     /// The channel manager.
     pub channels: ChannelManager,
+    /// Its tasks (the network, its event drain, the ledger sync): stopped when the client is
+    /// dropped, so that nothing of it stays connected under its key.
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Client {
@@ -165,9 +176,9 @@ impl Client {
     /// chain, checks the sequencer against the pinned genesis, and syncs the ledger view from
     /// every source. Nothing is signed before this returns.
     pub async fn start(keypair: Keypair, node: Multiaddr, opts: ClientOptions) -> Result<Client> {
-        let (net, events, _task) =
+        let (net, events, net_task) =
             Net::new(keypair.seed(), NetConfig::new("/ip4/127.0.0.1/tcp/0".parse()?)).await?;
-        drain_events(net.clone(), events, "a client keeps no ledger");
+        let drain = drain_events(net.clone(), events, "a client keeps no ledger");
         let mut config = RemoteConfig::new(opts.pin, keypair.public());
         config.sequencer_addr = opts.sequencer;
         config.ledger_peers = opts.ledger_peers;
@@ -188,7 +199,7 @@ impl Client {
             ManagerConfig::default(),
         )?;
         let (l, m) = (ledger.clone(), channels.clone());
-        tokio::spawn(async move {
+        let sync = tokio::spawn(async move {
             loop {
                 if let Ok(n) = l.sync().await {
                     if n > 0 {
@@ -197,11 +208,13 @@ impl Client {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        });
+        })
+        .abort_handle();
         Ok(Client {
             keypair,
             ledger,
             channels,
+            tasks: vec![sync, drain, net_task.abort_handle()],
         })
     }
 
@@ -446,7 +459,7 @@ pub fn drain_events(
     net: NetHandle,
     mut events: tokio::sync::mpsc::Receiver<NetEvent>,
     refusal: &'static str,
-) {
+) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             match ev {
@@ -462,7 +475,8 @@ pub fn drain_events(
                 _ => {}
             }
         }
-    });
+    })
+    .abort_handle()
 }
 
 /// The report's ledger sources that raised an alarm, one line each (empty when none did).

@@ -11,6 +11,9 @@
 //! repayment never happened (the block re-signed with the state root of the unpaid debt) fails
 //! the audit at that block.
 //!
+//! Then, with `[credit] policy = "score"`, node-1 grants the same debtor a line by itself
+//! when it opens another channel, sized by the score its history earned.
+//!
 //! The testnet runs with a 10 s challenge window (the least the genesis rules allow with its 500 ms time step) (a test-only switch) so that the unilateral
 //! close settles within seconds.
 
@@ -313,6 +316,42 @@ fn a_line_lets_a_debtor_spend_past_its_deposit_and_the_debt_is_settled_repaid_an
         human.contains("CREDIT LINE") && human.contains("repaid"),
         "{human}"
     );
+
+    // History justifies a line: with `[credit] policy = "score"`, node-1 grants the debtor
+    // (one channel settled, one debt repaid on time) a line by itself when it opens another
+    // channel, of its score times `per_point`.
+    let score = json_ok(&net, 1, &["credit", "score", &debtor_hex])["score"]
+        .as_u64()
+        .unwrap();
+    assert!(score > 0, "a settled channel and a debt repaid on time score");
+    let dir1 = paychan::config::DataDir::new(net.dir(1));
+    let mut config = dir1.config().unwrap();
+    config.credit = paychan::credit_policy::CreditConfig {
+        policy: paychan::credit_policy::Policy::Score,
+        per_point: 3,
+        max_limit: 10_000,
+        ..Default::default()
+    };
+    dir1.write_config(&config).unwrap();
+    // The first client program stops (its network with it): the same key comes back.
+    drop(client);
+    let gw = restart_gateway(&net, 1);
+    let mut again = PaidHttpClient::new(debtor.clone(), DEPOSIT, PRICE, Some(chain));
+    rt.block_on(bounded(
+        "the second channel",
+        again.connect(&format!("{gw}/article")),
+    ))
+    .expect("the debtor opens a second channel");
+    let second = again.channel().expect("a channel").0.to_hex();
+    let auto = wait_until("the policy's line", STEP, || {
+        json_ok(&net, 0, &["credit", "list"])["lines"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["channel_id"] == second.as_str()).cloned())
+            .ok_or_else(|| "no line yet".to_string())
+    });
+    assert_eq!(auto["limit"].as_u64(), Some(score * 3), "{auto}");
+    assert_eq!(auto["creditor"].as_str(), Some(creditor.as_str()));
+    drop(again);
 
     // A sequencer that claims the transfer repaid nothing: the block with the transfer to the
     // debtor re-signed with the state root of the ledger before it (the debt still owed). The
