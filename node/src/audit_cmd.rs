@@ -999,8 +999,9 @@ fn table(source: &str, r: &Report) -> String {
         ),
         format!("blocks:       {}", r.blocks),
         format!(
-            "transactions: {} (transfer {}, open {}, deposit {}, coop_close {}, unilateral_close {}, update {}, settle {})",
-            r.transactions, k.transfer, k.open, k.deposit, k.coop_close, k.unilateral_close, k.update, k.settle
+            "transactions: {} (transfer {}, open {}, deposit {}, coop_close {}, unilateral_close {}, update {}, settle {}, credit_grant {}, repay {})",
+            r.transactions, k.transfer, k.open, k.deposit, k.coop_close, k.unilateral_close, k.update, k.settle,
+            k.credit_grant, k.repay
         ),
         format!(
             "channels:     {} opened, {} closed, {} close started, {} settled, {} live",

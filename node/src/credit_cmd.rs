@@ -53,7 +53,8 @@ pub fn run(dir: &DataDir, json_out: bool, command: CreditCommand) -> Result<()> 
     match command {
         CreditCommand::List => {
             let v = api.get("credit")?;
-            output(json_out, v, list_text);
+            let names = commands::testnet_parties(dir);
+            output(json_out, v, |v| list_text(v, &names));
         }
         CreditCommand::Grant {
             channel,
@@ -109,7 +110,14 @@ pub fn run(dir: &DataDir, json_out: bool, command: CreditCommand) -> Result<()> 
     Ok(())
 }
 
-fn list_text(v: &Value) -> String {
+fn list_text(v: &Value, names: &[commands::Party]) -> String {
+    let party = |v: &Value| {
+        names
+            .iter()
+            .find(|p| p.account.to_hex() == s(v))
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| short(v))
+    };
     let mut out = vec![format!(
         "credit at height {} ({})",
         v["height"],
@@ -121,8 +129,8 @@ fn list_text(v: &Value) -> String {
         out.push(format!(
             "  channel {}  creditor {}  debtor {}  limit {}  peak {}  expires {}  due {}",
             short(&l["channel_id"]),
-            short(&l["creditor"]),
-            short(&l["debtor"]),
+            party(&l["creditor"]),
+            party(&l["debtor"]),
             amount_text(&l["limit"]),
             amount_text(&l["peak"]),
             l["expiry_ms"].as_u64().map(time_text).unwrap_or_default(),
@@ -135,8 +143,8 @@ fn list_text(v: &Value) -> String {
         out.push(format!(
             "  channel {}  creditor {}  debtor {}  amount {}  outstanding {}  {}  due {}",
             short(&d["channel_id"]),
-            short(&d["creditor"]),
-            short(&d["debtor"]),
+            party(&d["creditor"]),
+            party(&d["debtor"]),
             amount_text(&d["amount"]),
             amount_text(&d["outstanding"]),
             s(&d["status"]),

@@ -391,6 +391,48 @@ fn every_command_prints_what_its_snapshot_shows() {
     );
     s.check("info_with_channels", &s.both(&format!("info --data-dir {d1}")));
 
+    // Credit: node-0 (the payee of ch1) grants node-1 a line, then raises it; the list, a
+    // score, and the failures.
+    let grant = |limit: u64| {
+        format!(
+            "credit grant --channel {} --limit {limit} --data-dir {d0}",
+            &ch1[..12]
+        )
+    };
+    s.check(
+        "credit_grant",
+        &[s.run(&grant(500), false), s.run(&grant(700), true)],
+    );
+    wait_until("the raised line on the ledger", STEP, || {
+        let v = net.api(0).get("/v1/credit")?;
+        let limit = v["lines"]
+            .as_array()
+            .and_then(|l| l.first())
+            .map(|l| l["limit"].clone());
+        (limit == Some(700.into())).then_some(()).ok_or(format!("{v}"))
+    });
+    s.check("credit_list", &s.both(&format!("credit list --data-dir {d0}")));
+    s.check(
+        "credit_score",
+        &s.both(&format!("credit score node-1 --data-dir {d0}")),
+    );
+    s.check(
+        "credit_failures",
+        &[
+            s.run(
+                &format!("credit grant --channel {unknown} --limit 5 --data-dir {d0}"),
+                true,
+            ),
+            s.run(
+                &format!("credit grant --channel {ch1} --limit 5 --expiry-ms 10 --due-ms 5 --data-dir {d0}"),
+                true,
+            ),
+            s.run(&format!("credit repay --channel {ch1} --data-dir {d1}"), false),
+            s.run(&format!("credit repay --channel {ch1} --data-dir {d1}"), true),
+            s.run(&format!("credit score nobody --data-dir {d0}"), true),
+        ],
+    );
+
     // Closes: cooperative (text, then JSON), and unilateral without waiting.
     s.check(
         "channel_close",

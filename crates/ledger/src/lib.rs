@@ -1,11 +1,12 @@
 //! # paychan-ledger
 //!
-//! The ledger rules as a pure, deterministic state machine: genesis validation, the seven
+//! The ledger rules as a pure, deterministic state machine: genesis validation, the nine
 //! transaction kinds, block building (sequencer) and verification (replicas, auditors),
 //! checkpoints and their witnessing, the mempool, and chain replay.
 //!
 //! ## Layout
-//! - [`state`]: [`LedgerState`] (accounts, channels, the transaction log) and the state root.
+//! - [`state`]: [`LedgerState`] (accounts, channels, credit lines and debts, the transaction log)
+//!   and the state root.
 //! - [`tx`]: the transaction rules ([`LedgerState::apply_tx`], [`LedgerState::check_tx`]).
 //! - [`block`]: [`LedgerState::produce_block`] / [`LedgerState::build_block`],
 //!   [`LedgerState::apply_block`], [`verify_chain`], [`next_block_time`].
