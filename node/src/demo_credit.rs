@@ -91,6 +91,7 @@ pub async fn run(
         "\ncredit: a new reader with a deposit of {DEPOSIT} reads past it on a line of {} from node-{x}",
         grouped(LINE)
     );
+    println!("  the reader's account: {reader_account}");
     call(
         funder,
         "transfer",

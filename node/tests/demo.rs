@@ -7,7 +7,9 @@ use serde_json::Value;
 
 /// `paychan testnet demo`: channels between nodes and from a client account, 10,000 payments
 /// each, a cooperative and an answered unilateral close, balances and ledger checked; then a
-/// static site sold through a 402 gateway (per request, per KiB, a donation).
+/// static site sold through a 402 gateway (per request, per KiB, a donation); then a reader on
+/// credit, its debt and the repayment, and every account's score equal from the CLI and the
+/// auditor.
 #[test]
 fn the_demo_passes_against_a_fresh_testnet() {
     let net = Testnet::up(4);
@@ -81,6 +83,54 @@ fn the_demo_passes_against_a_fresh_testnet() {
         // The demo settles its unilateral close: the audit replayed it.
         assert!(r["channels"]["settled"].as_u64().unwrap() > 0, "{source:?}: {v}");
     }
+
+    // The credit part: a reader past its deposit on a line, a debt at settlement, repaid from
+    // the next transfer.
+    for line in [
+        "read 1,050 articles for 2,100: 100 from the deposit, 2,000 on credit",
+        "a debt of 2,000 recorded",
+        "of it paid the debt (now repaid)",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+    // The score of every account of the demo, computed by the CLI from a node's replica,
+    // equals the one the auditor computes from the export (the credit reader's included).
+    let reader = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("the reader's account: "))
+        .unwrap_or_else(|| panic!("no reader's account in:\n{out}"))
+        .to_owned();
+    let mut accounts: Vec<String> = (0..4).map(|i| net.node_key(i).public().to_hex()).collect();
+    accounts.extend((0..3).map(|k| net.client_key(k).public().to_hex()));
+    accounts.push(reader);
+    let mut args = vec![
+        "audit",
+        "--file",
+        export.to_str().unwrap(),
+        "--chain-id",
+        &chain_id,
+        "--json",
+    ];
+    for a in &accounts {
+        args.extend(["--score", a.as_str()]);
+    }
+    let audited: Value = serde_json::from_str(cli_ok(&args).trim()).expect("a JSON audit report");
+    let mut nonzero = 0;
+    for (k, account) in accounts.iter().enumerate() {
+        let auditor = &audited["scores"][k];
+        let node: Value =
+            serde_json::from_str(cli_ok(&["credit", "score", account, "--data-dir", d1, "--json"]).trim())
+                .unwrap();
+        assert_eq!(auditor["account"], account.as_str());
+        // Heartbeat blocks since the export change no factor within the demo's hour.
+        assert_eq!(node["factors"], auditor["factors"], "{account}");
+        assert_eq!(node["score"], auditor["score"], "{account}");
+        nonzero += usize::from(node["score"].as_u64() > Some(0));
+    }
+    assert!(
+        nonzero >= 2,
+        "the demo's settled channels and repaid debt score: {audited}"
+    );
 }
 
 /// `paychan client`: its own key, no node of its own; it opens a channel with a node, pays,
