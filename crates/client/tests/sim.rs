@@ -350,7 +350,20 @@ impl Sim {
 
     fn crash(&mut self, i: usize) {
         self.stats.crashes += 1;
-        // What the crashed process was asked is never answered.
+        // What the crashed process was asked is never answered: a user asks for a lost open
+        // again (else a crash before the first open answered left a run with no channel).
+        let lost: Vec<u64> = self
+            .commands
+            .iter()
+            .filter(|(_, (node, c))| *node == i && matches!(c, Command::Open { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some(pair) = self.wanted.remove(&id) {
+                let k = self.reopen_key();
+                self.wanted.insert(k, pair);
+            }
+        }
         self.commands.retain(|_, (node, _)| *node != i);
         let n = &mut self.nodes[i];
         n.core = None;
