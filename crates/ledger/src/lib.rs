@@ -5,8 +5,7 @@
 //! checkpoints and their witnessing, the mempool, and chain replay.
 //!
 //! ## Layout
-//! - [`state`]: [`LedgerState`] (accounts, channels, credit lines and debts, the transaction log)
-//!   and the state root.
+//! - [`state`]: [`LedgerState`] (accounts, channels, credit, the transaction log) and the state root.
 //! - [`tx`]: the transaction rules ([`LedgerState::apply_tx`], [`LedgerState::check_tx`]).
 //! - [`block`]: [`LedgerState::produce_block`] / [`LedgerState::build_block`],
 //!   [`LedgerState::apply_block`], [`verify_chain`], [`next_block_time`].
