@@ -1,5 +1,6 @@
 //! The main job and the client program, end to end against real node processes.
 
+mod browser;
 mod common;
 
 use common::*;
@@ -131,6 +132,69 @@ fn the_demo_passes_against_a_fresh_testnet() {
         nonzero >= 2,
         "the demo's settled channels and repaid debt score: {audited}"
     );
+
+    // The explorer after the demo, in a real browser (Chromium; required when CI=true): the
+    // newest blocks with the same hashes as `paychan ledger blocks`, the checkpoint verified
+    // under the pinned keys, the demo's credit grant verified by its inclusion proof, and no
+    // console error.
+    let grant = out
+        .lines()
+        .find_map(|l| l.split("(tx ").nth(1).and_then(|r| r.split(')').next()))
+        .unwrap_or_else(|| panic!("no grant transaction in:\n{out}"))
+        .to_owned();
+    if let Some(mut b) = browser::Browser::launch() {
+        let page = std::time::Duration::from_secs(10);
+        b.pin_announced_keys(&url, page);
+        b.viewport(1280, 900, false);
+        b.goto(&format!("{url}/#/"));
+        let shown: Vec<(u64, String)> = serde_json::from_value(b.wait_for(
+            "blocks listed",
+            page,
+            "(() => { const r = [...document.querySelectorAll('#blocks tbody tr')]; return r.length >= 5 ? r.map(r => [Number(r.dataset.height), r.dataset.hash]) : null })()",
+        ))
+        .expect("rows");
+        let (lowest, tip) = (
+            shown.iter().map(|(h, _)| *h).min().unwrap(),
+            shown.iter().map(|(h, _)| *h).max().unwrap(),
+        );
+        let (from, limit) = (lowest.to_string(), (tip - lowest + 1).to_string());
+        let cli: Value = serde_json::from_str(
+            cli_ok(&[
+                "ledger",
+                "blocks",
+                "--from",
+                &from,
+                "--limit",
+                &limit,
+                "--data-dir",
+                d1,
+                "--json",
+            ])
+            .trim(),
+        )
+        .expect("JSON blocks");
+        for (h, hash) in &shown {
+            let theirs = cli
+                .as_array()
+                .and_then(|a| a.iter().find(|b| b["height"].as_u64() == Some(*h)))
+                .unwrap_or_else(|| panic!("no block {h} from the CLI"));
+            assert_eq!(theirs["hash"].as_str(), Some(hash.as_str()), "block {h}");
+        }
+        b.wait_for(
+            "the checkpoint verified",
+            page,
+            "document.querySelector('#cp-verdict[data-verdict=verified]') !== null",
+        );
+        b.eval(&format!("location.hash = '#/tx/{grant}'"));
+        let verdict = b.wait_for(
+            "the credit grant's verdict",
+            page,
+            "(() => { const v = document.querySelector('#tx-verdict:not([data-verdict=pending])'); return v ? [v.dataset.verdict, v.textContent] : null })()",
+        );
+        assert_eq!(verdict[0], "verified", "{verdict}");
+        let errors = b.errors();
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+    }
 }
 
 /// `paychan client`: its own key, no node of its own; it opens a channel with a node, pays,

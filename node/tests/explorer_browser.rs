@@ -56,18 +56,7 @@ fn public_url(net: &Testnet, i: usize) -> String {
 
 /// Pins the keys the node announces (the test trusts its own testnet) on the page's origin.
 fn pin_keys(b: &mut Browser, public: &str) {
-    b.goto(&format!("{public}/#/keys"));
-    b.wait_for(
-        "the keys form",
-        PAGE,
-        "document.getElementById('pin-keys') && document.getElementById('pin-keys').value.includes('+')",
-    );
-    b.eval("document.getElementById('pin').click()");
-    b.wait_for(
-        "the keys to be pinned",
-        PAGE,
-        "[...document.querySelectorAll('[role=status]')].some(e => e.textContent.startsWith('pinned'))",
-    );
+    b.pin_announced_keys(public, PAGE);
 }
 
 /// Whether `png` looks like a PNG of the given size.

@@ -274,6 +274,25 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Pins the keys the node at `public` announces on the page's origin (a test trusts its
+    /// own testnet), waiting at most `timeout` for each step.
+    pub fn pin_announced_keys(&mut self, public: &str, timeout: Duration) {
+        self.goto(&format!("{public}/#/keys"));
+        self.wait_for(
+            "the keys form",
+            timeout,
+            "document.getElementById('pin-keys') && document.getElementById('pin-keys').value.includes('+')",
+        );
+        self.eval("document.getElementById('pin').click()");
+        self.wait_for(
+            "the keys to be pinned",
+            timeout,
+            "[...document.querySelectorAll('[role=status]')].some(e => e.textContent.startsWith('pinned'))",
+        );
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.ws.close(None);
