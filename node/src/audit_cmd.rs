@@ -1054,7 +1054,12 @@ fn balances_table(a: &Auditor) -> String {
     let mut out = vec![format!("balances at height {}", b.height)];
     out.push(format!("{:<64}  {:>20}  {:>8}", "ACCOUNT", "BALANCE", "NONCE"));
     for r in &b.accounts {
-        out.push(format!("{:<64}  {:>20}  {:>8}", r.key, r.balance, r.nonce));
+        out.push(format!(
+            "{:<64}  {:>20}  {:>8}",
+            r.key,
+            amount(r.balance),
+            r.nonce
+        ));
     }
     out.push(format!(
         "{:<64}  {:<8}  {:>14}  {:>14}  PAYOUTS",
@@ -1065,10 +1070,10 @@ fn balances_table(a: &Auditor) -> String {
             "{:<64}  {:<8}  {:>14}  {:>14}  {}",
             c.channel_id,
             c.status,
-            c.deposit_a,
-            c.deposit_b,
+            amount(c.deposit_a),
+            amount(c.deposit_b),
             c.payouts
-                .map(|(a, b)| format!("{a} / {b}"))
+                .map(|(a, b)| format!("{} / {}", amount(a), amount(b)))
                 .unwrap_or_else(|| "-".into())
         ));
     }
