@@ -978,7 +978,8 @@ fn audit(json_out: bool, args: AuditArgs) -> CmdResult<()> {
             println!("{}", balances_table(&first.auditor));
         }
         for sc in &scores {
-            println!("{}", score_table(sc));
+            let v = serde_json::to_value(sc).unwrap_or_default();
+            println!("{}", crate::credit_cmd::score_text(&v));
         }
     }
     Ok(())
@@ -1114,22 +1115,6 @@ fn balances_table(a: &Auditor) -> String {
         amount(b.debts_outstanding),
         amount(b.debts_defaulted)
     ));
-    out.join("\n")
-}
-
-/// The readable credit score of one account, each factor with its weight.
-fn score_table(sc: &paychan_audit::Score) -> String {
-    let mut out = vec![format!("score of {}: {} / 1000", sc.account, sc.score)];
-    out.push(format!(
-        "  {:<22} {:>14} {:>7} {:>6} {:>7}",
-        "FACTOR", "VALUE", "WEIGHT", "CAP", "POINTS"
-    ));
-    for f in &sc.factors {
-        out.push(format!(
-            "  {:<22} {:>14} {:>7} {:>6} {:>7}",
-            f.name, f.value, f.weight, f.cap, f.points
-        ));
-    }
     out.join("\n")
 }
 

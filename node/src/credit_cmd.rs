@@ -159,7 +159,8 @@ fn list_text(v: &Value, names: &[commands::Party]) -> String {
     out.join("\n")
 }
 
-fn score_text(v: &Value) -> String {
+/// A score (the JSON of [`paychan_audit::Score`]) as text, each factor with its weight.
+pub fn score_text(v: &Value) -> String {
     let mut out = vec![format!(
         "score of {}: {} / 1000 (at height {})",
         s(&v["account"]),

@@ -175,16 +175,26 @@ pub async fn run(node: crate::node::NodeHandle, config: CreditConfig) {
         // Scores read the block store: off the runtime's threads.
         let n = node.clone();
         let (cfg, subm) = (config.clone(), submitted.clone());
-        let plans = tokio::task::spawn_blocking(move || {
+        let (plans, height) = tokio::task::spawn_blocking(move || {
             let state = n.with_ledger(|l| l.clone());
-            grants_due(&state, &me, &cfg, &subm, |k| {
-                n.credit_score(k).map(|s| s.score).unwrap_or(0)
-            })
+            // Read from the store once per pass, and only when some party is to be scored.
+            let mut seen = None;
+            let plans = grants_due(&state, &me, &cfg, &subm, |k| {
+                let seen = seen.get_or_insert_with(|| n.first_seen(state.height()).ok());
+                seen.as_ref()
+                    .map_or(0, |s| paychan_audit::score(&state, s, k).score)
+            });
+            (plans, state.height())
         })
         .await
         .unwrap_or_default();
-        let height = node.with_ledger(|l| l.height());
-        submitted.retain(|id, _| node.with_ledger(|l| l.channel(id).is_some()));
+        // Only open channels can still get a line: the map holds no closed one.
+        submitted.retain(|id, _| {
+            node.with_ledger(|l| {
+                l.channel(id)
+                    .is_some_and(|c| matches!(c.status, ChannelStatus::Open))
+            })
+        });
         for p in plans {
             submitted.insert(p.channel_id, height);
             if p.limit == 0 {

@@ -25,7 +25,8 @@ const PAYMENTS: u64 = 10_000;
 /// Payments per API call, so that the progress bar moves.
 const CHUNK: u64 = 2_000;
 
-async fn call(api: &ApiClient, path: &str, body: Option<Value>) -> Result<Value> {
+/// One control API call (a POST with `body`, else a GET) off the runtime's threads.
+pub(crate) async fn call(api: &ApiClient, path: &str, body: Option<Value>) -> Result<Value> {
     let (api, path) = (api.clone(), path.to_owned());
     tokio::task::spawn_blocking(move || match body {
         Some(b) => api.post(&path, &b),
@@ -74,7 +75,8 @@ async fn open(api: &ApiClient, peer: &str, deposit: u64, their_deposit: u64) -> 
     Ok(v["channel_id"].as_str().context("channel id")?.to_owned())
 }
 
-async fn balance(api: &ApiClient, account: &str) -> Result<u64> {
+/// `account`'s balance on the ledger as `api`'s node sees it.
+pub(crate) async fn balance(api: &ApiClient, account: &str) -> Result<u64> {
     call(api, &format!("accounts/{account}"), None).await?["balance"]
         .as_u64()
         .context("balance")

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
+use crate::demo::{balance, call};
 use crate::fetch::PaidHttpClient;
 use crate::http::ApiClient;
 use crate::output::grouped;
@@ -31,21 +32,6 @@ pub const DEPOSIT: u64 = 100;
 pub const LINE: u64 = 2_000;
 /// The transfer that pays the rest of the debt.
 pub const TRANSFER: u64 = 5_000;
-
-async fn call(api: &ApiClient, path: &str, body: Option<Value>) -> Result<Value> {
-    let (api, path) = (api.clone(), path.to_owned());
-    tokio::task::spawn_blocking(move || match body {
-        Some(b) => api.post(&path, &b),
-        None => api.get(&path),
-    })
-    .await?
-}
-
-async fn balance(api: &ApiClient, account: &str) -> Result<u64> {
-    call(api, &format!("accounts/{account}"), None).await?["balance"]
-        .as_u64()
-        .context("balance")
-}
 
 /// Polls `f` every 50 ms until it gives a value, for at most `timeout`.
 async fn wait_for<T, F>(what: &str, timeout: Duration, mut f: impl FnMut() -> F) -> Result<T>

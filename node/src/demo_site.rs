@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::client::read_key;
 use crate::config::DataDir;
+use crate::demo::balance;
 use crate::fetch::PaidHttpClient;
 use crate::gateway::{GatewayConfig, KIB};
 use crate::http::ApiClient;
@@ -66,13 +67,6 @@ fn write_site(site: &Path) -> Result<()> {
     std::fs::write(site.join("index.html"), index)?;
     std::fs::write(site.join("files").join("large.bin"), large_file())?;
     Ok(())
-}
-
-async fn balance(api: &ApiClient, account: &str) -> Result<u64> {
-    let (api, path) = (api.clone(), format!("accounts/{account}"));
-    blocking(move || api.get(&path)).await?["balance"]
-        .as_u64()
-        .context("balance")
 }
 
 /// Runs the part against the running testnet in `root`; returns the checks that failed.

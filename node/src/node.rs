@@ -949,10 +949,17 @@ impl NodeHandle {
     /// each account's first appearance, its blocks (PROTOCOL.md, credit: score).
     pub fn credit_score(&self, account: &PublicKey) -> Result<paychan_audit::Score, String> {
         let state = self.with_ledger(|l| l.clone());
+        let seen = self.first_seen(state.height())?;
+        Ok(paychan_audit::score(&state, &seen, account))
+    }
+
+    /// When each account first appeared, from the genesis and the stored blocks up to
+    /// `height` (the age factor of the credit score).
+    pub fn first_seen(&self, height: u64) -> Result<paychan_audit::FirstSeen, String> {
         let mut seen = paychan_audit::FirstSeen::from_genesis(&self.shared.genesis);
         let mut next = 1;
-        while next <= state.height() {
-            let count = usize::try_from((state.height() - next + 1).min(256)).unwrap_or(256);
+        while next <= height {
+            let count = usize::try_from((height - next + 1).min(256)).unwrap_or(256);
             let blocks = self.store().blocks(next, count).map_err(|e| e.to_string())?;
             if blocks.is_empty() {
                 return Err(format!("block {next} is not in the store"));
@@ -962,7 +969,7 @@ impl NodeHandle {
             }
             next += blocks.len() as u64;
         }
-        Ok(paychan_audit::score(&state, &seen, account))
+        Ok(seen)
     }
 
     /// Signs a transaction of this node's account with its next nonce and submits it.
