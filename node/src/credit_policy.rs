@@ -286,7 +286,7 @@ mod tests {
         submitted.insert(mine, c.state.height());
         assert!(grants_due(&c.state, &me.public(), &policy(), &submitted, scores).is_empty());
         for _ in 0..RESUBMIT_AFTER_BLOCKS {
-            c.next_block(vec![]);
+            c.next_block(Vec::<paychan_protocol::Tx>::new());
         }
         assert_eq!(
             grants_due(&c.state, &me.public(), &policy(), &submitted, scores).len(),

@@ -107,6 +107,8 @@ struct Shared {
     relay: Mutex<Relay>,
     /// Relayed submissions in flight to the sequencer.
     relay_slots: tokio::sync::Semaphore,
+    /// Sequencer: transactions waiting for [`admit`] (None elsewhere).
+    admission: Option<mpsc::Sender<Admit>>,
 }
 
 /// Submissions one peer may have this node check and relay per second (token-bucket refill).
@@ -341,6 +343,12 @@ pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
         std::fs::write(dir.p2p_addr_path(), addr.to_string())?;
     }
     let mempool = Mempool::new(&genesis);
+    let (admission, admission_rx) = if role == Role::Sequencer {
+        let (tx, rx) = mpsc::channel(ADMIT_QUEUE);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let (cosigned, split_views) = load_witness_records(store.as_ref(), &genesis, &ledger)?;
     let (held_updates, censorship, double_blocks) = load_evidence(store.as_ref(), &genesis)?;
     let double_block_counter = prometheus_client::metrics::counter::Counter::default();
@@ -390,7 +398,11 @@ pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
         split_view_counter: split_view_counter.clone(),
         relay: Mutex::new(Relay::new()),
         relay_slots: tokio::sync::Semaphore::new(RELAY_IN_FLIGHT_MAX),
+        admission,
     });
+    if let Some(rx) = admission_rx {
+        tokio::spawn(admit(Arc::downgrade(&shared), rx));
+    }
     if shared.drop_updates {
         warn!("TEST SWITCH: this sequencer drops dispute updates");
     }
@@ -475,6 +487,37 @@ async fn forward_ledger_events(
                 manager.ledger_changed();
             }
             Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// A transaction offered to the sequencer's mempool, and where its answer goes.
+type Admit = (Tx, tokio::sync::oneshot::Sender<Result<SubmitStatus, paychan_ledger::TxError>>);
+/// Offers waiting for admission at most; a submitter waits for room beyond it.
+const ADMIT_QUEUE: usize = 4_096;
+/// Offers admitted as one group at most.
+const ADMIT_GROUP_MAX: usize = 1_024;
+
+/// The sequencer's admission: takes every offer waiting (up to [`ADMIT_GROUP_MAX`]), checks
+/// their own signatures off the async threads, in batches on every core
+/// ([`paychan_ledger::CheckedTx::check_all`]), then offers each to the mempool in arrival
+/// order and answers it. Offers that arrive while a group is checked form the next group, so
+/// a lone offer waits for one check and a flood is checked at the batch rate. The answers are
+/// those of [`Mempool::submit`] one by one. Ends with the node.
+async fn admit(shared: std::sync::Weak<Shared>, mut queue: mpsc::Receiver<Admit>) {
+    let mut group = Vec::with_capacity(ADMIT_GROUP_MAX);
+    while queue.recv_many(&mut group, ADMIT_GROUP_MAX).await > 0 {
+        let (txs, answers): (Vec<Tx>, Vec<_>) = group.drain(..).unzip();
+        let Ok(checked) =
+            tokio::task::spawn_blocking(move || paychan_ledger::CheckedTx::check_all(txs)).await
+        else {
+            return;
+        };
+        let Some(s) = shared.upgrade() else { return };
+        let ledger = s.replica.read();
+        let mut pool = s.mempool.lock().expect("mempool lock");
+        for (tx, answer) in checked.into_iter().zip(answers) {
+            let _ = answer.send(pool.submit_checked(tx, &ledger));
         }
     }
 }
@@ -796,8 +839,14 @@ impl NodeHandle {
                 warn!(tx = %id, "TEST SWITCH: dropping a dispute update");
                 return Ok((id, SubmitStatus::Accepted));
             }
-            let ledger = s.replica.read();
-            let status = s.mempool.lock().expect("mempool lock").submit(tx, &ledger);
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let queue = s.admission.as_ref().expect("a sequencer admits transactions");
+            if queue.send((tx, answer)).await.is_err() {
+                return Err(SubmitError::Unavailable("the sequencer is stopping".into()));
+            }
+            let status = answered
+                .await
+                .map_err(|_| SubmitError::Unavailable("the sequencer is stopping".into()))?;
             return status
                 .map(|st| (id, st))
                 .map_err(|e| SubmitError::Rejected(e.to_string()));
@@ -2359,10 +2408,10 @@ mod tests {
         let mut c = TestChain::new(net);
         let t0 = c.net.transfer(&a, b, 1, 0);
         c.next_block(vec![t0]);
-        c.next_block(vec![]);
+        c.next_block(Vec::<Tx>::new());
         let t1 = c.net.transfer(&a, b, 1, 1);
         c.next_block(vec![t1]);
-        c.next_block(vec![]);
+        c.next_block(Vec::<Tx>::new());
         c
     }
 

@@ -136,7 +136,7 @@ mod tests {
             "the open and the top-up name one channel, once"
         );
         assert_eq!((ev.height, ev.time_ms), (1, block.header.time_ms));
-        chain.next_block(vec![]);
+        chain.next_block(Vec::<paychan_protocol::Tx>::new());
         assert!(LedgerEvent::of(chain.blocks.last().expect("a block"))
             .channels
             .is_empty());

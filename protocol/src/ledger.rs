@@ -349,6 +349,28 @@ impl Tx {
             Tx::CoopClose(_) | Tx::Update(_) | Tx::Settle(_) => Ok(()),
         }
     }
+
+    /// Queues the signatures [`Tx::verify_own_signature`] checks into `batch`, which then
+    /// accepts exactly what that check accepts.
+    pub fn queue_own_signature(&self, batch: &mut crypto::BatchVerifier) {
+        match self {
+            Tx::Transfer { body, sig } => batch.queue(&body.from, tags::TRANSFER_SIG, &encode(body), sig),
+            Tx::Deposit { body, sig } => batch.queue(&body.from, tags::DEPOSIT_SIG, &encode(body), sig),
+            Tx::UnilateralClose { body, sig } => {
+                batch.queue(&body.closer, tags::UNILATERAL_CLOSE_SIG, &encode(body), sig)
+            }
+            Tx::Open(o) => {
+                let body = o.open.body();
+                batch.queue(&o.open.party_a, tags::OPEN_SIG, &body, &o.sig_a);
+                batch.queue(&o.open.party_b, tags::OPEN_SIG, &body, &o.sig_b);
+            }
+            Tx::CreditGrant { body, sig } => {
+                batch.queue(&body.creditor, tags::CREDIT_GRANT_SIG, &encode(body), sig)
+            }
+            Tx::Repay { body, sig } => batch.queue(&body.from, tags::REPAY_SIG, &encode(body), sig),
+            Tx::CoopClose(_) | Tx::Update(_) | Tx::Settle(_) => {}
+        }
+    }
 }
 
 /// A block header. The sequencer signs it; its hash links the next block.
@@ -386,6 +408,11 @@ impl BlockHeader {
     /// Checks the sequencer's signature.
     pub fn verify(&self, sequencer: &PublicKey, sig: &Signature) -> Result<(), SignatureError> {
         crypto::verify(sequencer, tags::BLOCK_SIG, &encode(self), sig)
+    }
+
+    /// Queues the sequencer's signature into `batch` ([`BlockHeader::verify`] in a batch).
+    pub fn queue(&self, sequencer: &PublicKey, sig: &Signature, batch: &mut crypto::BatchVerifier) {
+        batch.queue(sequencer, tags::BLOCK_SIG, &encode(self), sig)
     }
 }
 

@@ -138,8 +138,8 @@ fn checkpoints_of_an_empty_log_then_a_grown_one_are_consistent() {
     use paychan_ledger::testkit::{TestChain, TestNet};
     let mut chain = TestChain::new(TestNet::new(2, 1_000));
     let (a, b) = (chain.net.users[0].clone(), chain.net.users[1].clone());
-    chain.next_block(vec![]);
-    chain.next_block(vec![]);
+    chain.next_block(Vec::<paychan_protocol::Tx>::new());
+    chain.next_block(Vec::<paychan_protocol::Tx>::new());
     chain.next_block(vec![chain.net.transfer(&a, b.public(), 5, 0)]);
     let mut state = chain.net.state();
     let mut cps = Vec::new();

@@ -6,6 +6,7 @@ use paychan_protocol::limits::BLOCK_TIME_AHEAD_MS_MAX;
 use paychan_protocol::merkle;
 use paychan_protocol::{Block, BlockHeader, Genesis, Keypair, Tx};
 
+use crate::checked::CheckedTx;
 use crate::error::{BlockError, ChainError, Error, TxError};
 use crate::state::LedgerState;
 use crate::tx::{tx_hashes, Sigs, TxEffect};
@@ -41,9 +42,9 @@ impl LedgerState {
     /// The sequencer side, leaving `self` untouched: see [`LedgerState::produce_block`]. Costs
     /// a clone of the state (the log included); a long-running sequencer should prefer
     /// `produce_block`.
-    pub fn build_block(
+    pub fn build_block<C: Into<CheckedTx>>(
         &self,
-        candidates: impl IntoIterator<Item = Tx>,
+        candidates: impl IntoIterator<Item = C>,
         now_ms: u64,
         sequencer: &Keypair,
     ) -> Result<BuiltBlock, BlockError> {
@@ -61,9 +62,9 @@ impl LedgerState {
     /// ([`TxError::BlockFull`] for those not tried). An empty block is a valid heartbeat.
     ///
     /// Fails only if `sequencer` is not the genesis sequencer (then nothing changes).
-    pub fn produce_block(
+    pub fn produce_block<C: Into<CheckedTx>>(
         &mut self,
-        candidates: impl IntoIterator<Item = Tx>,
+        candidates: impl IntoIterator<Item = C>,
         now_ms: u64,
         sequencer: &Keypair,
     ) -> Result<(Block, Vec<(Tx, TxError)>), BlockError> {
@@ -72,13 +73,18 @@ impl LedgerState {
         }
         let time_ms = next_block_time(self.time_ms, now_ms, self.genesis.max_time_step_ms);
         let max = self.genesis.max_txs_per_block as usize;
-        let (disputes, others): (Vec<Tx>, Vec<Tx>) = candidates.into_iter().partition(Tx::is_dispute);
+        let (disputes, others): (Vec<CheckedTx>, Vec<CheckedTx>) = candidates
+            .into_iter()
+            .map(Into::into)
+            .partition(|c| c.tx().is_dispute());
         let rules = self.rules();
         self.books.mark_defaults(time_ms);
         let mut txs = Vec::new();
         let mut leaves = Vec::new();
         let mut dropped = Vec::new();
-        for tx in disputes.into_iter().chain(others) {
+        for candidate in disputes.into_iter().chain(others) {
+            let mut sigs = candidate.sigs();
+            let tx = candidate.into_tx();
             if txs.len() >= max {
                 dropped.push((tx, TxError::BlockFull));
                 continue;
@@ -86,7 +92,7 @@ impl LedgerState {
             let (id, leaf) = tx_hashes(&tx);
             let applied = self
                 .refuse_included(&id)
-                .and_then(|()| self.books.apply(&rules, &tx, time_ms));
+                .and_then(|()| self.books.apply_with(&rules, &tx, time_ms, &mut sigs));
             match applied {
                 Ok(_) => {
                     self.append_log(id, leaf);
@@ -130,7 +136,7 @@ impl LedgerState {
     /// block's time; and the header's tx root, log size, log root and state root equal what
     /// applying gives. Returns what each transaction did.
     pub fn apply_block(&mut self, block: &Block) -> Result<Vec<TxEffect>, BlockError> {
-        self.apply_block_inner(block, &mut Sigs::Now, None)
+        self.apply_block_inner(block, &mut Sigs::now(), None)
     }
 
     /// [`LedgerState::apply_block`] by a live replica whose clock reads `now_ms`: also refuses,
@@ -140,7 +146,7 @@ impl LedgerState {
     /// could run ledger time ahead of real time and end challenge windows early. Not a replay
     /// rule: auditors and startup replay use [`LedgerState::apply_block`].
     pub fn apply_block_at(&mut self, block: &Block, now_ms: u64) -> Result<Vec<TxEffect>, BlockError> {
-        self.apply_block_inner(block, &mut Sigs::Now, Some(now_ms))
+        self.apply_block_inner(block, &mut Sigs::now(), Some(now_ms))
     }
 
     /// [`LedgerState::apply_block`] with the signatures checked as `signatures` says. The
@@ -155,12 +161,17 @@ impl LedgerState {
             Signatures::Batch => {
                 // `apply_block_inner` commits nothing unless it succeeds, so the reference path
                 // starts from the same state.
-                match self.apply_block_inner(block, &mut Sigs::Defer(Default::default()), None) {
+                match self.apply_block_inner(block, &mut Sigs::deferred(), None) {
                     Ok(effects) => Ok(effects),
                     Err(_) => self.apply_block(block),
                 }
             }
         }
+    }
+
+    /// [`LedgerState::apply_block`] with the signatures checked as `sigs` says.
+    pub(crate) fn apply_block_sigs(&mut self, block: &Block, sigs: &mut Sigs) -> Result<Vec<TxEffect>, BlockError> {
+        self.apply_block_inner(block, sigs, None)
     }
 
     fn apply_block_inner(
@@ -276,9 +287,7 @@ impl LedgerState {
         if h.state_root != books.state_root() {
             return Err(BlockError::StateRootMismatch);
         }
-        if let Sigs::Defer(batch) = std::mem::replace(sigs, Sigs::Now) {
-            batch.verify().map_err(|_| BlockError::BadSignature)?;
-        }
+        sigs.finish().map_err(|_| BlockError::BadSignature)?;
 
         self.books = books;
         for (id, leaf) in ids.into_iter().zip(leaves) {

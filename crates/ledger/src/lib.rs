@@ -9,6 +9,8 @@
 //! - [`tx`]: the transaction rules ([`LedgerState::apply_tx`], [`LedgerState::check_tx`]).
 //! - [`block`]: [`LedgerState::produce_block`] / [`LedgerState::build_block`],
 //!   [`LedgerState::apply_block`], [`verify_chain`], [`next_block_time`].
+//! - [`checked`]: signatures checked ahead, in batches on every core ([`CheckedTx`],
+//!   [`CheckedBlock`]).
 //! - [`checkpoint`]: [`verify_checkpoint`], [`add_cosignature`],
 //!   [`verify_checkpoint_consistency`].
 //! - [`mempool`]: the sequencer's [`Mempool`].
@@ -18,7 +20,8 @@
 //!
 //! **Architecture invariants**
 //! - No I/O, no clock, no randomness, no async: time and keys are arguments. The same inputs
-//!   give the same state, byte for byte, on every machine.
+//!   give the same state, byte for byte, on every machine. Only [`checked`] uses threads
+//!   (rayon), and its answers do not depend on them.
 //! - Amounts are `u64` and every sum is checked; balances plus deposits of live channels equal
 //!   the genesis supply after every transaction ([`LedgerState::total_value`]).
 //! - No input panics. A refused transaction or block changes nothing. A panic here is a broken
@@ -27,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod block;
+pub mod checked;
 pub mod checkpoint;
 pub mod error;
 pub mod genesis;
@@ -38,6 +42,7 @@ pub mod testkit;
 pub mod tx;
 
 pub use block::{next_block_time, verify_chain, BuiltBlock, Signatures};
+pub use checked::{CheckedBlock, CheckedTx};
 pub use checkpoint::{add_cosignature, verify_checkpoint, verify_checkpoint_consistency, CheckpointStatus};
 pub use error::{
     BlockError, ChainError, CheckpointError, Error, ErrorClass, GenesisError, ProofError, TxError,

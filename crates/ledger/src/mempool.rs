@@ -30,6 +30,7 @@ use paychan_protocol::ledger::Update;
 use paychan_protocol::wire::SubmitStatus;
 use paychan_protocol::{ChannelId, Direction, Genesis, Hash32, PublicKey, Tx};
 
+use crate::checked::CheckedTx;
 use crate::error::TxError;
 use crate::state::{ChannelStatus, LedgerState};
 use crate::tx::tx_fee;
@@ -226,6 +227,31 @@ impl Mempool {
     /// window); a second pending close of one kind for one channel; an update that raises
     /// neither direction above both the ledger and the pending updates; and the limits.
     pub fn submit(&mut self, tx: Tx, state: &LedgerState) -> Result<SubmitStatus, TxError> {
+        self.submit_checked(tx.into(), state)
+    }
+
+    /// [`Mempool::submit`] for many transactions at once: their own signatures are checked in
+    /// batches on every core ([`CheckedTx::check_all`]), then each is offered in order. The
+    /// answers are in the order given and are the ones [`Mempool::submit`] gives one by one.
+    pub fn submit_all(&mut self, txs: Vec<Tx>, state: &LedgerState) -> Vec<Result<SubmitStatus, TxError>> {
+        CheckedTx::check_all(txs)
+            .into_iter()
+            .map(|tx| self.submit_checked(tx, state))
+            .collect()
+    }
+
+    /// [`Mempool::submit`] for a transaction whose own signatures were checked ahead (so that
+    /// the check can run outside the caller's lock, or in a batch): a signature found invalid
+    /// is refused with [`TxError::BadSignature`] at the point [`Mempool::submit`] would check
+    /// it; one not checked is checked there.
+    pub fn submit_checked(&mut self, checked: CheckedTx, state: &LedgerState) -> Result<SubmitStatus, TxError> {
+        let own = checked.own_signatures();
+        let mut sigs = checked.sigs();
+        let tx = checked.into_tx();
+        let own_ok = |tx: &Tx| match own {
+            Some(valid) => valid,
+            None => tx.verify_own_signature().is_ok(),
+        };
         let id = tx.id();
         if state.contains_tx(&id) {
             return Ok(SubmitStatus::AlreadyIncluded);
@@ -260,10 +286,9 @@ impl Mempool {
                 if body.from == body.to {
                     return Err(TxError::SelfTransfer);
                 }
-                entry
-                    .tx
-                    .verify_own_signature()
-                    .map_err(|_| TxError::BadSignature)?;
+                if !own_ok(&entry.tx) {
+                    return Err(TxError::BadSignature);
+                }
                 self.check_nonce(state, body.from, body.nonce)?;
                 let spend = self.check_funds(state, body.from, body.amount, fee)?;
                 entry.account = Some((body.from, spend));
@@ -273,10 +298,9 @@ impl Mempool {
                 if body.amount == 0 {
                     return Err(TxError::ZeroAmount);
                 }
-                entry
-                    .tx
-                    .verify_own_signature()
-                    .map_err(|_| TxError::BadSignature)?;
+                if !own_ok(&entry.tx) {
+                    return Err(TxError::BadSignature);
+                }
                 let channel = state
                     .channel(&body.channel_id)
                     .ok_or(TxError::UnknownChannel(body.channel_id))?;
@@ -294,10 +318,9 @@ impl Mempool {
                 entry.nonce = Some((body.from, body.nonce));
             }
             Tx::CreditGrant { body, .. } => {
-                entry
-                    .tx
-                    .verify_own_signature()
-                    .map_err(|_| TxError::BadSignature)?;
+                if !own_ok(&entry.tx) {
+                    return Err(TxError::BadSignature);
+                }
                 self.check_nonce(state, body.creditor, body.nonce)?;
                 let spend = self.check_funds(state, body.creditor, 0, fee)?;
                 entry.account = Some((body.creditor, spend));
@@ -307,17 +330,16 @@ impl Mempool {
                 if body.amount == 0 {
                     return Err(TxError::ZeroAmount);
                 }
-                entry
-                    .tx
-                    .verify_own_signature()
-                    .map_err(|_| TxError::BadSignature)?;
+                if !own_ok(&entry.tx) {
+                    return Err(TxError::BadSignature);
+                }
                 self.check_nonce(state, body.from, body.nonce)?;
                 let spend = self.check_funds(state, body.from, body.amount, fee)?;
                 entry.account = Some((body.from, spend));
                 entry.nonce = Some((body.from, body.nonce));
             }
             Tx::Open(open) => {
-                state.check_tx(&entry.tx, state.time_ms())?;
+                state.check_tx_sigs(&entry.tx, state.time_ms(), &mut sigs)?;
                 let channel_id = open.open.channel_id();
                 if self.opens.contains(&channel_id) {
                     return Err(TxError::DuplicateChannel(channel_id));
@@ -327,19 +349,19 @@ impl Mempool {
                 entry.opens = Some(channel_id);
             }
             Tx::CoopClose(close) => {
-                state.check_tx(&entry.tx, state.time_ms())?;
+                state.check_tx_sigs(&entry.tx, state.time_ms(), &mut sigs)?;
                 entry.closes = Some((close.close.channel_id, 0));
             }
             Tx::UnilateralClose { body, .. } => {
-                state.check_tx(&entry.tx, state.time_ms())?;
+                state.check_tx_sigs(&entry.tx, state.time_ms(), &mut sigs)?;
                 entry.closes = Some((body.channel_id, 1));
             }
             Tx::Update(update) => {
-                state.check_tx(&entry.tx, state.time_ms())?;
+                state.check_tx_sigs(&entry.tx, state.time_ms(), &mut sigs)?;
                 update_raises = Some(self.update_raises(state, update)?);
             }
             Tx::Settle(_) => {
-                state.check_tx(&entry.tx, state.time_ms())?;
+                state.check_tx_sigs(&entry.tx, state.time_ms(), &mut sigs)?;
             }
         }
         if let Some((account, _)) = entry.account {
@@ -612,9 +634,10 @@ impl Mempool {
     /// gap stay pending). So the block space of disputes and closes is reserved: regular
     /// transactions only get what they leave. Prunes first.
     ///
-    /// Hand the result to [`LedgerState::produce_block`]; resubmit the dropped candidates whose
-    /// error is [`TxError::BlockFull`] (or, if wanted, any retryable one).
-    pub fn take_block_candidates(&mut self, state: &LedgerState, max: usize) -> Vec<Tx> {
+    /// Hand the result to [`LedgerState::produce_block`], which does not check again the own
+    /// signatures checked at admission; resubmit the dropped candidates whose error is
+    /// [`TxError::BlockFull`] (or, if wanted, any retryable one).
+    pub fn take_block_candidates(&mut self, state: &LedgerState, max: usize) -> Vec<CheckedTx> {
         self.prune(state);
         let mut out = Vec::new();
         for class in [Class::Dispute, Class::Close] {
@@ -625,7 +648,11 @@ impl Mempool {
                 .map(|(seq, _)| *seq)
                 .take(max.saturating_sub(out.len()))
                 .collect();
-            out.extend(seqs.into_iter().filter_map(|seq| self.remove(seq)));
+            out.extend(
+                seqs.into_iter()
+                    .filter_map(|seq| self.remove(seq))
+                    .map(CheckedTx::admitted),
+            );
         }
         let regular: Vec<(u64, Option<PublicKey>)> = self
             .entries
@@ -653,7 +680,7 @@ impl Mempool {
                     }
                 }
             };
-            out.extend(self.remove(seq));
+            out.extend(self.remove(seq).map(CheckedTx::admitted));
         }
         out
     }

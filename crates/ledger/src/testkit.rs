@@ -374,14 +374,15 @@ impl TestChain {
 
     /// Makes a block from `txs` one block interval after the last one; returns the dropped
     /// candidates.
-    pub fn next_block(&mut self, txs: Vec<Tx>) -> Vec<(Tx, TxError)> {
+    pub fn next_block<C: Into<crate::CheckedTx>>(&mut self, txs: Vec<C>) -> Vec<(Tx, TxError)> {
         let now = self.state.time_ms() + self.net.genesis.block_interval_ms;
         self.block_at(txs, now)
     }
 
     /// Makes a block from `txs` with the sequencer's clock at `now_ms` (clamped by the ledger
-    /// time rules); returns the dropped candidates.
-    pub fn block_at(&mut self, txs: Vec<Tx>, now_ms: u64) -> Vec<(Tx, TxError)> {
+    /// time rules); returns the dropped candidates. `txs` may be plain transactions or a
+    /// mempool's candidates.
+    pub fn block_at<C: Into<crate::CheckedTx>>(&mut self, txs: Vec<C>, now_ms: u64) -> Vec<(Tx, TxError)> {
         let (block, dropped) = self
             .state
             .produce_block(txs, now_ms, &self.net.sequencer)
@@ -393,7 +394,7 @@ impl TestChain {
     /// Makes empty heartbeat blocks until ledger time reaches `time_ms`.
     pub fn advance_to(&mut self, time_ms: u64) {
         while self.state.time_ms() < time_ms {
-            self.block_at(Vec::new(), time_ms);
+            self.block_at(Vec::<Tx>::new(), time_ms);
         }
     }
 }

@@ -268,26 +268,71 @@ impl Plan {
 }
 
 /// How the signatures met while checking transactions are checked: each at once (the rule's
-/// reference path), or queued into one batch that the caller verifies before it commits.
+/// reference path), or queued into one batch that the caller verifies before it commits; and
+/// whether the transaction's own signatures (those that need no ledger state, see
+/// [`Tx::verify_own_signature`]) and the block header's were already checked, by a
+/// [`crate::CheckedTx`] or [`crate::CheckedBlock`], and are skipped.
 ///
 /// Both paths meet exactly the same signatures, in the same order, under the same conditions
 /// (the same code asks for them), and the batch accepts exactly what single checks accept
 /// (PROTOCOL.md §4.3), so a caller that commits only after the batch passed accepts exactly
-/// what the single path accepts.
-#[derive(Debug)]
-pub(crate) enum Sigs {
-    /// Verify each signature when it is met.
-    Now,
-    /// Queue each signature; the caller verifies the batch.
-    Defer(BatchVerifier),
+/// what the single path accepts. Skipping is sound because a signature's validity depends on
+/// its key, message and bytes alone, and the checked types can only be made by checking.
+#[derive(Debug, Default)]
+pub(crate) struct Sigs {
+    /// `None`: verify each signature when it is met. `Some`: queue it; the caller verifies.
+    batch: Option<BatchVerifier>,
+    /// The transaction's own signatures were checked already.
+    own_checked: bool,
+    /// The block header's signature was checked already.
+    header_checked: bool,
 }
 
 impl Sigs {
+    /// Every signature verified when it is met.
+    pub(crate) fn now() -> Sigs {
+        Sigs::default()
+    }
+
+    /// Every signature queued into one batch.
+    pub(crate) fn deferred() -> Sigs {
+        Sigs {
+            batch: Some(BatchVerifier::new()),
+            ..Sigs::default()
+        }
+    }
+
+    /// Own signatures skipped (checked before); the others verified when met.
+    pub(crate) fn own_checked() -> Sigs {
+        Sigs {
+            own_checked: true,
+            ..Sigs::default()
+        }
+    }
+
+    /// A block whose header and own transaction signatures were checked before: those are
+    /// skipped, the others queued into one batch.
+    pub(crate) fn block_checked() -> Sigs {
+        Sigs {
+            batch: Some(BatchVerifier::new()),
+            own_checked: true,
+            header_checked: true,
+        }
+    }
+
+    /// Verifies what was queued (nothing to do on the immediate path).
+    pub(crate) fn finish(&mut self) -> Result<(), SignatureError> {
+        match self.batch.take() {
+            Some(batch) => batch.verify(),
+            None => Ok(()),
+        }
+    }
+
     /// A signature on `tag || 0x00 || body`.
     fn check(&mut self, key: &PublicKey, tag: Tag, body: &[u8], sig: &Signature) -> Result<(), TxError> {
-        match self {
-            Sigs::Now => crypto::verify(key, tag, body, sig).map_err(|_| TxError::BadSignature),
-            Sigs::Defer(batch) => {
+        match &mut self.batch {
+            None => crypto::verify(key, tag, body, sig).map_err(|_| TxError::BadSignature),
+            Some(batch) => {
                 batch.queue(key, tag, body, sig);
                 Ok(())
             }
@@ -296,9 +341,9 @@ impl Sigs {
 
     /// A balance proof's signature by `payer`.
     fn proof(&mut self, p: &SignedProof, payer: &PublicKey) -> Result<(), TxError> {
-        match self {
-            Sigs::Now => p.verify(payer).map_err(|_| TxError::BadSignature),
-            Sigs::Defer(batch) => {
+        match &mut self.batch {
+            None => p.verify(payer).map_err(|_| TxError::BadSignature),
+            Some(batch) => {
                 p.queue(payer, batch);
                 Ok(())
             }
@@ -307,34 +352,26 @@ impl Sigs {
 
     /// The signatures a transaction carries on its own ([`Tx::verify_own_signature`]).
     fn own(&mut self, tx: &Tx) -> Result<(), TxError> {
-        match self {
-            Sigs::Now => tx.verify_own_signature().map_err(|_| TxError::BadSignature),
-            Sigs::Defer(_) => match tx {
-                Tx::Transfer { body, sig } => self.check(&body.from, tags::TRANSFER_SIG, &encode(body), sig),
-                Tx::Deposit { body, sig } => self.check(&body.from, tags::DEPOSIT_SIG, &encode(body), sig),
-                Tx::UnilateralClose { body, sig } => {
-                    self.check(&body.closer, tags::UNILATERAL_CLOSE_SIG, &encode(body), sig)
-                }
-                Tx::Open(o) => self.open(o),
-                Tx::CreditGrant { body, sig } => {
-                    self.check(&body.creditor, tags::CREDIT_GRANT_SIG, &encode(body), sig)
-                }
-                Tx::Repay { body, sig } => self.check(&body.from, tags::REPAY_SIG, &encode(body), sig),
-                Tx::CoopClose(_) | Tx::Update(_) | Tx::Settle(_) => Ok(()),
-            },
+        if self.own_checked {
+            return Ok(());
+        }
+        match &mut self.batch {
+            None => tx.verify_own_signature().map_err(|_| TxError::BadSignature),
+            Some(batch) => {
+                tx.queue_own_signature(batch);
+                Ok(())
+            }
         }
     }
 
-    /// Both signatures of an open ([`SignedOpen::verify`]).
+    /// Both signatures of an open ([`SignedOpen::verify`]): its own signatures.
     fn open(&mut self, o: &SignedOpen) -> Result<(), TxError> {
-        match self {
-            Sigs::Now => o.verify().map_err(|_| TxError::BadSignature),
-            Sigs::Defer(_) => {
-                let body = o.open.body();
-                self.check(&o.open.party_a, tags::OPEN_SIG, &body, &o.sig_a)?;
-                self.check(&o.open.party_b, tags::OPEN_SIG, &body, &o.sig_b)
-            }
+        if self.own_checked {
+            return Ok(());
         }
+        let body = o.open.body();
+        self.check(&o.open.party_a, tags::OPEN_SIG, &body, &o.sig_a)?;
+        self.check(&o.open.party_b, tags::OPEN_SIG, &body, &o.sig_b)
     }
 
     /// Both signatures of a cooperative close ([`SignedCoopClose::verify`]).
@@ -344,14 +381,9 @@ impl Sigs {
         party_a: &PublicKey,
         party_b: &PublicKey,
     ) -> Result<(), TxError> {
-        match self {
-            Sigs::Now => c.verify(party_a, party_b).map_err(|_| TxError::BadSignature),
-            Sigs::Defer(_) => {
-                let body = encode(&c.close);
-                self.check(party_a, tags::COOP_CLOSE_SIG, &body, &c.sig_a)?;
-                self.check(party_b, tags::COOP_CLOSE_SIG, &body, &c.sig_b)
-            }
-        }
+        let body = encode(&c.close);
+        self.check(party_a, tags::COOP_CLOSE_SIG, &body, &c.sig_a)?;
+        self.check(party_b, tags::COOP_CLOSE_SIG, &body, &c.sig_b)
     }
 
     /// A block header's signature by the sequencer ([`BlockHeader::verify`]).
@@ -361,10 +393,13 @@ impl Sigs {
         sequencer: &PublicKey,
         sig: &Signature,
     ) -> Result<(), SignatureError> {
-        match self {
-            Sigs::Now => h.verify(sequencer, sig),
-            Sigs::Defer(batch) => {
-                batch.queue(sequencer, tags::BLOCK_SIG, &encode(h), sig);
+        if self.header_checked {
+            return Ok(());
+        }
+        match &mut self.batch {
+            None => h.verify(sequencer, sig),
+            Some(batch) => {
+                h.queue(sequencer, sig, batch);
                 Ok(())
             }
         }
@@ -380,7 +415,7 @@ pub(crate) fn tx_hashes(tx: &Tx) -> (Hash32, Hash32) {
 impl Books {
     /// Checks a transaction at ledger time `time_ms` and applies it. Atomic.
     pub(crate) fn apply(&mut self, rules: &Rules, tx: &Tx, time_ms: u64) -> Result<TxEffect, TxError> {
-        self.apply_with(rules, tx, time_ms, &mut Sigs::Now)
+        self.apply_with(rules, tx, time_ms, &mut Sigs::now())
     }
 
     /// [`Books::apply`] with the signatures checked as `sigs` says.
@@ -423,12 +458,8 @@ impl Books {
         plan.effect
     }
 
-    /// Checks a transaction without changing anything.
-    pub(crate) fn check(&self, rules: &Rules, tx: &Tx, time_ms: u64) -> Result<Plan, TxError> {
-        self.check_with(rules, tx, time_ms, &mut Sigs::Now)
-    }
-
-    fn check_with(&self, rules: &Rules, tx: &Tx, time_ms: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
+    /// Checks a transaction without changing anything, the signatures as `sigs` says.
+    pub(crate) fn check_with(&self, rules: &Rules, tx: &Tx, time_ms: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
         if tx.chain_id() != rules.chain_id {
             return Err(TxError::WrongChain {
                 expected: rules.chain_id,
@@ -1096,10 +1127,15 @@ impl LedgerState {
     /// Whether `tx` would apply in a block of time `time_ms`, and what it would do. Changes
     /// nothing.
     pub fn check_tx(&self, tx: &Tx, time_ms: u64) -> Result<TxEffect, TxError> {
+        self.check_tx_sigs(tx, time_ms, &mut Sigs::now())
+    }
+
+    /// [`LedgerState::check_tx`] with the signatures checked as `sigs` says.
+    pub(crate) fn check_tx_sigs(&self, tx: &Tx, time_ms: u64, sigs: &mut Sigs) -> Result<TxEffect, TxError> {
         let (id, _) = tx_hashes(tx);
         self.refuse_included(&id)?;
         self.books
-            .check(&self.rules(), tx, time_ms)
+            .check_with(&self.rules(), tx, time_ms, sigs)
             .map(|plan| plan.effect)
     }
 
@@ -1122,7 +1158,7 @@ impl LedgerState {
         }
         let id = update.channel_id;
         let channel = self.channel(&id).ok_or(TxError::UnknownChannel(id))?;
-        check_proofs(&rules, &id, channel, &proofs, &mut Sigs::Now)
+        check_proofs(&rules, &id, channel, &proofs, &mut Sigs::now())
     }
 
     /// Every transaction, once applied, can never apply again (nonces advance, channel states

@@ -49,7 +49,7 @@ fn blocks_replay_to_the_same_state_and_heartbeats_are_valid() {
     assert!(c
         .next_block(vec![open, c.net.transfer(&a, b.public(), 5, 0)])
         .is_empty());
-    assert!(c.next_block(vec![]).is_empty(), "an empty heartbeat block");
+    assert!(c.next_block(Vec::<Tx>::new()).is_empty(), "an empty heartbeat block");
     let p = c.net.proof(&a, id, Direction::AToB, 1, 30);
     assert!(c
         .next_block(vec![c.net.unilateral_close(&b, id, Some(p), None)])
@@ -94,7 +94,7 @@ fn build_block_leaves_the_state_untouched_and_matches_produce() {
     assert_eq!(block, block2);
     assert_eq!(after, s);
     assert_eq!(
-        c.state.build_block(vec![], now, &keypair(5)).map(|_| ()),
+        c.state.build_block(Vec::<Tx>::new(), now, &keypair(5)).map(|_| ()),
         Err(BlockError::NotSequencer(keypair(5).public()))
     );
 }
@@ -671,7 +671,7 @@ fn prune_drops_what_can_no_longer_apply() {
 #[test]
 fn checkpoints_are_witnessed_only_with_threshold_distinct_witnesses() {
     let mut c = chain(1);
-    c.next_block(vec![]);
+    c.next_block(Vec::<Tx>::new());
     let g = &c.net.genesis;
     let cp = c.state.checkpoint();
     assert_eq!(cp.height, 1);

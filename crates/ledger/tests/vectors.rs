@@ -513,7 +513,7 @@ fn compute() -> Golden {
     for (i, txs) in blocks_txs.into_iter().enumerate() {
         if i == last_index {
             while chain.state.time_ms() + net.genesis.block_interval_ms < settle_at {
-                assert!(chain.next_block(Vec::new()).is_empty());
+                assert!(chain.next_block(Vec::<Tx>::new()).is_empty());
                 states.push(chain.state.clone());
             }
         }
