@@ -3,7 +3,8 @@
 //! **The rule** (PROTOCOL.md, "Signatures"): a signature `(R, s)` by key `A` on message `M` is
 //! valid iff `A` and `R` decode to curve points (non-canonical encodings accepted), `s < l`, and
 //! `[8][s]B = [8]R + [8][k]A` with `k = SHA-512(R || A || M)`. This is ZIP-215, as the
-//! `ed25519-consensus` crate implements it. Its batch check uses the same cofactored equation,
+//! `ed25519-zebra` crate implements it (and `ed25519-consensus`, the same rules over an older
+//! curve library). Its batch check uses the same cofactored equation,
 //! so single and batch verification accept exactly the same set of signatures: a batch may skip
 //! work, never change the answer. Signing is plain RFC 8032 Ed25519 and interoperates with any
 //! Ed25519 signer (libp2p's identity keys included).
@@ -12,7 +13,7 @@
 
 use core::fmt;
 
-use ed25519_consensus as ed;
+use ed25519_zebra as ed;
 use rand_chacha::rand_core::SeedableRng;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -131,7 +132,7 @@ impl Keypair {
     /// A keypair from its 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Keypair {
         let sk = ed::SigningKey::from(seed);
-        let pk = PublicKey(sk.verification_key().to_bytes());
+        let pk = PublicKey(ed::VerificationKey::from(&sk).into());
         Keypair { sk, pk }
     }
 
@@ -192,7 +193,7 @@ pub fn verify_raw(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), Si
 /// The random coefficients of the batch equation are drawn from a ChaCha20 stream seeded with
 /// a SHA-256 of every queued item (key, signature, message), so the verifier needs no
 /// randomness from outside and a forger cannot choose the coefficients without changing the
-/// items they come from. (ed25519-consensus assigns them in its internal hash-map order, so the
+/// items they come from. (ed25519-zebra assigns them in its internal hash-map order, so the
 /// coefficients, not the answer, may differ from run to run: a batch of valid signatures always
 /// passes; one with an invalid signature fails except with probability about 2^-128.)
 pub struct BatchVerifier {

@@ -5,8 +5,8 @@
 //! non-canonical scalars, the identity, the ed25519-speccheck vectors, ZIP-215's small-order
 //! set) are each fed to every path:
 //!
-//! * `crypto::verify_raw` (single; ed25519-consensus `VerificationKey::verify`),
-//! * `crypto::BatchVerifier` with the item alone (ed25519-consensus batch: another code path),
+//! * `crypto::verify_raw` (single; ed25519-zebra `VerificationKey::verify`),
+//! * `crypto::BatchVerifier` with the item alone (ed25519-zebra batch: another code path),
 //! * the item inside a batch of valid signatures (and queued twice), which must fail exactly
 //!   when the item is invalid,
 //! * for proof-shaped messages: `crypto::verify` under the proof tag, `SignedProof::verify` and
@@ -93,7 +93,7 @@ fn parts(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> Option<(EdwardsPoint, Edw
     Some((A, R, s, challenge(&r_bytes, pk, msg)))
 }
 
-/// The ZIP-215 rule, written independently of ed25519-consensus.
+/// The ZIP-215 rule, written independently of ed25519-zebra.
 #[allow(non_snake_case)]
 fn reference_zip215(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
     match parts(pk, msg, sig) {
