@@ -492,7 +492,10 @@ async fn forward_ledger_events(
 }
 
 /// A transaction offered to the sequencer's mempool, and where its answer goes.
-type Admit = (Tx, tokio::sync::oneshot::Sender<Result<SubmitStatus, paychan_ledger::TxError>>);
+type Admit = (
+    Tx,
+    tokio::sync::oneshot::Sender<Result<SubmitStatus, paychan_ledger::TxError>>,
+);
 /// Offers waiting for admission at most; a submitter waits for room beyond it.
 const ADMIT_QUEUE: usize = 4_096;
 /// Offers admitted as one group at most.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use paychan_ledger::{
-    verify_checkpoint_consistency, BlockError, CheckpointError, CheckpointStatus, ErrorClass, LedgerState,
-    Signatures, TxEffect,
+    verify_checkpoint_consistency, BlockError, CheckedBlock, CheckpointError, CheckpointStatus, ErrorClass,
+    LedgerState, Signatures, TxEffect,
 };
 use paychan_protocol::merkle;
 use paychan_protocol::{Block, Checkpoint, Genesis, Hash32, SignedCheckpoint, Tx};
@@ -148,9 +148,32 @@ impl Auditor {
         result
     }
 
+    /// [`Auditor::push_block`] for a block whose header and own transaction signatures were
+    /// checked ahead ([`paychan_ledger::CheckedBlock`], e.g. on other cores while the previous
+    /// blocks were replayed): the same answer, the same state after it.
+    pub fn push_checked_block(&mut self, block: &CheckedBlock) -> Result<(), AuditError> {
+        let started = Instant::now();
+        let result = self.push_block_with(block.block(), Some(block));
+        self.busy += started.elapsed();
+        result
+    }
+
+    /// Whether blocks are worth checking ahead: the batch path (the default). On the
+    /// one-by-one path ([`Auditor::with_signatures`]) every signature is checked in the replay.
+    pub fn checks_ahead(&self) -> bool {
+        self.signatures == Signatures::Batch
+    }
+
     fn push_block_inner(&mut self, block: &Block) -> Result<(), AuditError> {
+        self.push_block_with(block, None)
+    }
+
+    fn push_block_with(&mut self, block: &Block, checked: Option<&CheckedBlock>) -> Result<(), AuditError> {
         let height = self.state.height().saturating_add(1);
-        let effects = apply_block(&mut self.state, block, self.signatures)?;
+        let effects = match checked {
+            Some(checked) => apply_checked_block(&mut self.state, checked)?,
+            None => apply_block(&mut self.state, block, self.signatures)?,
+        };
         self.first_seen.observe(block);
         let supply = self.state.genesis_supply();
         let found: u128 = self
@@ -229,6 +252,18 @@ pub fn apply_block(
     signatures: Signatures,
 ) -> Result<Vec<TxEffect>, AuditError> {
     apply_block_classified(state, block, signatures).map_err(|r| r.error)
+}
+
+/// [`apply_block`] for a block checked ahead (`LedgerState::apply_checked_block`): the same
+/// answer, the same failure named.
+pub fn apply_checked_block(
+    state: &mut LedgerState,
+    checked: &CheckedBlock,
+) -> Result<Vec<TxEffect>, AuditError> {
+    let height = state.height().saturating_add(1);
+    state
+        .apply_checked_block(checked)
+        .map_err(|error| explain_block(state, height, checked.block(), error))
 }
 
 /// A block the ledger rules refuse: what the refusal means for whoever sent it, and the

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read, Write};
 
+use paychan_ledger::CheckedBlock;
 use paychan_protocol::codec::{decode, encode};
 use paychan_protocol::limits::{BLOCK_BYTES_MAX, CHECKPOINT_BYTES_MAX, GENESIS_BYTES_MAX};
 use paychan_protocol::{Block, Genesis, SignedCheckpoint, Wire};
@@ -425,39 +426,121 @@ pub fn audit_export<R: Read>(
     audit_records(reader, auditor)
 }
 
+/// Records read ahead of the replay at a time, at most: their blocks' signatures are checked
+/// on the other cores while the records before them are replayed.
+const AHEAD_RECORDS: usize = 32;
+
+/// A record read ahead, its block (if it is one) checked.
+enum Ahead {
+    Block(u64, Box<CheckedBlock>),
+    Other(Result<(u64, Record), AuditError>),
+}
+
 /// Audits the records after the genesis from `reader` with `auditor` (what [`audit_export`]
 /// does once the genesis is read; with [`ExportReader::resume`] it continues a partial audit).
+///
+/// The records are replayed one by one, in order, with the same answer and the same first
+/// failure as [`Auditor::push_block`] and [`Auditor::push_checkpoint`] give; meanwhile the
+/// next [`AHEAD_RECORDS`] records are read and their blocks' header and own transaction
+/// signatures checked ([`CheckedBlock`]) in batches on every core.
 pub fn audit_records<R: Read>(
-    reader: ExportReader<R>,
+    mut reader: ExportReader<R>,
     mut auditor: Auditor,
 ) -> Result<Auditor, Box<AuditFailure>> {
-    for item in reader {
-        let result = match item {
-            Err(e) => Err((e, None)),
-            Ok((offset, record)) => match record {
-                Record::Block(b) => auditor.push_block(&b).map_err(|e| (e, Some(offset))),
-                Record::Checkpoint(c) => auditor
-                    .push_checkpoint(&c)
-                    .map(|_| ())
-                    .map_err(|e| (e, Some(offset))),
-                Record::End(_) => Ok(()),
-                // The reader refuses a second genesis; kept total all the same.
-                Record::Genesis(_) => Err((
-                    AuditError::Export {
-                        offset,
-                        error: ExportError::Order("a second genesis record"),
-                    },
-                    Some(offset),
-                )),
-            },
+    let sequencer = auditor.state().genesis().sequencer;
+    let ahead = auditor.checks_ahead();
+    // The window starts at one record and doubles, and the first records are replayed before
+    // anything is read ahead: an audit that fails early (a tampered record) checks nothing
+    // past it.
+    let mut window = 1;
+    let mut current = check_ahead(read_ahead(&mut reader, window), ahead, &sequencer);
+    while !current.is_empty() {
+        window = (window * 2).min(AHEAD_RECORDS);
+        let (next, replayed) = if window <= 4 {
+            let replayed = replay(&mut auditor, current);
+            let next = match replayed {
+                Ok(()) => check_ahead(read_ahead(&mut reader, window), ahead, &sequencer),
+                Err(_) => Vec::new(),
+            };
+            (next, replayed)
+        } else {
+            let next = read_ahead(&mut reader, window);
+            rayon::join(
+                || check_ahead(next, ahead, &sequencer),
+                || replay(&mut auditor, current),
+            )
         };
-        if let Err((error, record_offset)) = result {
+        if let Err((error, record_offset)) = replayed {
             return Err(Box::new(AuditFailure {
                 error,
                 record_offset,
                 report: Some(auditor.report()),
             }));
         }
+        current = next;
     }
     Ok(auditor)
+}
+
+/// The next records, up to `max`, ending at the first error.
+fn read_ahead<R: Read>(reader: &mut ExportReader<R>, max: usize) -> Vec<Result<(u64, Record), AuditError>> {
+    let mut out = Vec::with_capacity(max);
+    for item in reader.by_ref() {
+        let failed = item.is_err();
+        out.push(item);
+        if failed || out.len() == max {
+            break;
+        }
+    }
+    out
+}
+
+/// Checks the blocks among `items` against `sequencer`, each on the first free core.
+fn check_ahead(
+    items: Vec<Result<(u64, Record), AuditError>>,
+    ahead: bool,
+    sequencer: &paychan_protocol::PublicKey,
+) -> Vec<Ahead> {
+    use rayon::prelude::*;
+    let check = |item| match item {
+        Ok((offset, Record::Block(b))) if ahead => {
+            Ahead::Block(offset, Box::new(CheckedBlock::check(*b, sequencer)))
+        }
+        other => Ahead::Other(other),
+    };
+    // A few records are not worth waking other threads for.
+    if items.len() <= 4 {
+        items.into_iter().map(check).collect()
+    } else {
+        items.into_par_iter().map(check).collect()
+    }
+}
+
+/// Replays `items` in order; the first failure and the offset of its record.
+fn replay(auditor: &mut Auditor, items: Vec<Ahead>) -> Result<(), (AuditError, Option<u64>)> {
+    for item in items {
+        match item {
+            Ahead::Block(offset, b) => auditor.push_checked_block(&b).map_err(|e| (e, Some(offset)))?,
+            Ahead::Other(Err(e)) => return Err((e, None)),
+            Ahead::Other(Ok((offset, record))) => match record {
+                Record::Block(b) => auditor.push_block(&b).map_err(|e| (e, Some(offset)))?,
+                Record::Checkpoint(c) => auditor
+                    .push_checkpoint(&c)
+                    .map(|_| ())
+                    .map_err(|e| (e, Some(offset)))?,
+                Record::End(_) => {}
+                // The reader refuses a second genesis; kept total all the same.
+                Record::Genesis(_) => {
+                    return Err((
+                        AuditError::Export {
+                            offset,
+                            error: ExportError::Order("a second genesis record"),
+                        },
+                        Some(offset),
+                    ))
+                }
+            },
+        }
+    }
+    Ok(())
 }

@@ -170,7 +170,11 @@ impl LedgerState {
     }
 
     /// [`LedgerState::apply_block`] with the signatures checked as `sigs` says.
-    pub(crate) fn apply_block_sigs(&mut self, block: &Block, sigs: &mut Sigs) -> Result<Vec<TxEffect>, BlockError> {
+    pub(crate) fn apply_block_sigs(
+        &mut self,
+        block: &Block,
+        sigs: &mut Sigs,
+    ) -> Result<Vec<TxEffect>, BlockError> {
         self.apply_block_inner(block, sigs, None)
     }
 

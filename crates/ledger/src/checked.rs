@@ -46,9 +46,11 @@ impl CheckedTx {
     /// Every transaction's own signatures, checked in batches on every core. The answers are
     /// in the order given, and are the same as [`CheckedTx::check`]'s one by one.
     pub fn check_all(txs: Vec<Tx>) -> Vec<CheckedTx> {
-        let valid = check_in_batches(&txs, |tx, batch| tx.queue_own_signature(batch), |tx| {
-            tx.verify_own_signature().is_ok()
-        });
+        let valid = check_in_batches(
+            &txs,
+            |tx, batch| tx.queue_own_signature(batch),
+            |tx| tx.verify_own_signature().is_ok(),
+        );
         txs.into_iter()
             .zip(valid)
             .map(|(tx, v)| CheckedTx { tx, own: Some(v) })

@@ -244,7 +244,11 @@ impl Mempool {
     /// the check can run outside the caller's lock, or in a batch): a signature found invalid
     /// is refused with [`TxError::BadSignature`] at the point [`Mempool::submit`] would check
     /// it; one not checked is checked there.
-    pub fn submit_checked(&mut self, checked: CheckedTx, state: &LedgerState) -> Result<SubmitStatus, TxError> {
+    pub fn submit_checked(
+        &mut self,
+        checked: CheckedTx,
+        state: &LedgerState,
+    ) -> Result<SubmitStatus, TxError> {
         let own = checked.own_signatures();
         let mut sigs = checked.sigs();
         let tx = checked.into_tx();

@@ -459,7 +459,13 @@ impl Books {
     }
 
     /// Checks a transaction without changing anything, the signatures as `sigs` says.
-    pub(crate) fn check_with(&self, rules: &Rules, tx: &Tx, time_ms: u64, sigs: &mut Sigs) -> Result<Plan, TxError> {
+    pub(crate) fn check_with(
+        &self,
+        rules: &Rules,
+        tx: &Tx,
+        time_ms: u64,
+        sigs: &mut Sigs,
+    ) -> Result<Plan, TxError> {
         if tx.chain_id() != rules.chain_id {
             return Err(TxError::WrongChain {
                 expected: rules.chain_id,

@@ -49,7 +49,10 @@ fn blocks_replay_to_the_same_state_and_heartbeats_are_valid() {
     assert!(c
         .next_block(vec![open, c.net.transfer(&a, b.public(), 5, 0)])
         .is_empty());
-    assert!(c.next_block(Vec::<Tx>::new()).is_empty(), "an empty heartbeat block");
+    assert!(
+        c.next_block(Vec::<Tx>::new()).is_empty(),
+        "an empty heartbeat block"
+    );
     let p = c.net.proof(&a, id, Direction::AToB, 1, 30);
     assert!(c
         .next_block(vec![c.net.unilateral_close(&b, id, Some(p), None)])
@@ -94,7 +97,9 @@ fn build_block_leaves_the_state_untouched_and_matches_produce() {
     assert_eq!(block, block2);
     assert_eq!(after, s);
     assert_eq!(
-        c.state.build_block(Vec::<Tx>::new(), now, &keypair(5)).map(|_| ()),
+        c.state
+            .build_block(Vec::<Tx>::new(), now, &keypair(5))
+            .map(|_| ()),
         Err(BlockError::NotSequencer(keypair(5).public()))
     );
 }
