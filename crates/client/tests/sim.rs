@@ -176,7 +176,7 @@ struct Sim {
     partitioned_until: HashMap<(usize, usize), u64>,
     next_command: u64,
     /// Per command: the node, and what it was.
-    commands: HashMap<u64, (usize, Command)>,
+    commands: BTreeMap<u64, (usize, Command)>,
     /// Every proof ever signed: (channel, direction, seq) -> hash of its body.
     signed: HashMap<(ChannelId, Direction, u64), Hash32>,
     /// The highest transferred amount signed per (channel, direction), the amount of each
@@ -229,7 +229,7 @@ impl Sim {
             stale: Vec::new(),
             partitioned_until: HashMap::new(),
             next_command: 1,
-            commands: HashMap::new(),
+            commands: BTreeMap::new(),
             signed: HashMap::new(),
             signed_max: HashMap::new(),
             transferred_of: HashMap::new(),
@@ -972,6 +972,7 @@ fn ci_seeds_hold_every_invariant() {
 #[test]
 fn a_runs_is_replayable_from_its_seed() {
     let seed = seed_from_env();
+    println!("PAYCHAN_SIM_SEED={seed}");
     let (a, va) = run_seed(seed, false);
     let (b, vb) = run_seed(seed, false);
     assert_eq!((a.steps, a.violations, a.stuck), (b.steps, b.violations, b.stuck));
