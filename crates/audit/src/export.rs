@@ -428,7 +428,7 @@ pub fn audit_export<R: Read>(
 
 /// Records read ahead of the replay at a time, at most: their blocks' signatures are checked
 /// on the other cores while the records before them are replayed.
-const AHEAD_RECORDS: usize = 32;
+const AHEAD_RECORDS: usize = 64;
 
 /// A record read ahead, its block (if it is one) checked.
 enum Ahead {
@@ -495,25 +495,42 @@ fn read_ahead<R: Read>(reader: &mut ExportReader<R>, max: usize) -> Vec<Result<(
     out
 }
 
-/// Checks the blocks among `items` against `sequencer`, each on the first free core.
+/// Checks the blocks among `items` against `sequencer` ([`CheckedBlock::check_all`]: batches of
+/// consecutive blocks on every core).
 fn check_ahead(
     items: Vec<Result<(u64, Record), AuditError>>,
     ahead: bool,
     sequencer: &paychan_protocol::PublicKey,
 ) -> Vec<Ahead> {
-    use rayon::prelude::*;
-    let check = |item| match item {
-        Ok((offset, Record::Block(b))) if ahead => {
-            Ahead::Block(offset, Box::new(CheckedBlock::check(*b, sequencer)))
-        }
-        other => Ahead::Other(other),
-    };
-    // A few records are not worth waking other threads for.
-    if items.len() <= 4 {
-        items.into_iter().map(check).collect()
-    } else {
-        items.into_par_iter().map(check).collect()
+    if !ahead {
+        return items.into_iter().map(Ahead::Other).collect();
     }
+    let mut blocks = Vec::new();
+    let mut out: Vec<Option<Ahead>> = Vec::with_capacity(items.len());
+    let mut at = Vec::new();
+    for item in items {
+        match item {
+            Ok((offset, Record::Block(b))) => {
+                blocks.push(*b);
+                at.push((out.len(), offset));
+                out.push(None);
+            }
+            other => out.push(Some(Ahead::Other(other))),
+        }
+    }
+    // A lone block is not worth waking other threads for.
+    let checked: Vec<CheckedBlock> = if blocks.len() <= 1 {
+        blocks
+            .into_iter()
+            .map(|b| CheckedBlock::check(b, sequencer))
+            .collect()
+    } else {
+        CheckedBlock::check_all(blocks, sequencer)
+    };
+    for ((i, offset), c) in at.into_iter().zip(checked) {
+        out[i] = Some(Ahead::Block(offset, Box::new(c)));
+    }
+    out.into_iter().flatten().collect()
 }
 
 /// Replays `items` in order; the first failure and the offset of its record.

@@ -184,3 +184,26 @@ fn a_tampered_block_gets_the_reference_error() {
     assert_eq!(s.apply_checked_block(&checked), state.clone().apply_block(last));
     assert_eq!(s, c.state);
 }
+
+/// Blocks checked together (batches of consecutive blocks) get each block's own answer: one
+/// spoiled block in a batch leaves the others valid.
+#[test]
+fn a_spoiled_block_in_a_batch_of_blocks_is_found_alone() {
+    let c = sample_history(300, 10);
+    let sequencer = c.net.sequencer.public();
+    let mut blocks = c.blocks.clone();
+    assert!(blocks.len() >= 30);
+    let spoiled = blocks.len() - 9;
+    spoil(&mut blocks[spoiled].txs[2]);
+    // Batches of about 40 signatures: three or four blocks each.
+    let all = CheckedBlock::check_all_in_batches_of(blocks.clone(), &sequencer, 40);
+    assert!(CheckedBlock::check_all(c.blocks.clone(), &sequencer)
+        .iter()
+        .all(CheckedBlock::is_valid));
+    assert_eq!(all.len(), blocks.len());
+    for (i, (b, checked)) in blocks.into_iter().zip(&all).enumerate() {
+        assert_eq!(checked.block(), &b);
+        assert_eq!(checked.is_valid(), i != spoiled, "block {i}");
+        assert_eq!(checked.is_valid(), CheckedBlock::check(b, &sequencer).is_valid());
+    }
+}
