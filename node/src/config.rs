@@ -56,6 +56,11 @@ pub struct Config {
     /// censorship is caught by the witnesses. Never set it on a real network.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test_drop_updates: bool,
+    /// TEST ONLY: a sequencer with this set answers the first this many transfers it is
+    /// offered as accepted and drops them, as a pool that loses them would (to show that the
+    /// node that signed them sends them again). Never set it on a real network.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub test_drop_transfers: u32,
     /// TEST ONLY: a sequencer with this set signs and gossips, once, a second checkpoint for a
     /// log size it already signed (another root), to show that every node catches the split
     /// view. Never set it on a real network.
@@ -103,6 +108,7 @@ impl Default for Config {
             gateway: None,
             credit: Default::default(),
             test_drop_updates: false,
+            test_drop_transfers: 0,
             test_equivocate: false,
             test_double_block: false,
             test_clock_ahead_ms: 0,
@@ -404,4 +410,8 @@ mod tests {
         let err = format!("{:#}", data.config().unwrap_err());
         assert!(err.contains("unknown durability mode \"sometimes\""), "{err}");
     }
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }

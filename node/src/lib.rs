@@ -45,4 +45,5 @@ pub mod offline;
 pub mod output;
 pub mod public;
 pub mod replica;
+pub mod resubmit;
 pub mod testnet;

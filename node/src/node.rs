@@ -68,6 +68,8 @@ struct Shared {
     listen_addrs: Vec<Multiaddr>,
     /// TEST ONLY switch: the sequencer drops dispute updates.
     drop_updates: bool,
+    /// TEST ONLY switch: transfers the sequencer still drops (answering them as accepted).
+    drop_transfers: std::sync::atomic::AtomicU32,
     /// TEST ONLY switch: how far ahead of the real clock the sequencer's clock runs.
     clock_ahead_ms: u64,
     /// Valid dispute updates this node holds, received within their challenge window: the
@@ -109,6 +111,8 @@ struct Shared {
     relay_slots: tokio::sync::Semaphore,
     /// Sequencer: transactions waiting for [`admit`] (None elsewhere).
     admission: Option<mpsc::Sender<Admit>>,
+    /// This node's own transactions until the ledger shows them ([`resubmit_own`]).
+    own_pending: Mutex<crate::resubmit::OwnPending>,
 }
 
 /// Submissions one peer may have this node check and relay per second (token-bucket refill).
@@ -381,6 +385,11 @@ pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
         last_nonce: Mutex::new(None),
         channels: std::sync::OnceLock::new(),
         drop_updates: config.test_drop_updates && role == Role::Sequencer,
+        drop_transfers: std::sync::atomic::AtomicU32::new(if role == Role::Sequencer {
+            config.test_drop_transfers
+        } else {
+            0
+        }),
         clock_ahead_ms: if role == Role::Sequencer {
             config.test_clock_ahead_ms
         } else {
@@ -399,12 +408,21 @@ pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
         relay: Mutex::new(Relay::new()),
         relay_slots: tokio::sync::Semaphore::new(RELAY_IN_FLIGHT_MAX),
         admission,
+        own_pending: Mutex::new(crate::resubmit::OwnPending::default()),
     });
     if let Some(rx) = admission_rx {
         tokio::spawn(admit(Arc::downgrade(&shared), rx));
     }
+    tokio::spawn(resubmit_own(Arc::downgrade(&shared), shared.replica.subscribe()));
     if shared.drop_updates {
         warn!("TEST SWITCH: this sequencer drops dispute updates");
+    }
+    let drop_transfers = shared.drop_transfers.load(Ordering::Relaxed);
+    if drop_transfers > 0 {
+        warn!(
+            drop_transfers,
+            "TEST SWITCH: this sequencer drops the first transfers it is offered"
+        );
     }
     if shared.equivocate.load(Ordering::Relaxed) {
         warn!("TEST SWITCH: this sequencer will sign two checkpoints for one log size");
@@ -521,6 +539,45 @@ async fn admit(shared: std::sync::Weak<Shared>, mut queue: mpsc::Receiver<Admit>
         let mut pool = s.mempool.lock().expect("mempool lock");
         for (tx, answer) in checked.into_iter().zip(answers) {
             let _ = answer.send(pool.submit_checked(tx, &ledger));
+        }
+    }
+}
+
+/// Sends this node's own transactions again while the ledger does not show them: after each
+/// block, those [`crate::resubmit::OwnPending::due`] names are submitted again; one the rules
+/// refuse for good (its nonce used, its funds gone) is no longer tracked, one that cannot be
+/// sent now is tried again later. Ends with the node.
+async fn resubmit_own(
+    shared: std::sync::Weak<Shared>,
+    mut events: tokio::sync::broadcast::Receiver<crate::replica::LedgerEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        let due = {
+            let ledger = shared.replica.read();
+            shared.own_pending.lock().expect("own pending lock").due(&ledger)
+        };
+        let node = NodeHandle { shared };
+        for (id, tx) in due {
+            match node.submit(tx).await {
+                Ok(_) => info!(tx = %id, "own transaction sent again: the ledger does not show it yet"),
+                Err(SubmitError::Rejected(why)) => {
+                    warn!(tx = %id, %why, "own transaction refused for good; no longer sent again");
+                    node.shared
+                        .own_pending
+                        .lock()
+                        .expect("own pending lock")
+                        .forget(&id);
+                }
+                Err(e) => {
+                    debug!(tx = %id, error = %e, "own transaction not sent again now; tried after the next blocks")
+                }
+            }
         }
     }
 }
@@ -842,6 +899,14 @@ impl NodeHandle {
                 warn!(tx = %id, "TEST SWITCH: dropping a dispute update");
                 return Ok((id, SubmitStatus::Accepted));
             }
+            if matches!(tx, Tx::Transfer { .. })
+                && s.drop_transfers
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                warn!(tx = %id, "TEST SWITCH: dropping a transfer");
+                return Ok((id, SubmitStatus::Accepted));
+            }
             let (answer, answered) = tokio::sync::oneshot::channel();
             let queue = s.admission.as_ref().expect("a sequencer admits transactions");
             if queue.send((tx, answer)).await.is_err() {
@@ -1048,10 +1113,21 @@ impl NodeHandle {
             next
         };
         let tx = make(nonce, &s.keypair);
-        let result = self.submit(tx).await;
-        if result.is_err() {
+        let result = self.submit(tx.clone()).await;
+        match &result {
+            Ok((id, _)) => {
+                let height = s.replica.read().height();
+                let displaced = s
+                    .own_pending
+                    .lock()
+                    .expect("own pending lock")
+                    .track(*id, tx, height);
+                if let Some(old) = displaced {
+                    warn!(tx = %old, "too many own transactions waiting for the ledger: the oldest is no longer sent again");
+                }
+            }
             // The nonce was not taken: let the next transfer start again from the ledger.
-            *s.last_nonce.lock().expect("nonce lock") = None;
+            Err(_) => *s.last_nonce.lock().expect("nonce lock") = None,
         }
         result
     }
