@@ -82,6 +82,10 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
@@ -410,8 +414,4 @@ mod tests {
         let err = format!("{:#}", data.config().unwrap_err());
         assert!(err.contains("unknown durability mode \"sometimes\""), "{err}");
     }
-}
-
-fn is_zero_u32(v: &u32) -> bool {
-    *v == 0
 }
