@@ -15,8 +15,11 @@ use tracing::{debug, info, warn};
 /// A grant the node submitted and the height it did so at, until the ledger shows it.
 pub type Submitted = BTreeMap<ChannelId, u64>;
 
-/// Blocks after which a grant the ledger does not show yet is signed and submitted again.
-pub const RESUBMIT_AFTER_BLOCKS: u64 = 5;
+/// Blocks after which a grant the ledger does not show yet is signed and submitted again: twice
+/// the node's own resending ([`crate::resubmit::RESUBMIT_AFTER_BLOCKS`]), which sends the same
+/// grant again first, so that a grant the sequencer lost is not replaced by a second one (a
+/// second fee) unless the first can no longer apply.
+pub const RESUBMIT_AFTER_BLOCKS: u64 = 2 * crate::resubmit::RESUBMIT_AFTER_BLOCKS;
 
 /// The `[credit]` section.
 ///
