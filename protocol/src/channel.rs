@@ -5,6 +5,7 @@
 use core::fmt;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::codec::encode;
 use crate::crypto::{self, Keypair, PublicKey, Signature, SignatureError};
@@ -147,20 +148,20 @@ impl Payment {
 /// `H("paychan/v1/memo" || 0x00 || postcard(payments))`: postcard of a sequence is its varint
 /// length followed by each payment (varint amount, 32 reference bytes).
 pub fn memo_hash(payments: &[Payment]) -> Hash32 {
-    // The hot path (a memo within the protocol's limit) writes those bytes on the stack by
-    // hand: serde's per-byte calls for each reference cost more than the hash. A test checks
-    // them against postcard.
-    if payments.len() > MEMO_PAYMENTS_MAX {
-        return tagged_hash(tags::MEMO, &encode(payments));
-    }
-    let mut buf = [0u8; 10 + MEMO_PAYMENTS_MAX * (10 + 32)];
-    let mut n = put_varint(&mut buf, 0, payments.len() as u64);
+    // The hot path (every payment's proof) streams those bytes into the hash, written by hand
+    // one payment at a time on the stack: serde's per-byte calls for each reference cost more
+    // than the hash. A test checks them against postcard.
+    let mut h = Sha256::new();
+    tags::MEMO.feed(&mut h);
+    let mut buf = [0u8; 10 + 32];
+    let n = put_varint(&mut buf, 0, payments.len() as u64);
+    h.update(&buf[..n]);
     for p in payments {
-        n = put_varint(&mut buf, n, p.amount);
+        let n = put_varint(&mut buf, 0, p.amount);
         buf[n..n + 32].copy_from_slice(&p.reference.0);
-        n += 32;
+        h.update(&buf[..n + 32]);
     }
-    tagged_hash(tags::MEMO, &buf[..n])
+    Hash32(h.finalize().into())
 }
 
 /// Writes `v` as a postcard (LEB128) varint at `buf[at..]`; returns the end.
