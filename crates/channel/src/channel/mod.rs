@@ -10,6 +10,7 @@ mod reestablish;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 
 use paychan_protocol::channel::{settle_payouts, ChannelId, SignedOpen};
 use paychan_protocol::limits::SEQ_RESERVATION;
@@ -127,7 +128,8 @@ pub struct Channel {
     chain_id: Hash32,
     /// The holder's outgoing direction (A to B when the holder is A).
     out_dir: Direction,
-    keypair: Keypair,
+    /// Shared by every channel of one key (a key is about 320 bytes; a node holds many channels).
+    keypair: Arc<Keypair>,
     counterparty: PublicKey,
     deposit_holder: u64,
     deposit_counterparty: u64,
@@ -197,7 +199,7 @@ impl Channel {
     /// A new channel from the open both parties signed, in status
     /// [`ChannelStatus::Pending`]. Checks both signatures. The node persists
     /// [`Channel::snapshot`] (which carries the first seq reservation) right away.
-    pub fn new(signed_open: SignedOpen, keypair: Keypair) -> Result<Channel, ChannelError> {
+    pub fn new(signed_open: SignedOpen, keypair: impl Into<Arc<Keypair>>) -> Result<Channel, ChannelError> {
         signed_open.verify().map_err(|_| ChannelError::BadSignature)?;
         let mut ch = Channel::build(signed_open, keypair, ChannelStatus::Pending, CloseState::None)?;
         ch.meta_dirty = true;
@@ -207,10 +209,11 @@ impl Channel {
 
     fn build(
         signed_open: SignedOpen,
-        keypair: Keypair,
+        keypair: impl Into<Arc<Keypair>>,
         status: ChannelStatus,
         close: CloseState,
     ) -> Result<Channel, ChannelError> {
+        let keypair = keypair.into();
         let (out_dir, counterparty, deposit_holder, deposit_counterparty) =
             holder_side(&signed_open, &keypair)?;
         let total = signed_open
@@ -266,7 +269,10 @@ impl Channel {
     /// [`crate`]'s "Reestablish" section). Its next outgoing seq lies strictly above the
     /// stored reservation bound, so no seq that may have been signed before the restart is
     /// ever signed again.
-    pub fn restore(persisted: PersistedChannel, keypair: Keypair) -> Result<Channel, ChannelError> {
+    pub fn restore(
+        persisted: PersistedChannel,
+        keypair: impl Into<Arc<Keypair>>,
+    ) -> Result<Channel, ChannelError> {
         if persisted.format != PERSISTED_FORMAT_VERSION {
             return Err(ChannelError::BadStoredState("unknown format version"));
         }

@@ -37,6 +37,7 @@ use rand_core::RngCore;
 use tracing::{debug, info, warn};
 
 use super::limits::*;
+use super::slots::Slots;
 use super::{ChannelView, ManagerConfig, ManagerError, PayStats};
 use crate::ledger::LedgerChannel;
 
@@ -499,7 +500,8 @@ pub struct Manager {
     /// The adopted height last written: it is written with each adoption and at least every
     /// [`ADOPTED_HEIGHT_WRITE_EVERY`] blocks, not with every block (a restart scans again from it).
     adopted_written: u64,
-    keypair: Keypair,
+    /// Shared with every channel of this key.
+    keypair: Arc<Keypair>,
     me: PeerId,
     chain_id: Hash32,
     config: ManagerConfig,
@@ -510,7 +512,7 @@ pub struct Manager {
     now_ms: u64,
     /// When every channel was last looked at against the ledger.
     full_pass_ms: Option<u64>,
-    channels: BTreeMap<ChannelId, Slot>,
+    channels: Slots<Slot>,
     links: BTreeMap<PeerId, LinkState>,
     /// Dials in flight, with when each was asked for.
     dialing: BTreeMap<PeerId, u64>,
@@ -572,7 +574,8 @@ impl Manager {
     ) -> Result<Manager, ManagerError> {
         let me = peer_id_from_public_key(&keypair.public())
             .ok_or_else(|| ManagerError::Storage("the key is not a libp2p identity".into()))?;
-        let mut channels = BTreeMap::new();
+        let keypair = Arc::new(keypair);
+        let mut channels = Slots::default();
         for (id, bytes) in records {
             let persisted: PersistedChannel = decode(&bytes, PERSISTED_BYTES_MAX)
                 .map_err(|e| ManagerError::Storage(format!("{id}: {e}")))?;
@@ -713,11 +716,14 @@ impl Manager {
 
     /// Whether a payment job could sign more now (the driver polls again without waiting).
     pub fn has_pay_work(&self) -> bool {
-        self.channels.values().any(|s| {
-            s.pay.as_ref().is_some_and(|j| j.remaining > 0)
-                && self.links.contains_key(&s.peer)
-                && self.outbox_len(&s.peer) < OUTBOX_PAY_PAUSE_FRAMES
-        })
+        self.channels
+            .paying()
+            .filter_map(|id| self.channels.get(id))
+            .any(|s| {
+                s.pay.as_ref().is_some_and(|j| j.remaining > 0)
+                    && self.links.contains_key(&s.peer)
+                    && self.outbox_len(&s.peer) < OUTBOX_PAY_PAUSE_FRAMES
+            })
     }
 
     /// Every channel id with its newest durable view: for checks from outside (tests, the
@@ -863,7 +869,7 @@ impl Manager {
             self.links.remove(&peer);
             self.outbox.remove(&peer);
             self.held.remove(&peer);
-            for s in self.channels.values_mut().filter(|s| s.peer == peer) {
+            for (_, s) in self.channels.iter_mut_where(|_, s| s.peer == peer) {
                 s.ch.peer_disconnected();
                 s.resend_at_ms = None;
             }
@@ -1104,7 +1110,7 @@ impl Manager {
             },
         );
         let mut greetings = Vec::new();
-        for s in self.channels.values_mut().filter(|s| s.peer == peer) {
+        for (_, s) in self.channels.iter_mut_where(|_, s| s.peer == peer) {
             s.ch.peer_disconnected();
             if let Some(msg) = s.ch.peer_connected() {
                 greetings.push(msg);
@@ -1708,10 +1714,10 @@ impl Manager {
         let mut replies: Vec<(CommandId, Result<Response, ManagerError>)> = Vec::new();
         let mut void = Vec::new();
         let held_open: BTreeSet<ChannelId> = self.held_submits.iter().filter_map(|(_, _, o)| *o).collect();
-        for (id, slot) in self.channels.iter_mut() {
-            if only.is_some_and(|o| !o.contains(id)) {
-                continue;
-            }
+        for (id, slot) in self
+            .channels
+            .iter_mut_where(|id, _| only.is_none_or(|o| o.contains(id)))
+        {
             let Some(on_ledger) = ledger.channel(id) else {
                 if slot.ch.status() == ChannelStatus::Pending {
                     if lnow > slot.ch.signed_open().open.expiry_ms {
@@ -1862,9 +1868,19 @@ impl Manager {
         let mut signed = 0;
         let mut frames = Vec::new();
         let mut replies = Vec::new();
-        for (id, slot) in self.channels.iter_mut() {
-            let Some(job) = slot.pay.as_mut() else { continue };
-            if job.remaining == 0 || !self.links.contains_key(&slot.peer) {
+        // Only channels that may have a job: a pass over every channel would make each round
+        // of one paying channel cost in proportion to all the channels that exist.
+        let paying: Vec<ChannelId> = self.channels.paying().copied().collect();
+        for id in &paying {
+            let Some(slot) = self.channels.get_mut(id) else {
+                continue;
+            };
+            let Some(job) = slot.pay.as_mut().filter(|j| j.remaining > 0) else {
+                // Listed again when it is next lent mutably (a new job is set through a loan).
+                self.channels.not_paying(id);
+                continue;
+            };
+            if !self.links.contains_key(&slot.peer) {
                 continue;
             }
             let queued = self.outbox.get(&slot.peer).map_or(0, VecDeque::len)
@@ -1964,15 +1980,20 @@ impl Manager {
             ..Batch::default()
         };
         let mut snaps = Vec::new();
-        for (id, slot) in self.channels.iter_mut() {
+        // A channel's state changes only while it is lent mutably, so only the channels lent
+        // since the last batch can need a snapshot (in id order, as a pass over all was).
+        for id in self.channels.take_touched() {
+            let Some(slot) = self.channels.get_mut_unrecorded(&id) else {
+                continue;
+            };
             if !slot.ch.persist_needs().any() && !slot.force_persist {
                 continue;
             }
             let snap = slot.ch.snapshot();
-            batch.channels.push((*id, encode(&snap)));
+            batch.channels.push((id, encode(&snap)));
             slot.force_persist = false;
             slot.in_flight = true;
-            snaps.push((*id, snap));
+            snaps.push((id, snap));
         }
         batch.meta = std::mem::take(&mut self.meta_pending);
         batch.deletes = std::mem::take(&mut self.deletes_pending);

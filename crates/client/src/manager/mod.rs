@@ -14,6 +14,7 @@ mod driver;
 pub mod limits;
 pub mod payments;
 mod signer;
+mod slots;
 
 pub use self::core::{HttpChecked, HttpRefusal, HttpRefusalKind, OpensScan};
 pub use self::limits::OPENS_SCAN_BLOCKS_MAX;
