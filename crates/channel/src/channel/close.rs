@@ -52,7 +52,7 @@ impl Channel {
         };
         let sig = close.sign(&self.keypair);
         self.status = ChannelStatus::ShuttingDown;
-        self.close = CloseState::Proposed { close, sig };
+        self.set_close(CloseState::Proposed { close, sig });
         self.meta_dirty = true;
         Ok(ChannelMsg::ClosePropose { close, sig })
     }
@@ -74,7 +74,7 @@ impl Channel {
             return Err(ChannelError::WrongChain { got: close.chain_id });
         }
         self.check_channel_id(close.channel_id)?;
-        match (&self.status, &self.close) {
+        match (&self.status, self.close_state()) {
             (ChannelStatus::Open, _) | (ChannelStatus::ShuttingDown, CloseState::Proposed { .. }) => {}
             (ChannelStatus::ShuttingDown, CloseState::CoopSigned(s)) if s.close == *close => {
                 // A repeated proposal: answer it again.
@@ -108,7 +108,7 @@ impl Channel {
         let own = close.sign(&self.keypair);
         let signed = self.assemble_close(*close, own, *sig);
         self.status = ChannelStatus::ShuttingDown;
-        self.close = CloseState::CoopSigned(signed);
+        self.set_close(CloseState::CoopSigned(signed));
         self.meta_dirty = true;
         Ok((self.close_sign_msg(own), signed))
     }
@@ -121,7 +121,7 @@ impl Channel {
         sig: &Signature,
     ) -> Result<SignedCoopClose, ChannelError> {
         self.check_channel_id(channel_id)?;
-        let (close, own) = match &self.close {
+        let (close, own) = match self.close_state() {
             CloseState::Proposed { close, sig } => (*close, *sig),
             // Both proposed and the holder already signed the peer's proposal.
             CloseState::CoopSigned(s) => return Ok(*s),
@@ -134,7 +134,7 @@ impl Channel {
         crypto::verify(&self.counterparty, tags::COOP_CLOSE_SIG, &encode(&close), sig)
             .map_err(|_| ChannelError::BadSignature)?;
         let signed = self.assemble_close(close, own, *sig);
-        self.close = CloseState::CoopSigned(signed);
+        self.set_close(CloseState::CoopSigned(signed));
         self.meta_dirty = true;
         Ok(signed)
     }
@@ -157,7 +157,7 @@ impl Channel {
 
     /// The cooperative close transaction, once both signed.
     pub fn coop_close_tx(&self) -> Option<Tx> {
-        match &self.close {
+        match self.close_state() {
             CloseState::CoopSigned(s) => Some(Tx::CoopClose(*s)),
             _ => None,
         }
@@ -174,7 +174,7 @@ impl Channel {
             }
             ChannelStatus::Open | ChannelStatus::ShuttingDown | ChannelStatus::Closing => {}
         }
-        let (proof_ab, proof_ba) = self.by_direction(None, self.inc.newest);
+        let (proof_ab, proof_ba) = self.by_direction(None, self.inc.newest.as_deref().copied());
         let body = UnilateralClose {
             chain_id: self.chain_id,
             channel_id: self.id,
@@ -187,8 +187,8 @@ impl Channel {
             self.meta_dirty = true;
         }
         // A cooperative close signed by both stays on record: it is still valid to submit.
-        if matches!(self.close, CloseState::None | CloseState::Proposed { .. }) {
-            self.close = CloseState::Unilateral;
+        if matches!(self.close_state(), CloseState::None | CloseState::Proposed { .. }) {
+            self.set_close(CloseState::Unilateral);
             self.meta_dirty = true;
         }
         Ok(Tx::unilateral_close(body, &self.keypair))
@@ -199,7 +199,7 @@ impl Channel {
     /// proof if it is higher than the ledger's. The holder's own direction is never raised.
     pub fn answer_close(&self, ledger_best_ab: u64, ledger_best_ba: u64) -> Option<Tx> {
         let (_, ledger_in) = self.as_out_in(ledger_best_ab, ledger_best_ba);
-        let newest = self.inc.newest?;
+        let newest = *self.inc.newest.as_deref()?;
         if newest.proof.transferred <= ledger_in {
             return None;
         }

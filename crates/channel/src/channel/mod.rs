@@ -70,6 +70,24 @@ impl PersistNeeds {
     }
 }
 
+/// A close state as the channel holds it: nothing for [`CloseState::None`].
+fn boxed_close(close: CloseState) -> Option<Box<CloseState>> {
+    match close {
+        CloseState::None => None,
+        c => Some(Box::new(c)),
+    }
+}
+
+/// Sets a kept proof, reusing its box. Proofs are kept boxed: most of a node's channels sit
+/// idle, and a channel that never received or acked a proof then holds no room for three
+/// (about 650 bytes of each channel's inline state).
+fn keep<T>(slot: &mut Option<Box<T>>, value: T) {
+    match slot {
+        Some(b) => **b = value,
+        None => *slot = Some(Box::new(value)),
+    }
+}
+
 /// The holder's outgoing direction: the proofs it signs.
 #[derive(Debug)]
 struct Outgoing {
@@ -86,7 +104,7 @@ struct Outgoing {
     /// Signed, not yet acknowledged.
     window: Window,
     /// Newest acknowledged proof and its hash.
-    acked: Option<(SignedProof, Hash32)>,
+    acked: Option<Box<(SignedProof, Hash32)>>,
     /// Seq of the acked proof the node last stored.
     acked_durable_seq: u64,
     /// Restored from storage and not reestablished since: the newest signed proof is unknown
@@ -101,7 +119,7 @@ struct Outgoing {
 #[derive(Debug)]
 struct Incoming {
     /// Newest verified proof.
-    newest: Option<SignedProof>,
+    newest: Option<Box<SignedProof>>,
     /// Its hash; the channel id before the first.
     hash: Hash32,
     /// Its seq (0 before the first).
@@ -109,7 +127,7 @@ struct Incoming {
     /// Its transferred total (0 before the first).
     transferred: u64,
     /// Newest durable proof: what the holder acks, reports and counts as received.
-    durable: Option<SignedProof>,
+    durable: Option<Box<SignedProof>>,
     /// Newest proof of each verified burst that is not yet durable, with its hash.
     unpersisted: VecDeque<(SignedProof, Hash32)>,
     /// The holder's Reestablish of the current connection was sent.
@@ -135,7 +153,9 @@ pub struct Channel {
     deposit_counterparty: u64,
     total: u64,
     status: ChannelStatus,
-    close: CloseState,
+    /// The close in progress; `None` for [`CloseState::None`] (boxed: most channels never close
+    /// while a node holds them, and the state of a close is about 200 bytes).
+    closing: Option<Box<CloseState>>,
     /// Status or close state changed since the last durable snapshot.
     meta_dirty: bool,
     out: Outgoing,
@@ -232,7 +252,7 @@ impl Channel {
             deposit_counterparty,
             total,
             status,
-            close,
+            closing: boxed_close(close),
             meta_dirty: false,
             out: Outgoing {
                 next_seq: 1,
@@ -296,17 +316,17 @@ impl Channel {
             ch.out.transferred = p.proof.transferred;
             let hash = p.proof.hash();
             ch.out.last_hash = hash;
-            ch.out.acked = Some((*p, hash));
+            keep(&mut ch.out.acked, (*p, hash));
             ch.out.acked_durable_seq = p.proof.seq;
         }
         if let Some(p) = &incoming {
             ch.check_ids(p, in_dir)
                 .map_err(|_| ChannelError::BadStoredState("incoming proof"))?;
-            ch.inc.newest = Some(*p);
+            keep(&mut ch.inc.newest, *p);
             ch.inc.hash = p.proof.hash();
             ch.inc.seq = p.proof.seq;
             ch.inc.transferred = p.proof.transferred;
-            ch.inc.durable = Some(*p);
+            keep(&mut ch.inc.durable, *p);
         }
         ch.out.seq_durable = seq_reserved;
         ch.out.next_seq = seq_reserved.checked_add(1).ok_or(ChannelError::SeqExhausted)?;
@@ -364,7 +384,11 @@ impl Channel {
 
     /// The close in progress.
     pub fn close_state(&self) -> &CloseState {
-        &self.close
+        self.closing.as_deref().unwrap_or(&CloseState::None)
+    }
+
+    fn set_close(&mut self, close: CloseState) {
+        self.closing = boxed_close(close);
     }
 
     /// True once the Reestablish exchange of the current connection is complete both ways.
@@ -405,22 +429,22 @@ impl Channel {
 
     /// Transferred total of the newest durable incoming proof: what the spending rule counts.
     pub fn received_durable(&self) -> u64 {
-        self.inc.durable.map_or(0, |p| p.proof.transferred)
+        self.inc.durable.as_deref().map_or(0, |p| p.proof.transferred)
     }
 
     /// The newest verified incoming proof.
     pub fn newest_incoming(&self) -> Option<&SignedProof> {
-        self.inc.newest.as_ref()
+        self.inc.newest.as_deref()
     }
 
     /// The newest durable incoming proof.
     pub fn durable_incoming(&self) -> Option<&SignedProof> {
-        self.inc.durable.as_ref()
+        self.inc.durable.as_deref()
     }
 
     /// The newest outgoing proof the peer acknowledged.
     pub fn acked_outgoing(&self) -> Option<&SignedProof> {
-        self.out.acked.as_ref().map(|(p, _)| p)
+        self.out.acked.as_deref().map(|(p, _)| p)
     }
 
     /// Seq of the next outgoing proof.
@@ -590,7 +614,7 @@ impl Channel {
 
     /// What differs from the last durable snapshot.
     pub fn persist_needs(&self) -> PersistNeeds {
-        let acked_seq = self.out.acked.as_ref().map_or(0, |(p, _)| p.proof.seq);
+        let acked_seq = self.out.acked.as_deref().map_or(0, |(p, _)| p.proof.seq);
         PersistNeeds {
             reservation: self.out.seq_requested,
             incoming_seq: self.inc.unpersisted.back().map(|(p, _)| p.proof.seq),
@@ -608,9 +632,9 @@ impl Channel {
             signed_open: self.signed_open.clone(),
             status: self.status,
             seq_reserved: self.out.seq_requested.unwrap_or(self.out.seq_durable),
-            acked_own: self.out.acked.map(|(p, _)| p),
-            incoming: self.inc.newest,
-            close: self.close.clone(),
+            acked_own: self.out.acked.as_deref().map(|(p, _)| *p),
+            incoming: self.inc.newest.as_deref().copied(),
+            close: self.close_state().clone(),
         }
     }
 
@@ -635,7 +659,7 @@ impl Channel {
         if let Some(p) = durable.acked_own {
             self.out.acked_durable_seq = self.out.acked_durable_seq.max(p.proof.seq);
         }
-        if durable.status == self.status && durable.close == self.close {
+        if durable.status == self.status && durable.close == *self.close_state() {
             self.meta_dirty = false;
         }
         match in_seq {

@@ -4,7 +4,7 @@ use paychan_protocol::channel::{memo_hash, memo_total, BalanceProof};
 use paychan_protocol::limits::{MEMO_PAYMENTS_MAX, UNACKED_PROOFS_MAX};
 use paychan_protocol::{Direction, Hash32, Keypair, Payment, SignedProof};
 
-use super::Channel;
+use super::{keep, Channel};
 use crate::error::ChannelError;
 use crate::state::ChannelStatus;
 
@@ -201,9 +201,9 @@ impl Channel {
         if self.out.restored {
             return Err(ChannelError::NotReestablished);
         }
-        let acked_seq = self.out.acked.as_ref().map_or(0, |(p, _)| p.proof.seq);
+        let acked_seq = self.out.acked.as_deref().map_or(0, |(p, _)| p.proof.seq);
         if seq <= acked_seq {
-            if let Some((_, h)) = &self.out.acked {
+            if let Some((_, h)) = self.out.acked.as_deref() {
                 if seq == acked_seq && *h != hash {
                     return Err(ChannelError::BadAck { seq });
                 }
@@ -218,7 +218,7 @@ impl Channel {
             _ => return Err(ChannelError::BadAck { seq }),
         };
         let released = self.out.window.drop_through(seq);
-        self.out.acked = Some((entry.proof, entry.hash));
+        keep(&mut self.out.acked, (entry.proof, entry.hash));
         Ok(Acked { seq, released })
     }
 }

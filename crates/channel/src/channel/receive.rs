@@ -6,7 +6,7 @@ use paychan_protocol::limits::PAY_PROOFS_MAX;
 use paychan_protocol::wire::{ChannelMsg, PayItem};
 use paychan_protocol::{Hash32, SignedProof};
 
-use super::{Channel, VerifyMode, UNPERSISTED_BURSTS_MAX};
+use super::{keep, Channel, VerifyMode, UNPERSISTED_BURSTS_MAX};
 use crate::error::ChannelError;
 use crate::state::ChannelStatus;
 
@@ -213,7 +213,7 @@ impl Channel {
 
     fn take_burst(&mut self, checked: CheckedBurst) -> Received {
         let r = checked.received;
-        self.inc.newest = Some(r.newest);
+        keep(&mut self.inc.newest, r.newest);
         self.inc.hash = checked.hash;
         self.inc.seq = r.newest.proof.seq;
         self.inc.transferred = r.newest.proof.transferred;
@@ -224,7 +224,7 @@ impl Channel {
     /// Where `seq` is among the bursts waiting for persistence: `Some(index)`, or `None` if it
     /// is already durable (a stale report).
     pub(super) fn find_unpersisted(&self, seq: u64) -> Result<Option<usize>, ChannelError> {
-        if self.inc.durable.is_some_and(|d| seq <= d.proof.seq) {
+        if self.inc.durable.as_deref().is_some_and(|d| seq <= d.proof.seq) {
             return Ok(None);
         }
         self.inc
@@ -245,7 +245,7 @@ impl Channel {
         };
         let (proof, hash) = self.inc.unpersisted[idx];
         self.inc.unpersisted.drain(..=idx);
-        self.inc.durable = Some(proof);
+        keep(&mut self.inc.durable, proof);
         if !self.connected {
             return Ok(None);
         }

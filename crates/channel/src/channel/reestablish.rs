@@ -5,7 +5,7 @@ use paychan_protocol::limits::{pay_item_bytes_bound, FRAME_BYTES_MAX, PAY_PROOFS
 use paychan_protocol::wire::ChannelMsg;
 use paychan_protocol::SignedProof;
 
-use super::{next_bound, Channel};
+use super::{keep, next_bound, Channel};
 use crate::error::ChannelError;
 
 impl Channel {
@@ -18,7 +18,7 @@ impl Channel {
         self.inc.ready = true;
         Some(ChannelMsg::Reestablish {
             channel_id: self.id,
-            newest_from_you: self.inc.durable,
+            newest_from_you: self.inc.durable.as_deref().copied(),
         })
     }
 
@@ -52,14 +52,14 @@ impl Channel {
                 .map_err(|_| ChannelError::BadSignature)?;
         }
         let reported_seq = newest_from_you.map_or(0, |p| p.proof.seq);
-        let acked_seq = self.out.acked.as_ref().map_or(0, |(p, _)| p.proof.seq);
+        let acked_seq = self.out.acked.as_deref().map_or(0, |(p, _)| p.proof.seq);
         if reported_seq < acked_seq {
             return Err(ChannelError::ReestablishBehind {
                 reported: reported_seq,
                 acked: acked_seq,
             });
         }
-        if reported_seq == acked_seq && newest_from_you != self.out.acked.as_ref().map(|(p, _)| p) {
+        if reported_seq == acked_seq && newest_from_you != self.out.acked.as_deref().map(|(p, _)| p) {
             return Err(ChannelError::ReestablishMismatch { seq: reported_seq });
         }
         let mut frames = Vec::new();
@@ -68,7 +68,7 @@ impl Channel {
                 let hash = p.proof.hash();
                 self.out.transferred = p.proof.transferred;
                 self.out.last_hash = hash;
-                self.out.acked = Some((*p, hash));
+                keep(&mut self.out.acked, (*p, hash));
             }
             // next_seq is seq_reserved + 1 since the restore; a reported seq above the bound
             // means the stored state is older than what was signed: skip past it too.
@@ -87,7 +87,7 @@ impl Channel {
                     _ => return Err(ChannelError::ReestablishMismatch { seq: reported_seq }),
                 };
                 self.out.window.drop_through(reported_seq);
-                self.out.acked = Some((*p, hash));
+                keep(&mut self.out.acked, (*p, hash));
             }
             frames = self.window_frames();
         }

@@ -374,7 +374,8 @@ struct Slot {
     /// Ledger time at which a settle was last submitted.
     settle_sent_ms: Option<u64>,
     /// The cooperative close last submitted, and the ledger time of that submission.
-    coop_sent: Option<(paychan_protocol::channel::CoopClose, u64)>,
+    /// (Boxed: only a closing channel has one.)
+    coop_sent: Option<Box<(paychan_protocol::channel::CoopClose, u64)>>,
     /// Write the snapshot in the next batch even if the channel reports nothing new.
     force_persist: bool,
     /// A snapshot of this channel is in the batch in flight.
@@ -1560,11 +1561,11 @@ impl Manager {
                 if let Some(signed) = handled.coop_close {
                     slot.force_persist = true;
                     let lnow = ledger.time_ms();
-                    let repeat = slot.coop_sent.as_ref().is_some_and(|(close, at)| {
+                    let repeat = slot.coop_sent.as_deref().is_some_and(|(close, at)| {
                         *close == signed.close && lnow < at.saturating_add(RESUBMIT_MS)
                     });
                     if !repeat {
-                        slot.coop_sent = Some((signed.close, lnow));
+                        slot.coop_sent = Some(Box::new((signed.close, lnow)));
                         slot.close_retry.sent(now);
                         submit = Some(Tx::CoopClose(signed));
                     }
