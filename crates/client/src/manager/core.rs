@@ -255,8 +255,9 @@ pub enum Event {
 pub struct Batch {
     /// Its id.
     pub id: u64,
-    /// Channel records to put.
-    pub channels: Vec<(ChannelId, Vec<u8>)>,
+    /// Channel records to put (shared with the manager, which reads them back when the batch is
+    /// durable instead of holding a second copy of every snapshot).
+    pub channels: Vec<(ChannelId, Arc<[u8]>)>,
     /// Channel records to delete.
     pub deletes: Vec<ChannelId>,
     /// Metadata to put (an empty value frees the key).
@@ -482,7 +483,8 @@ struct HeldFrame {
 #[derive(Debug, Default)]
 struct InFlight {
     id: u64,
-    snaps: Vec<(ChannelId, PersistedChannel)>,
+    /// The encoded snapshot of each channel in the batch (the batch's own bytes, shared).
+    snaps: Vec<(ChannelId, Arc<[u8]>)>,
     meta: Vec<(String, Vec<u8>)>,
     deletes: Vec<ChannelId>,
     payments: Vec<(ChannelId, u64, Vec<u8>)>,
@@ -1990,11 +1992,11 @@ impl Manager {
             if !slot.ch.persist_needs().any() && !slot.force_persist {
                 continue;
             }
-            let snap = slot.ch.snapshot();
-            batch.channels.push((id, encode(&snap)));
+            let bytes: Arc<[u8]> = encode(&slot.ch.snapshot()).into();
+            batch.channels.push((id, Arc::clone(&bytes)));
             slot.force_persist = false;
             slot.in_flight = true;
-            snaps.push((id, snap));
+            snaps.push((id, bytes));
         }
         batch.meta = std::mem::take(&mut self.meta_pending);
         batch.deletes = std::mem::take(&mut self.deletes_pending);
@@ -2028,10 +2030,18 @@ impl Manager {
         match result {
             Ok(()) => {
                 let mut out = Vec::new();
-                for (id, snap) in &flight.snaps {
+                for (id, bytes) in &flight.snaps {
                     if let Some(slot) = self.channels.get_mut(id) {
                         slot.in_flight = false;
-                        match slot.ch.persisted(snap) {
+                        // The manager encoded these bytes itself; they decode.
+                        let snap = match decode::<PersistedChannel>(bytes, PERSISTED_BYTES_MAX) {
+                            Ok(snap) => snap,
+                            Err(e) => {
+                                warn!(channel = %id, %e, "own snapshot does not decode");
+                                continue;
+                            }
+                        };
+                        match slot.ch.persisted(&snap) {
                             Ok(Some(msg)) => out.push((slot.peer, msg)),
                             Ok(None) => {}
                             Err(e) => warn!(channel = %id, %e, "persist report refused"),
