@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod limits;
 pub mod merkle;
 pub mod note;
+mod pay_frame;
 pub mod wire;
 
 pub use channel::{BalanceProof, ChannelId, ChannelOpen, Direction, Payment, SignedProof};

@@ -166,6 +166,28 @@ pub struct Envelope {
 impl Wire for Envelope {
     const BYTES_MAX: usize = CHANNEL_MSG_BYTES_MAX;
 
+    /// A pay frame is written by hand (`pay_frame.rs`, the same bytes); the rest by postcard.
+    fn to_bytes(&self) -> Vec<u8> {
+        match &self.msg {
+            ChannelMsg::Pay { channel_id, items } => crate::pay_frame::encode(self.epoch, channel_id, items),
+            _ => encode(self),
+        }
+    }
+
+    /// A canonical pay frame is read by hand (`pay_frame.rs`); anything else, and any pay frame
+    /// it does not take, by the general decoder, which gives the value or the error.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let fast = (bytes.len() <= Self::BYTES_MAX)
+            .then(|| crate::pay_frame::decode(bytes))
+            .flatten();
+        let v = match fast {
+            Some(v) => v,
+            None => decode(bytes, Self::BYTES_MAX)?,
+        };
+        v.check_limits().map_err(DecodeError::Limit)?;
+        Ok(v)
+    }
+
     fn check_limits(&self) -> Result<(), &'static str> {
         match &self.msg {
             ChannelMsg::Pay { items, .. } => {
