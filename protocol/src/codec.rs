@@ -60,12 +60,46 @@ pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8], max_bytes: usize) -
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
-    // Canonical check: re-encode and compare.
-    let re = encode(&value);
-    if re != bytes {
-        return Err(DecodeError::NonCanonical);
+    // Canonical check: re-encode and compare, byte by byte as the encoder writes (no copy of
+    // the input is made; the first difference stops it).
+    match postcard::serialize_with_flavor(&value, Matches { rest: bytes }) {
+        Ok(true) => Ok(value),
+        _ => Err(DecodeError::NonCanonical),
     }
-    Ok(value)
+}
+
+/// A postcard output that holds nothing: it compares each byte written with the next byte of
+/// the input and fails at the first difference; it ends `true` when the input was used up.
+struct Matches<'a> {
+    rest: &'a [u8],
+}
+
+impl postcard::ser_flavors::Flavor for Matches<'_> {
+    type Output = bool;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        match self.rest.split_first() {
+            Some((&b, rest)) if b == byte => {
+                self.rest = rest;
+                Ok(())
+            }
+            _ => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        match self.rest.strip_prefix(data) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(())
+            }
+            None => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn finalize(self) -> postcard::Result<bool> {
+        Ok(self.rest.is_empty())
+    }
 }
 
 #[cfg(test)]
