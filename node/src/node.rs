@@ -367,6 +367,14 @@ pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
         "Split views of the sequencer (two inconsistent signed checkpoints) recorded since start",
         split_view_counter.clone(),
     );
+    // What this node signed and the ledger did not show yet, as the last run left it.
+    let own_pending = crate::resubmit::OwnPending::restore(&store.meta_entries()?);
+    if !own_pending.is_empty() {
+        info!(
+            count = own_pending.len(),
+            "own transactions to send again until the ledger shows them"
+        );
+    }
     let shared = Arc::new(Shared {
         chain_id: genesis.chain_id(),
         sequencer_peer: sequencer_peer(&genesis),
@@ -408,7 +416,7 @@ pub async fn start(dir: &DataDir, config: &Config) -> Result<Started> {
         relay: Mutex::new(Relay::new()),
         relay_slots: tokio::sync::Semaphore::new(RELAY_IN_FLIGHT_MAX),
         admission,
-        own_pending: Mutex::new(crate::resubmit::OwnPending::default()),
+        own_pending: Mutex::new(own_pending),
     });
     if let Some(rx) = admission_rx {
         tokio::spawn(admit(Arc::downgrade(&shared), rx));
@@ -562,23 +570,39 @@ async fn resubmit_own(
             let ledger = shared.replica.read();
             shared.own_pending.lock().expect("own pending lock").due(&ledger)
         };
+        // A slot freed here and lost in a crash only means one send too many after a restart,
+        // which the rules refuse; no flush.
+        for slot in due.freed {
+            free_own_slot(&*shared.store, slot);
+        }
         let node = NodeHandle { shared };
-        for (id, tx) in due {
+        for (id, tx) in due.resend {
             match node.submit(tx).await {
                 Ok(_) => info!(tx = %id, "own transaction sent again: the ledger does not show it yet"),
                 Err(SubmitError::Rejected(why)) => {
                     warn!(tx = %id, %why, "own transaction refused for good; no longer sent again");
-                    node.shared
+                    let slot = node
+                        .shared
                         .own_pending
                         .lock()
                         .expect("own pending lock")
                         .forget(&id);
+                    if let Some(slot) = slot {
+                        free_own_slot(&*node.shared.store, slot);
+                    }
                 }
                 Err(e) => {
                     debug!(tx = %id, error = %e, "own transaction not sent again now; tried after the next blocks")
                 }
             }
         }
+    }
+}
+
+/// Frees slot `slot` of the tracker of own transactions in the store.
+fn free_own_slot(store: &dyn Store, slot: usize) {
+    if let Err(e) = store.put_meta(&crate::resubmit::slot_key(slot), &[]) {
+        warn!(slot, error = %e, "could not free a slot of the own-transaction tracker");
     }
 }
 
@@ -1113,21 +1137,43 @@ impl NodeHandle {
             next
         };
         let tx = make(nonce, &s.keypair);
-        let result = self.submit(tx.clone()).await;
-        match &result {
-            Ok((id, _)) => {
-                let height = s.replica.read().height();
-                let displaced = s
-                    .own_pending
-                    .lock()
-                    .expect("own pending lock")
-                    .track(*id, tx, height);
-                if let Some(old) = displaced {
-                    warn!(tx = %old, "too many own transactions waiting for the ledger: the oldest is no longer sent again");
-                }
+        let id = tx.id();
+        // Tracked and durable before it is sent: a restart still sends it again until the
+        // ledger shows it.
+        let height = s.replica.read().height();
+        let (slot, displaced) = s
+            .own_pending
+            .lock()
+            .expect("own pending lock")
+            .track(id, tx.clone(), height);
+        if let Some(old) = displaced {
+            warn!(tx = %old, "too many own transactions waiting for the ledger: the oldest is no longer sent again");
+        }
+        let stored = s
+            .store
+            .put_meta(
+                &crate::resubmit::slot_key(slot),
+                &crate::resubmit::record(&tx, height),
+            )
+            .and_then(|()| s.store.flush());
+        let result = match stored {
+            Ok(()) => self.submit(tx).await,
+            Err(e) => Err(SubmitError::Unavailable(format!(
+                "could not store the transaction: {e}"
+            ))),
+        };
+        if let Err(e) = &result {
+            // Not taken: nothing to send again, and the nonce starts again from the ledger.
+            debug!(tx = %id, error = %e, "own transaction not taken");
+            if s.own_pending
+                .lock()
+                .expect("own pending lock")
+                .forget(&id)
+                .is_some()
+            {
+                free_own_slot(&*s.store, slot);
             }
-            // The nonce was not taken: let the next transfer start again from the ledger.
-            Err(_) => *s.last_nonce.lock().expect("nonce lock") = None,
+            *s.last_nonce.lock().expect("nonce lock") = None;
         }
         result
     }

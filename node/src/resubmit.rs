@@ -8,57 +8,129 @@
 use std::collections::BTreeMap;
 
 use paychan_ledger::LedgerState;
+use paychan_protocol::codec::{decode, encode};
 use paychan_protocol::{Hash32, Tx};
 
 /// Blocks after which a transaction the ledger does not show is sent again.
 pub const RESUBMIT_AFTER_BLOCKS: u64 = 5;
 /// Own transactions tracked at most; past it the one sent longest ago is forgotten.
 pub const OWN_PENDING_MAX: usize = 1_024;
+/// Each tracked transaction is kept in the store under one of [`OWN_PENDING_MAX`] slot keys
+/// (`own-pending/<slot>`), as postcard `(Tx, height sent)`; an empty value is a free slot. So
+/// what the node must send again survives a restart, and the store holds at most that many.
+pub const META_PREFIX: &str = "own-pending/";
 
-/// Own transactions not yet in a block, each with the ledger height when it was last sent.
+/// The store key of slot `slot`.
+pub fn slot_key(slot: usize) -> String {
+    format!("{META_PREFIX}{slot}")
+}
+
+/// The stored value of a tracked transaction.
+pub fn record(tx: &Tx, height: u64) -> Vec<u8> {
+    encode(&(tx, height))
+}
+
+#[derive(Debug)]
+struct Entry {
+    tx: Tx,
+    sent: u64,
+    slot: usize,
+}
+
+/// Own transactions not yet in a block, each with the ledger height when it was last sent
+/// and its store slot.
 #[derive(Debug, Default)]
 pub struct OwnPending {
-    txs: BTreeMap<Hash32, (Tx, u64)>,
+    txs: BTreeMap<Hash32, Entry>,
+}
+
+/// What a block changed: the transactions to send again, and the slots of those the ledger
+/// now shows (to free in the store).
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Sent [`RESUBMIT_AFTER_BLOCKS`] or more blocks ago and not in a block.
+    pub resend: Vec<(Hash32, Tx)>,
+    /// Slots of the transactions a block now holds.
+    pub freed: Vec<usize>,
 }
 
 impl OwnPending {
-    /// Tracks `tx` (id `id`), sent at ledger height `height`. Returns the id of the one it
-    /// displaced when the tracker was full.
-    pub fn track(&mut self, id: Hash32, tx: Tx, height: u64) -> Option<Hash32> {
+    /// The tracker as the store left it: every slot entry that decodes (a slot that does not,
+    /// or an empty one, is free).
+    pub fn restore(meta: &[(String, Vec<u8>)]) -> OwnPending {
+        let mut own = OwnPending::default();
+        for (key, value) in meta {
+            let Some(slot) = key
+                .strip_prefix(META_PREFIX)
+                .and_then(|s| s.parse::<usize>().ok())
+                .filter(|s| *s < OWN_PENDING_MAX)
+            else {
+                continue;
+            };
+            if let Ok((tx, sent)) = decode::<(Tx, u64)>(value, paychan_store::keys::META_VALUE_BYTES_MAX) {
+                own.txs.insert(tx.id(), Entry { tx, sent, slot });
+            }
+        }
+        own
+    }
+
+    /// Tracks `tx` (id `id`), sent at ledger height `height`. Returns its store slot and the id
+    /// of the one it displaced when the tracker was full (whose slot it takes).
+    pub fn track(&mut self, id: Hash32, tx: Tx, height: u64) -> (usize, Option<Hash32>) {
+        if let Some(e) = self.txs.get_mut(&id) {
+            e.sent = height;
+            return (e.slot, None);
+        }
         let mut displaced = None;
-        if !self.txs.contains_key(&id) && self.txs.len() >= OWN_PENDING_MAX {
+        let slot = if self.txs.len() >= OWN_PENDING_MAX {
             let oldest = self
                 .txs
                 .iter()
-                .min_by_key(|(id, (_, sent))| (*sent, **id))
+                .min_by_key(|(id, e)| (e.sent, **id))
                 .map(|(id, _)| *id);
-            if let Some(oldest) = oldest {
-                self.txs.remove(&oldest);
-                displaced = Some(oldest);
-            }
-        }
-        self.txs.insert(id, (tx, height));
-        displaced
+            let old = oldest.and_then(|id| self.txs.remove(&id).map(|e| (id, e.slot)));
+            displaced = old.map(|(id, _)| id);
+            old.map_or(0, |(_, slot)| slot)
+        } else {
+            let used: std::collections::BTreeSet<usize> = self.txs.values().map(|e| e.slot).collect();
+            (0..OWN_PENDING_MAX).find(|s| !used.contains(s)).unwrap_or(0)
+        };
+        self.txs.insert(
+            id,
+            Entry {
+                tx,
+                sent: height,
+                slot,
+            },
+        );
+        (slot, displaced)
     }
 
     /// After a block: forgets what `state` holds, and returns the others sent
     /// [`RESUBMIT_AFTER_BLOCKS`] or more blocks ago, now marked as sent at its height.
-    pub fn due(&mut self, state: &LedgerState) -> Vec<(Hash32, Tx)> {
-        self.txs.retain(|id, _| !state.contains_tx(id));
+    pub fn due(&mut self, state: &LedgerState) -> Due {
+        let mut due = Due::default();
+        self.txs.retain(|id, e| {
+            let keep = !state.contains_tx(id);
+            if !keep {
+                due.freed.push(e.slot);
+            }
+            keep
+        });
         let now = state.height();
-        let mut out = Vec::new();
-        for (id, (tx, sent)) in &mut self.txs {
-            if now >= sent.saturating_add(RESUBMIT_AFTER_BLOCKS) {
-                *sent = now;
-                out.push((*id, tx.clone()));
+        for (id, e) in &mut self.txs {
+            if now >= e.sent.saturating_add(RESUBMIT_AFTER_BLOCKS) {
+                e.sent = now;
+                due.resend.push((*id, e.tx.clone()));
             }
         }
-        out
+        due
     }
 
-    /// Stops tracking `id` (the rules refuse it for good).
-    pub fn forget(&mut self, id: &Hash32) {
-        self.txs.remove(id);
+    /// Stops tracking `id` (the rules refuse it for good, or it was never sent); returns its
+    /// slot to free.
+    pub fn forget(&mut self, id: &Hash32) -> Option<usize> {
+        self.txs.remove(id).map(|e| e.slot)
     }
 
     /// Transactions tracked.
@@ -84,19 +156,21 @@ mod tests {
         let mut c = TestChain::new(net);
         let t = c.net.transfer(&a, b, 5, 0);
         let mut own = OwnPending::default();
-        assert_eq!(own.track(t.id(), t.clone(), c.state.height()), None);
+        assert_eq!(own.track(t.id(), t.clone(), c.state.height()), (0, None));
         // The pool lost it: nothing for a few blocks, then it is due, then quiet again.
         let mut due_at = Vec::new();
         for _ in 0..(2 * RESUBMIT_AFTER_BLOCKS) {
             c.next_block(Vec::<Tx>::new());
-            if !own.due(&c.state).is_empty() {
+            if !own.due(&c.state).resend.is_empty() {
                 due_at.push(c.state.height());
             }
         }
         assert_eq!(due_at, vec![RESUBMIT_AFTER_BLOCKS, 2 * RESUBMIT_AFTER_BLOCKS]);
         // Sent again and included: forgotten at the next block.
         assert!(c.next_block(vec![t]).is_empty());
-        assert!(own.due(&c.state).is_empty());
+        let due = own.due(&c.state);
+        assert!(due.resend.is_empty());
+        assert_eq!(due.freed, vec![0], "its store slot is free again");
         assert!(own.is_empty());
     }
 
@@ -109,13 +183,49 @@ mod tests {
         own.track(first.id(), first.clone(), 0);
         for n in 1..OWN_PENDING_MAX as u64 {
             let t = net.transfer(&a, b, 1, n);
-            assert_eq!(own.track(t.id(), t, 1), None);
+            assert_eq!(own.track(t.id(), t, 1), (n as usize, None));
         }
         assert_eq!(own.len(), OWN_PENDING_MAX);
         let t = net.transfer(&a, b, 1, 5_000);
-        assert_eq!(own.track(t.id(), t, 2), Some(first.id()));
+        assert_eq!(
+            own.track(t.id(), t, 2),
+            (0, Some(first.id())),
+            "it takes the slot of the one it displaced"
+        );
         assert_eq!(own.len(), OWN_PENDING_MAX);
-        own.forget(&first.id());
+        assert_eq!(own.forget(&first.id()), None);
         assert_eq!(own.len(), OWN_PENDING_MAX);
+    }
+
+    #[test]
+    fn what_is_tracked_comes_back_from_the_store_after_a_restart() {
+        use paychan_store::{MemStore, Store};
+        let net = TestNet::new(2, 10_000);
+        let (a, b) = (net.users[0].clone(), net.users[1].public());
+        let store = MemStore::new();
+        let mut own = OwnPending::default();
+        let (t1, t2, t3) = (
+            net.transfer(&a, b, 1, 0),
+            net.transfer(&a, b, 2, 1),
+            net.transfer(&a, b, 3, 2),
+        );
+        for (t, h) in [(&t1, 4), (&t2, 5), (&t3, 6)] {
+            let (slot, _) = own.track(t.id(), t.clone(), h);
+            store.put_meta(&slot_key(slot), &record(t, h)).unwrap();
+        }
+        // t2 was refused: its slot is freed (an empty value), and reused by the next one.
+        let freed = own.forget(&t2.id()).unwrap();
+        store.put_meta(&slot_key(freed), &[]).unwrap();
+        store.put_meta("something-else", b"x").unwrap();
+        let back = OwnPending::restore(&store.meta_entries().unwrap());
+        assert_eq!(back.len(), 2);
+        let mut ids: Vec<_> = back.txs.iter().map(|(id, e)| (*id, e.sent, e.slot)).collect();
+        ids.sort();
+        let mut want = vec![(t1.id(), 4, 0), (t3.id(), 6, 2)];
+        want.sort();
+        assert_eq!(ids, want);
+        let mut back = back;
+        let t4 = net.transfer(&a, b, 4, 3);
+        assert_eq!(back.track(t4.id(), t4, 7), (1, None));
     }
 }
