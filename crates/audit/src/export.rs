@@ -392,7 +392,7 @@ impl std::error::Error for AuditFailure {}
 /// (see [`Auditor`]), then the end record. `accepted` is the checkpoint an earlier audit
 /// accepted, if any ([`Auditor::with_accepted`]). On success the auditor holds the verified
 /// state ([`Auditor::report`], [`Auditor::balances`]).
-pub fn audit_export<R: Read>(
+pub fn audit_export<R: Read + Send>(
     r: R,
     pin: Pin,
     accepted: Option<&SignedCheckpoint>,
@@ -443,7 +443,7 @@ enum Ahead {
 /// failure as [`Auditor::push_block`] and [`Auditor::push_checkpoint`] give; meanwhile the
 /// next [`AHEAD_RECORDS`] records are read and their blocks' header and own transaction
 /// signatures checked ([`CheckedBlock`]) in batches on every core.
-pub fn audit_records<R: Read>(
+pub fn audit_records<R: Read + Send>(
     mut reader: ExportReader<R>,
     mut auditor: Auditor,
 ) -> Result<Auditor, Box<AuditFailure>> {
@@ -464,9 +464,10 @@ pub fn audit_records<R: Read>(
             };
             (next, replayed)
         } else {
-            let next = read_ahead(&mut reader, window);
+            // Reading (decoding) the next records is part of the work beside the replay.
+            let reader = &mut reader;
             rayon::join(
-                || check_ahead(next, ahead, &sequencer),
+                || check_ahead(read_ahead(reader, window), ahead, &sequencer),
                 || replay(&mut auditor, current),
             )
         };
