@@ -8,6 +8,7 @@
 //! next request; the proof's ack comes on the channel's stream.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -32,6 +33,8 @@ const SIGN_WAIT: Duration = Duration::from_secs(10);
 const STREAM_PAY_AHEAD: u64 = 8;
 /// How often a request refused because another of the channel was in flight is tried again.
 const BUSY_RETRIES: u32 = 50;
+/// Lanes of `paychan fetch --parallel` at most (each a channel and a connection).
+pub const PARALLEL_MAX: u64 = 64;
 
 /// `paychan fetch`.
 #[derive(Debug, clap::Args)]
@@ -47,9 +50,15 @@ pub struct FetchCli {
     /// The most to pay for one request; a higher price is refused.
     #[arg(long, default_value_t = 100)]
     pub max_price: u64,
-    /// How many times to request the URL (one keep-alive connection).
+    /// How many times to request the URL (keep-alive connections, see --parallel).
     #[arg(long, default_value_t = 1)]
     pub count: u64,
+    /// Requests in flight at once (at most 64): each runs on a lane of its own, a keep-alive
+    /// connection and, for a paid resource, a channel of its own with the gateway's node
+    /// (each locking --deposit), because the payments of one channel are sequential. The lanes
+    /// share this client's key and its one p2p connection.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: u64,
     /// Write the body here instead of standard output.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
@@ -88,7 +97,8 @@ pub struct PaidHttpClient {
     deposit: u64,
     max_price: u64,
     chain_pin: Option<Hash32>,
-    client: Option<Client>,
+    /// Shared by the lanes ([`PaidHttpClient::lane`]).
+    client: Option<Arc<Client>>,
     session: Option<Session>,
     /// A payment the gateway did not charge (upstream failure), with its nonce: sent again.
     uncharged: Option<(PayItem, String)>,
@@ -156,7 +166,41 @@ impl PaidHttpClient {
 
     /// The client program under this (network, ledger view, channels), once started.
     pub fn client(&self) -> Option<&Client> {
-        self.client.as_ref()
+        self.client.as_deref()
+    }
+
+    /// Another payer on this one's key, client program and connection pool, with a channel
+    /// of its own with the same gateway's node (opened now, locking the same deposit), so
+    /// that its requests run concurrently with this one's: the payments of one channel are
+    /// sequential. Before this client has met a 402 (no channel yet), the lane shares only the
+    /// pool; one that meets a 402 then starts a client program of its own.
+    pub async fn lane(&self) -> Result<PaidHttpClient> {
+        let mut lane = PaidHttpClient {
+            keypair: self.keypair.clone(),
+            http: self.http.clone(),
+            deposit: self.deposit,
+            max_price: self.max_price,
+            chain_pin: self.chain_pin,
+            client: None,
+            session: None,
+            uncharged: None,
+            spent: 0,
+            requests: 0,
+            last_header: None,
+            kib_budget: self.kib_budget,
+        };
+        if let (Some(client), Some(s)) = (&self.client, &self.session) {
+            let channel = client.open(self.deposit, 0).await?;
+            tracing::info!(%channel, "another channel opened with the gateway's node");
+            lane.client = Some(client.clone());
+            lane.session = Some(Session {
+                requirements: s.requirements.clone(),
+                channel,
+                price: s.price,
+                per_kib: s.per_kib,
+            });
+        }
+        Ok(lane)
     }
 
     async fn send_streaming(
@@ -326,7 +370,7 @@ impl PaidHttpClient {
         }
         let channel = client.open(self.deposit, 0).await?;
         tracing::info!(%channel, "channel opened with the gateway's node");
-        self.client = Some(client);
+        self.client = Some(Arc::new(client));
         self.session = Some(Session {
             requirements: req,
             channel,
@@ -505,12 +549,29 @@ pub struct FetchReport {
     pub requests: u64,
     /// Total charged.
     pub spent: u64,
-    /// Requests per second.
+    /// Requests per second (from the second request on: the first may open the channel).
     pub requests_per_s: f64,
+    /// Requests in flight at once (lanes).
+    pub parallel: u64,
     /// The last status.
     pub status: u16,
-    /// The channel (hex), if one was opened.
+    /// The first lane's channel (hex), if one was opened.
     pub channel_id: Option<String>,
+    /// Every lane's channel (hex).
+    pub channels: Vec<String>,
+}
+
+/// Requests `url` `n` times on one lane, in turn.
+async fn run_lane(
+    mut lane: PaidHttpClient,
+    url: String,
+    n: u64,
+) -> Result<(PaidHttpClient, Option<PaidResponse>)> {
+    let mut last = None;
+    for _ in 0..n {
+        last = Some(lane.get(&url).await?);
+    }
+    Ok((lane, last))
 }
 
 /// `paychan fetch`.
@@ -521,13 +582,33 @@ pub async fn run(cli: FetchCli) -> Result<FetchReport> {
         .as_deref()
         .map(|h| Hash32::from_hex(h.trim()).map_err(|_| anyhow!("--chain-id is 64 hex characters")))
         .transpose()?;
+    if cli.parallel == 0 || cli.parallel > PARALLEL_MAX {
+        bail!("--parallel is 1 to {PARALLEL_MAX}");
+    }
     let mut c = PaidHttpClient::new(keypair, cli.deposit, cli.max_price, pin);
     // The first request may open the channel: the rate counts from the second on.
-    let first = c.get(&cli.url).await?;
-    let mut last = first;
+    let mut last = c.get(&cli.url).await?;
+    let rest = cli.count.saturating_sub(1);
+    let parallel = cli.parallel.min(rest.max(1));
+    // The other lanes (and their channels) before the clock starts.
+    let mut lanes = vec![c];
+    for _ in 1..parallel {
+        let lane = lanes[0].lane().await?;
+        lanes.push(lane);
+    }
     let started = Instant::now();
-    for _ in 1..cli.count {
-        last = c.get(&cli.url).await?;
+    let mut tasks = Vec::new();
+    for (i, lane) in lanes.into_iter().enumerate() {
+        let n = rest / parallel + u64::from((i as u64) < rest % parallel);
+        tasks.push(tokio::spawn(run_lane(lane, cli.url.clone(), n)));
+    }
+    let mut lanes = Vec::new();
+    for t in tasks {
+        let (lane, lane_last) = t.await.context("a lane stopped")??;
+        if let Some(r) = lane_last.filter(|_| lanes.is_empty()) {
+            last = r;
+        }
+        lanes.push(lane);
     }
     let secs = started.elapsed().as_secs_f64();
     match &cli.output {
@@ -539,17 +620,24 @@ pub async fn run(cli: FetchCli) -> Result<FetchReport> {
     }
     let report = FetchReport {
         requests: cli.count,
-        spent: c.spent(),
-        requests_per_s: if cli.count > 1 {
-            (cli.count - 1) as f64 / secs.max(1e-9)
+        spent: lanes.iter().map(PaidHttpClient::spent).sum(),
+        requests_per_s: if rest > 0 {
+            rest as f64 / secs.max(1e-9)
         } else {
             0.0
         },
+        parallel,
         status: last.status.as_u16(),
-        channel_id: c.channel().map(|id| id.to_string()),
+        channel_id: lanes[0].channel().map(|id| id.to_string()),
+        channels: lanes
+            .iter()
+            .filter_map(|l| l.channel().map(|id| id.to_string()))
+            .collect(),
     };
     if !cli.keep_open {
-        c.close().await?;
+        for lane in &lanes {
+            lane.close().await?;
+        }
     }
     Ok(report)
 }

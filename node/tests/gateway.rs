@@ -365,18 +365,46 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     paid += 7;
     assert_eq!(received_from(&net, 1, &payer), paid);
 
-    // `paychan fetch`, a process of its own with another key: 20 requests, 20 x price.
+    // `paychan fetch`, a process of its own with another key: 21 requests on 4 lanes (4
+    // channels, 4 connections, requests in flight at once), 21 x price in all.
     let key1 = net.root.join("clients").join("client-1.key");
     let mut cmd = paychan();
     cmd.args(["fetch", &format!("{gw}/article"), "--key", key1.to_str().unwrap()])
-        .args(["--count", "20", "--max-price", "10", "--keep-open", "--json"]);
+        .args(["--count", "21", "--parallel", "4", "--max-price", "10"])
+        .args(["--deposit", "1000", "--keep-open", "--json"]);
     let out = run_bounded(cmd, CLI_TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "paychan fetch failed: {stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), ARTICLE);
     let report: Value = serde_json::from_str(stderr.lines().last().unwrap_or("")).expect("a JSON report");
-    assert_eq!(report["spent"], 20 * PRICE);
-    assert_eq!(received_from(&net, 1, &net.client_key(1)), 20 * PRICE);
+    assert_eq!(report["spent"], 21 * PRICE);
+    assert_eq!(report["parallel"], 4);
+    let lanes: Vec<String> = serde_json::from_value(report["channels"].clone()).expect("the lanes' channels");
+    assert_eq!(lanes.len(), 4, "one channel per lane");
+    assert_eq!(received_from(&net, 1, &net.client_key(1)), 21 * PRICE);
+    let per_lane: Vec<u64> = net
+        .api(1)
+        .get("/v1/channels")
+        .expect("GET /v1/channels")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["counterparty"] == net.client_key(1).public().to_hex())
+        .map(|c| c["received"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        per_lane.len(),
+        4,
+        "the gateway's node holds the 4 channels: {per_lane:?}"
+    );
+    // The 20 requests after the first are split evenly; the first lane also carried the first.
+    let mut sorted = per_lane.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        vec![5 * PRICE, 5 * PRICE, 5 * PRICE, 6 * PRICE],
+        "{per_lane:?}"
+    );
     // It refuses a price above its maximum, and pays nothing.
     let key2 = net.root.join("clients").join("client-2.key");
     let mut cmd = paychan();
@@ -417,7 +445,7 @@ fn a_gateway_charges_each_answered_request_once_and_refuses_bad_payments() {
     // A SIGKILL of the gateway node: every answered request is still there, settleable.
     restart_gateway(&net, 1);
     assert_eq!(received_from(&net, 1, &payer), paid);
-    assert_eq!(received_from(&net, 1, &net.client_key(1)), 20 * PRICE);
+    assert_eq!(received_from(&net, 1, &net.client_key(1)), 21 * PRICE);
     assert_eq!(received_from(&net, 1, &net.client_key(2)), 11);
     drop(client);
     drop(rt);
