@@ -1,6 +1,8 @@
 //! The 402 gateway's own speed: `paid_requests_per_s` and `unpaid_requests_per_s`, through the
-//! same gateway in the same run, one client on one keep-alive connection (`paychan fetch
-//! --count`), in front of a minimal upstream (this process, a fixed 2-byte answer).
+//! same gateway in the same run, one client (`paychan fetch --count`) with [`LANES`] requests
+//! in flight (its keep-alive connections, and for paid requests as many channels), in front
+//! of a minimal upstream (this process, a fixed 2-byte answer); and the same with one lane
+//! (one connection, one request at a time), printed beside them.
 //!
 //! A 2-node testnet; node-1 gets a `[gateway]` section (price 1, `/free/` unpaid) and the
 //! testnet is started again. Each repetition runs the paid and the unpaid job, in an order
@@ -52,12 +54,14 @@ fn serve(mut s: TcpStream) {
     }
 }
 
-/// `paychan fetch URL --count N --json ...`: its requests/s.
-fn fetch(bin: &Path, url: &str, key: &Path, count: u64) -> Result<f64> {
+/// `paychan fetch URL --count N --parallel P --json ...`: its requests/s.
+fn fetch(bin: &Path, url: &str, key: &Path, count: u64, parallel: u64) -> Result<f64> {
     let out = Command::new(bin)
         .args(["fetch", url, "--key"])
         .arg(key)
         .args([
+            "--parallel",
+            &parallel.to_string(),
             "--count",
             &count.to_string(),
             "--keep-open",
@@ -65,7 +69,7 @@ fn fetch(bin: &Path, url: &str, key: &Path, count: u64) -> Result<f64> {
             "--max-price",
             "1",
         ])
-        .args(["--deposit", &(count + 10).to_string()])
+        .args(["--deposit", &(count / parallel + 10).to_string()])
         .output()
         .context("run paychan fetch")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -77,13 +81,21 @@ fn fetch(bin: &Path, url: &str, key: &Path, count: u64) -> Result<f64> {
     v["requests_per_s"].as_f64().context("no requests_per_s")
 }
 
-/// The requests/s of each repetition.
+/// Requests in flight at once in the figures of the JSON line (`paychan fetch --parallel`):
+/// one client, one key, this many keep-alive connections and, paid, as many channels (the
+/// payments of one channel are sequential).
+pub const LANES: u64 = 32;
+
+/// The requests/s of each repetition, with one lane and with [`LANES`].
 pub struct Rates {
     pub paid: Vec<f64>,
     pub unpaid: Vec<f64>,
+    pub paid_one_lane: Vec<f64>,
+    pub unpaid_one_lane: Vec<f64>,
 }
 
-/// Paid and unpaid requests/s over `reps` repetitions of `count` requests each.
+/// Paid and unpaid requests/s over `reps` repetitions of `count` requests each, with one
+/// lane and with [`LANES`].
 pub fn measure(bin: &Path, work: &Path, reps: usize, count: u64) -> Result<Rates> {
     let net = Testnet::new(bin, work.join("gateway"), 2);
     let _guard = crate::nodes::Guard(vec![Testnet::new(bin, work.join("gateway"), 2)]);
@@ -104,18 +116,28 @@ pub fn measure(bin: &Path, work: &Path, reps: usize, count: u64) -> Result<Rates
     })?;
     let gw = std::fs::read_to_string(&addr_file)?.trim().to_owned();
     let key = work.join("gateway").join("clients").join("client-0.key");
-    let (mut paid, mut unpaid) = (Vec::new(), Vec::new());
+    let mut rates = Rates {
+        paid: Vec::new(),
+        unpaid: Vec::new(),
+        paid_one_lane: Vec::new(),
+        unpaid_one_lane: Vec::new(),
+    };
+    let paid_url = format!("http://{gw}/paid");
+    let free_url = format!("http://{gw}/free/x");
     for rep in 0..reps {
-        let paid_url = format!("http://{gw}/paid");
-        let free_url = format!("http://{gw}/free/x");
-        if rep % 2 == 0 {
-            paid.push(fetch(bin, &paid_url, &key, count)?);
-            unpaid.push(fetch(bin, &free_url, &key, count)?);
-        } else {
-            unpaid.push(fetch(bin, &free_url, &key, count)?);
-            paid.push(fetch(bin, &paid_url, &key, count)?);
+        for (lanes, paid, unpaid) in [
+            (1, &mut rates.paid_one_lane, &mut rates.unpaid_one_lane),
+            (LANES, &mut rates.paid, &mut rates.unpaid),
+        ] {
+            if rep % 2 == 0 {
+                paid.push(fetch(bin, &paid_url, &key, count, lanes)?);
+                unpaid.push(fetch(bin, &free_url, &key, count, lanes)?);
+            } else {
+                unpaid.push(fetch(bin, &free_url, &key, count, lanes)?);
+                paid.push(fetch(bin, &paid_url, &key, count, lanes)?);
+            }
         }
     }
     net.down();
-    Ok(Rates { paid, unpaid })
+    Ok(rates)
 }

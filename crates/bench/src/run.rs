@@ -180,7 +180,7 @@ pub fn run(o: Options) -> Result<()> {
     if on("gateway") {
         guarded(
             &mut r,
-            "402 gateway: paid and unpaid requests/s through one gateway, one keep-alive client",
+            "402 gateway: paid and unpaid requests/s through one gateway, one client (one lane, and 32 lanes)",
             |r| phase_gateway(&o, r),
         );
     }
@@ -216,12 +216,25 @@ pub fn run(o: Options) -> Result<()> {
 }
 
 fn phase_gateway(o: &Options, r: &mut Results) -> Result<()> {
-    let count = if o.quick { 5_000 } else { 20_000 };
+    let count = if o.quick { 5_000 } else { 10_000 };
     let rates = crate::gateway::measure(&o.paychan, &o.work, o.reps, count)?;
     r.note(format!(
-        "paid requests/s {}, unpaid {}",
+        "one lane (one connection, one request at a time): paid requests/s {} (median {}), unpaid {} (median {})",
+        list(&rates.paid_one_lane),
+        fmt_num(median(&rates.paid_one_lane)),
+        list(&rates.unpaid_one_lane),
+        fmt_num(median(&rates.unpaid_one_lane)),
+    ));
+    r.note(format!(
+        "{} lanes (`paychan fetch --parallel {}`: one key, {} connections, {} channels): paid requests/s {} (median {}), unpaid {} (median {})",
+        crate::gateway::LANES,
+        crate::gateway::LANES,
+        crate::gateway::LANES,
+        crate::gateway::LANES,
         list(&rates.paid),
-        list(&rates.unpaid)
+        fmt_num(median(&rates.paid)),
+        list(&rates.unpaid),
+        fmt_num(median(&rates.unpaid)),
     ));
     r.set("paid_requests_per_s", median(&rates.paid));
     r.set("unpaid_requests_per_s", median(&rates.unpaid));
