@@ -19,6 +19,7 @@ use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
+use paychan_client::manager::limits::ACCEPTANCES_PER_PEER_MAX;
 use paychan_client::x402::{self, ChannelPayload, PaymentRequired, PaymentResponse, Requirements};
 use paychan_client::{ChainPin, ErrorKind};
 use paychan_protocol::wire::PayItem;
@@ -590,11 +591,18 @@ pub async fn run(cli: FetchCli) -> Result<FetchReport> {
     let mut last = c.get(&cli.url).await?;
     let rest = cli.count.saturating_sub(1);
     let parallel = cli.parallel.min(rest.max(1));
-    // The other lanes (and their channels) before the clock starts.
+    // The other lanes (and their channels) before the clock starts, opened a few at a time:
+    // the gateway's node holds at most ACCEPTANCES_PER_PEER_MAX opens of one peer pending,
+    // and one that it has just seen on the ledger may not have left that count yet.
     let mut lanes = vec![c];
-    for _ in 1..parallel {
-        let lane = lanes[0].lane().await?;
-        lanes.push(lane);
+    let wave = (ACCEPTANCES_PER_PEER_MAX / 2).max(1) as u64;
+    let mut opened = 1;
+    while opened < parallel {
+        let n = wave.min(parallel - opened);
+        let first = &lanes[0];
+        let more = futures::future::try_join_all((0..n).map(|_| first.lane())).await?;
+        lanes.extend(more);
+        opened += n;
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -635,8 +643,8 @@ pub async fn run(cli: FetchCli) -> Result<FetchReport> {
             .collect(),
     };
     if !cli.keep_open {
-        for lane in &lanes {
-            lane.close().await?;
+        for group in lanes.chunks(wave as usize) {
+            futures::future::try_join_all(group.iter().map(PaidHttpClient::close)).await?;
         }
     }
     Ok(report)
