@@ -91,6 +91,18 @@ impl Channel {
         self.check_burst(items).map(|c| c.received)
     }
 
+    /// [`Channel::check_detached`] without the signature check, which the caller makes (a
+    /// gateway checks the proofs of several requests in one batch). Never take a burst on this
+    /// answer alone: [`Channel::receive_detached_verified`] takes only the proof whose
+    /// signature was verified.
+    pub fn check_detached_unsigned(&self, items: &[PayItem]) -> Result<Received, ChannelError> {
+        match self.status {
+            ChannelStatus::Open => {}
+            status => return Err(ChannelError::Status { status }),
+        }
+        self.check_burst_with(items, false).map(|c| c.received)
+    }
+
     /// Takes a burst that came outside the channel's stream after the same checks as
     /// [`Channel::check_detached`]. It is then persisted and reported like any burst
     /// ([`Channel::persisted`]); the `Ack` that returns is for the stream, if one is up.

@@ -127,7 +127,8 @@ pub enum Command {
     /// List every channel.
     List,
     /// Payee: check a payment carried in an HTTP request (the proof's channel, the price, the
-    /// request's reference) and hold it in flight; answered [`Response::HttpChecked`].
+    /// request's reference) and hold it in flight; answered [`Response::HttpChecked`] at the
+    /// end of the round ([`Manager::poll`]), with the other checks of the round.
     HttpCheck {
         /// The proof and its one payment.
         item: PayItem,
@@ -1855,10 +1856,12 @@ impl Manager {
         self.signer = signer;
     }
 
-    /// Signs what payment jobs may sign, resends close proposals that are due, and starts the
-    /// next group commit if none is in flight. Returns how many proofs it signed.
+    /// Answers the round's HTTP checks (their signatures in one batch), signs what payment
+    /// jobs may sign, resends close proposals that are due, and starts the next group commit
+    /// if none is in flight. Returns how many proofs it signed.
     pub fn poll(&mut self, now_ms: u64) -> usize {
         self.now_ms = self.now_ms.max(now_ms);
+        self.http_check_round();
         let signed = self.sign_round();
         self.drive_proposals();
         self.start_batch();

@@ -9,8 +9,9 @@
 //! returned instead of sent on the stream; the payee's ack still comes on the stream.
 
 use paychan_channel::ChannelError;
+use paychan_protocol::crypto::BatchVerifier;
 use paychan_protocol::wire::PayItem;
-use paychan_protocol::{ChannelId, Hash32, Payment, SignedProof};
+use paychan_protocol::{ChannelId, Hash32, Payment, PublicKey, SignedProof};
 
 use super::{Command, CommandId, Manager, Response};
 use crate::manager::ManagerError;
@@ -80,6 +81,18 @@ pub(super) struct HttpState {
     pub(super) uncharged: std::collections::BTreeMap<ChannelId, Hash32>,
     /// Answers that wait for a batch (tag) to be durable.
     pub(super) held_replies: Vec<(u64, CommandId, Response)>,
+    /// Checks asked for in this round: answered together at its end
+    /// ([`Manager::http_check_round`]), their signatures verified in one batch.
+    pub(super) pending_checks: Vec<PendingCheck>,
+}
+
+/// One [`Command::HttpCheck`] waiting for the end of the round.
+#[derive(Debug)]
+pub(super) struct PendingCheck {
+    cmd: CommandId,
+    item: PayItem,
+    price: u64,
+    reference: Hash32,
 }
 
 impl Manager {
@@ -89,10 +102,12 @@ impl Manager {
                 item,
                 price,
                 reference,
-            } => {
-                let r = self.http_check(&item, price, reference);
-                self.reply(cmd, Ok(Response::HttpChecked(r)));
-            }
+            } => self.http.pending_checks.push(PendingCheck {
+                cmd,
+                item,
+                price,
+                reference,
+            }),
             Command::HttpSettle { item, answered } => self.http_settle(cmd, &item, answered),
             Command::SignDetached {
                 id,
@@ -114,6 +129,60 @@ impl Manager {
         }
     }
 
+    /// Answers the checks asked for in this round, in the order asked. Every check but the
+    /// signature runs first, one after the other (each one that passes holds its channel in
+    /// flight, so a second request of that channel is busy); then the signatures of those that
+    /// passed are verified in one batch, several times cheaper per signature than one by one,
+    /// and if the batch fails, one by one: a proof whose signature fails is refused and its
+    /// channel released, and the answer of every other is the one it would have had alone.
+    pub(super) fn http_check_round(&mut self) {
+        let pending = std::mem::take(&mut self.http.pending_checks);
+        if pending.is_empty() {
+            return;
+        }
+        let mut answers: Vec<(CommandId, &PayItem, Result<HttpChecked, HttpRefusal>)> = pending
+            .iter()
+            .map(|p| (p.cmd, &p.item, self.http_check(&p.item, p.price, p.reference)))
+            .collect();
+        let keys: Vec<Option<PublicKey>> = answers
+            .iter()
+            .map(|(_, item, r)| {
+                r.as_ref()
+                    .ok()
+                    .and_then(|_| self.channels.get(&item.proof.proof.channel_id))
+                    .map(|slot| slot.ch.counterparty_key())
+            })
+            .collect();
+        let mut batch = BatchVerifier::new();
+        for ((_, item, _), key) in answers.iter().zip(&keys) {
+            if let Some(key) = key {
+                item.proof.queue(key, &mut batch);
+            }
+        }
+        let all_valid = batch.len() > 1 && batch.verify().is_ok();
+        for ((_, item, r), key) in answers.iter_mut().zip(&keys) {
+            let Some(key) = key else { continue };
+            if all_valid || item.proof.verify(key).is_ok() {
+                continue;
+            }
+            let id = item.proof.proof.channel_id;
+            self.http.in_flight.remove(&id);
+            *r = Err(HttpRefusal {
+                kind: HttpRefusalKind::Invalid,
+                text: ChannelError::BadSignature.to_string(),
+                newest: self
+                    .channels
+                    .get(&id)
+                    .and_then(|s| s.ch.durable_incoming().copied().map(Box::new)),
+            });
+        }
+        for (cmd, _, r) in answers {
+            self.reply(cmd, Ok(Response::HttpChecked(r)));
+        }
+    }
+
+    /// Every check of a carried payment but its signature's ([`Manager::http_check_round`]
+    /// verifies it before anything is answered); on success the proof is held in flight.
     fn http_check(
         &mut self,
         item: &PayItem,
@@ -152,7 +221,7 @@ impl Manager {
                 "the payment's reference is not the hash of this request".into(),
             );
         }
-        let received = match slot.ch.check_detached(std::slice::from_ref(item)) {
+        let received = match slot.ch.check_detached_unsigned(std::slice::from_ref(item)) {
             Ok(r) => r,
             Err(e @ ChannelError::CreditLimit { .. }) => {
                 return refuse(HttpRefusalKind::CreditLimit, e.to_string())

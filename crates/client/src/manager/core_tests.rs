@@ -1692,3 +1692,115 @@ fn a_debtor_spends_up_to_deposit_and_line_and_its_close_goes_unilateral() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_only_its_own() {
+    let me = Keypair::from_seed([1; 32]);
+    let (a, b) = (Keypair::from_seed([2; 32]), Keypair::from_seed([3; 32]));
+    let mut l = ledger(&[&me, &a, &b]);
+    let store = MemStore::new();
+    let mut payers = Vec::new();
+    for (k, salt) in [(&a, 9), (&b, 10)] {
+        let signed = signed_open_with(&me, k, salt, 100);
+        let id = signed.open.channel_id();
+        let ch = Channel::new(signed.clone(), me.clone()).unwrap();
+        store
+            .put_channel(&id, &paychan_protocol::codec::encode(&ch.snapshot()))
+            .unwrap();
+        l.channels.insert(id, LedgerChannel::Open);
+        let mut theirs = Channel::new(signed.clone(), k.clone()).unwrap();
+        theirs.on_open_confirmed().unwrap();
+        // The payer signs only once reestablished: with a bare channel of the payee's, here
+        // (the proofs travel in requests, not on this connection).
+        let mut mirror = Channel::new(signed, me.clone()).unwrap();
+        mirror.on_open_confirmed().unwrap();
+        let (g1, g2) = (theirs.peer_connected().unwrap(), mirror.peer_connected().unwrap());
+        for r in mirror.handle_message(&g1).unwrap().send {
+            let _ = theirs.handle_message(&r);
+        }
+        for r in theirs.handle_message(&g2).unwrap().send {
+            let _ = mirror.handle_message(&r);
+        }
+        payers.push(theirs);
+    }
+    let mut m = core_from(&me, &store);
+    m.handle(Event::LedgerChanged, 0, &l);
+    settle_batches(&mut m, &store, &l);
+    let reference = Hash32([7; 32]);
+    let good = carried(&mut payers[0], 5, reference);
+    let signed_well = carried(&mut payers[1], 4, reference);
+    let mut forged = signed_well.clone();
+    forged.proof.signature.0[5] ^= 1;
+    let check = |item: &PayItem| Command::HttpCheck {
+        item: item.clone(),
+        price: 1,
+        reference,
+    };
+
+    // Asked in one round: nothing is answered before the round ends, then both in order.
+    m.handle(
+        Event::Command {
+            id: 1,
+            command: check(&good),
+        },
+        0,
+        &l,
+    );
+    m.handle(
+        Event::Command {
+            id: 2,
+            command: check(&forged),
+        },
+        0,
+        &l,
+    );
+    assert!(
+        replies(&m.take_actions()).is_empty(),
+        "answered before the round ended"
+    );
+    m.poll(0);
+    match &replies(&m.take_actions())[..] {
+        [(1, Ok(Response::HttpChecked(Ok(c)))), (2, Ok(Response::HttpChecked(Err(refusal))))] => {
+            assert_eq!((c.amount, c.reused), (5, false));
+            assert_eq!(refusal.kind, HttpRefusalKind::Invalid);
+            assert!(refusal.text.contains("signature"), "{}", refusal.text);
+        }
+        other => panic!("not one answer each: {other:?}"),
+    }
+    // The forged proof left its channel free: the proof it copied is taken at once; the good
+    // one holds its channel in flight, so a second request there is busy.
+    assert_eq!(checked(&mut m, 3, &signed_well, &l), Ok(4));
+    assert_eq!(checked(&mut m, 4, &good, &l), Err(HttpRefusalKind::Busy));
+    // Two valid checks of one round, one batch: both pass.
+    let mut m2 = core_from(&me, &store);
+    m2.handle(Event::LedgerChanged, 0, &l);
+    settle_batches(&mut m2, &store, &l);
+    m2.handle(
+        Event::Command {
+            id: 5,
+            command: check(&good),
+        },
+        0,
+        &l,
+    );
+    m2.handle(
+        Event::Command {
+            id: 6,
+            command: check(&signed_well),
+        },
+        0,
+        &l,
+    );
+    m2.poll(0);
+    let rs = replies(&m2.take_actions());
+    assert!(
+        matches!(
+            &rs[..],
+            [
+                (5, Ok(Response::HttpChecked(Ok(_)))),
+                (6, Ok(Response::HttpChecked(Ok(_))))
+            ]
+        ),
+        "{rs:?}"
+    );
+}
