@@ -1380,3 +1380,26 @@ fn a_detached_proof_is_taken_without_a_second_signature_check_only_if_it_is_the_
         "{again:?}"
     );
 }
+
+#[test]
+fn the_unsigned_detached_check_runs_every_check_but_the_signature() {
+    let mut p = open_pair(100, 100);
+    let items = pay_items(&mut p.a.ch, 1, 3);
+    let before = fingerprint(&p.b.ch);
+    let mut forged = items.clone();
+    forged[0].proof.signature.0[0] ^= 1;
+    // The caller verifies the signature (in a batch with others): the rest passes.
+    assert_eq!(p.b.ch.check_detached_unsigned(&forged).unwrap().amount, 3);
+    assert_eq!(p.b.ch.check_detached(&forged), Err(ChannelError::BadSignature));
+    // Every other check still runs.
+    let mut unlinked = items.clone();
+    unlinked[0].proof.proof.prev = Hash32([9; 32]);
+    assert!(
+        matches!(
+            p.b.ch.check_detached_unsigned(&unlinked),
+            Err(ChannelError::BadPrevLink { .. })
+        ),
+        "a proof that does not link to the newest is refused"
+    );
+    assert_eq!(fingerprint(&p.b.ch), before, "a check changes nothing");
+}

@@ -1804,3 +1804,66 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
         "{rs:?}"
     );
 }
+
+#[test]
+fn every_pay_frame_of_a_buffered_job_fits_the_frame_size() {
+    use paychan_protocol::limits::{pay_items_per_frame, FRAME_BYTES_MAX};
+    // 32 payments per proof: a round of ROUND_SIGNATURES_MAX proofs in one frame passes the
+    // frame size (321 KB when the cut was missing), which the payee refuses: the job never
+    // ended.
+    let (me, them) = keys();
+    let mut l = ledger(&[&me, &them]);
+    let store = MemStore::new();
+    let (mut m, mut theirs, id) = open_channel_with(&me, &them, &mut l, &store, 20_000);
+    let per_frame = pay_items_per_frame(32);
+    assert!(per_frame < ROUND_SIGNATURES_MAX, "the case this test is for");
+    m.handle(
+        Event::Command {
+            id: 1,
+            command: Command::Pay {
+                id,
+                amount: 1,
+                count: 32 * 600,
+                reference: Hash32([5; 32]),
+                per_proof: 32,
+            },
+        },
+        0,
+        &l,
+    );
+    let (mut largest, mut proofs) = (0, 0);
+    let mut actions = Vec::new();
+    for _ in 0..64 {
+        actions.extend(settle_batches(&mut m, &store, &l));
+        for msg in frames(&mut m, &them) {
+            if let ChannelMsg::Pay { items, .. } = &msg {
+                let bytes = paychan_protocol::codec::encode(&msg).len();
+                assert!(bytes <= FRAME_BYTES_MAX, "a pay frame of {bytes} bytes");
+                assert!(items.len() <= per_frame, "{} items in one frame", items.len());
+                largest = largest.max(items.len());
+                proofs += items.len();
+            }
+            let h = theirs.handle_message(&msg).unwrap();
+            let mut replies = h.send;
+            if let Some(r) = h.received {
+                replies.extend(theirs.incoming_persisted(r.newest.proof.seq).unwrap());
+            }
+            for r in replies {
+                frame(&mut m, &them, r, &l);
+            }
+        }
+        if replies(&actions).iter().any(|(c, _)| *c == 1) {
+            break;
+        }
+    }
+    assert_eq!(largest, per_frame, "some rounds were cut at the frame's room");
+    assert_eq!((proofs, theirs.transferred_in()), (600, 32 * 600));
+    assert!(
+        matches!(
+            replies(&actions)[..],
+            [(1, Ok(Response::Paid(PayStats { proofs: 600, .. })))]
+        ),
+        "{:?}",
+        replies(&actions)
+    );
+}
