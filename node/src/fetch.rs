@@ -124,9 +124,21 @@ impl PaidHttpClient {
     pub fn new(keypair: Keypair, deposit: u64, max_price: u64, chain_pin: Option<Hash32>) -> PaidHttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        let http = HttpClient::builder(TokioExecutor::new()).build(connector);
+        PaidHttpClient::on_pool(keypair, http, deposit, max_price, chain_pin)
+    }
+
+    /// A client with no channel yet, on the connection pool `http`.
+    fn on_pool(
+        keypair: Keypair,
+        http: HttpClient<HttpConnector, Body>,
+        deposit: u64,
+        max_price: u64,
+        chain_pin: Option<Hash32>,
+    ) -> PaidHttpClient {
         PaidHttpClient {
             keypair,
-            http: HttpClient::builder(TokioExecutor::new()).build(connector),
+            http,
             deposit,
             max_price,
             chain_pin,
@@ -176,20 +188,14 @@ impl PaidHttpClient {
     /// sequential. Before this client has met a 402 (no channel yet), the lane shares only the
     /// pool; one that meets a 402 then starts a client program of its own.
     pub async fn lane(&self) -> Result<PaidHttpClient> {
-        let mut lane = PaidHttpClient {
-            keypair: self.keypair.clone(),
-            http: self.http.clone(),
-            deposit: self.deposit,
-            max_price: self.max_price,
-            chain_pin: self.chain_pin,
-            client: None,
-            session: None,
-            uncharged: None,
-            spent: 0,
-            requests: 0,
-            last_header: None,
-            kib_budget: self.kib_budget,
-        };
+        let mut lane = PaidHttpClient::on_pool(
+            self.keypair.clone(),
+            self.http.clone(),
+            self.deposit,
+            self.max_price,
+            self.chain_pin,
+        );
+        lane.kib_budget = self.kib_budget;
         if let (Some(client), Some(s)) = (&self.client, &self.session) {
             let channel = client.open(self.deposit, 0).await?;
             tracing::info!(%channel, "another channel opened with the gateway's node");

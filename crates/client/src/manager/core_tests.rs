@@ -1226,14 +1226,7 @@ fn a_buffered_job_puts_its_payments_in_proofs_of_the_size_asked_and_a_bad_size_i
             if let ChannelMsg::Pay { items, .. } = &msg {
                 sizes.extend(items.iter().map(|i| i.payments.len()));
             }
-            let h = theirs.handle_message(&msg).unwrap();
-            let mut replies = h.send;
-            if let Some(r) = h.received {
-                replies.extend(theirs.incoming_persisted(r.newest.proof.seq).unwrap());
-            }
-            for r in replies {
-                frame(&mut m, &them, r, &l);
-            }
+            payee_takes(&mut m, &them, &mut theirs, &msg, &l);
         }
     }
     assert_eq!(sizes, vec![8, 8, 5], "two whole proofs, then the rest");
@@ -1281,6 +1274,19 @@ fn carried(ch: &mut Channel, amount: u64, reference: Hash32) -> PayItem {
     PayItem {
         proof: ch.pay(amount, reference).unwrap(),
         payments: vec![Payment { amount, reference }],
+    }
+}
+
+/// The bare payee takes `msg` (a verified burst made durable at once) and its answers go back
+/// to the manager.
+fn payee_takes(m: &mut Manager, them: &Keypair, theirs: &mut Channel, msg: &ChannelMsg, l: &FakeLedger) {
+    let h = theirs.handle_message(msg).unwrap();
+    let mut replies = h.send;
+    if let Some(r) = h.received {
+        replies.extend(theirs.incoming_persisted(r.newest.proof.seq).unwrap());
+    }
+    for r in replies {
+        frame(m, them, r, l);
     }
 }
 
@@ -1843,14 +1849,7 @@ fn every_pay_frame_of_a_buffered_job_fits_the_frame_size() {
                 largest = largest.max(items.len());
                 proofs += items.len();
             }
-            let h = theirs.handle_message(&msg).unwrap();
-            let mut replies = h.send;
-            if let Some(r) = h.received {
-                replies.extend(theirs.incoming_persisted(r.newest.proof.seq).unwrap());
-            }
-            for r in replies {
-                frame(&mut m, &them, r, &l);
-            }
+            payee_takes(&mut m, &them, &mut theirs, &msg, &l);
         }
         if replies(&actions).iter().any(|(c, _)| *c == 1) {
             break;
