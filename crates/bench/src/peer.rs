@@ -135,6 +135,9 @@ impl Store for TimedStore {
     ) -> paychan_store::Result<Vec<(u64, Vec<u8>)>> {
         self.inner.payments(id, from, limit)
     }
+    fn payments_record_at(&self, id: &ChannelId, seq: u64) -> paychan_store::Result<Option<u64>> {
+        self.inner.payments_record_at(id, seq)
+    }
     fn reserve_seq(&self, id: &ChannelId, d: Direction, reserved: u64) -> paychan_store::Result<()> {
         self.inner.reserve_seq(id, d, reserved)
     }

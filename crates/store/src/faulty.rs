@@ -250,6 +250,10 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.payments(id, from_seq, limit)
     }
 
+    fn payments_record_at(&self, id: &ChannelId, seq: u64) -> Result<Option<u64>> {
+        self.inner.payments_record_at(id, seq)
+    }
+
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {
         self.write(
             || Op::Seq(*id, direction, reserved),

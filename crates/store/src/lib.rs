@@ -164,6 +164,10 @@ pub trait Store: Send + Sync {
     /// Channel `id`'s payments records with a first seq of at least `from_seq`, in seq order,
     /// at most `limit`, as `(first_seq, record)`.
     fn payments(&self, id: &ChannelId, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// The first seq of channel `id`'s newest payments record whose first seq is at most
+    /// `seq`: the record that holds the payments of `seq`, if any does. One lookup, so that a
+    /// page of a long channel's payments is read without reading every record before it.
+    fn payments_record_at(&self, id: &ChannelId, seq: u64) -> Result<Option<u64>>;
 
     /// Records the seq reservation of a payer on one channel direction (the caller's meaning,
     /// e.g. the end of the reserved range). It may only grow: a lower value is refused with
@@ -291,6 +295,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn payments(&self, id: &ChannelId, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         (**self).payments(id, from_seq, limit)
+    }
+    fn payments_record_at(&self, id: &ChannelId, seq: u64) -> Result<Option<u64>> {
+        (**self).payments_record_at(id, seq)
     }
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {
         (**self).reserve_seq(id, direction, reserved)

@@ -194,6 +194,15 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn payments_record_at(&self, id: &ChannelId, seq: u64) -> Result<Option<u64>> {
+        Ok(self
+            .lock()
+            .payments
+            .range((*id, 0)..=(*id, seq))
+            .next_back()
+            .map(|((_, first), _)| *first))
+    }
+
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {
         let mut s = self.lock();
         record::seq_check(id, direction, s.seqs.get(&(*id, direction)).copied(), reserved)?;

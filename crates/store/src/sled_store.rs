@@ -501,6 +501,20 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn payments_record_at(&self, id: &ChannelId, seq: u64) -> Result<Option<u64>> {
+        let Some(kv) = self
+            .payments
+            .range(payments_key(id, 0)..=payments_key(id, seq))
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (k, _) = kv.map_err(sled_err)?;
+        <[u8; 8]>::try_from(&k[32..])
+            .map(|b| Some(u64::from_be_bytes(b)))
+            .map_err(|_| StoreError::corrupt("payments key", format!("{} bytes", k.len())))
+    }
+
     fn reserve_seq(&self, id: &ChannelId, direction: Direction, reserved: u64) -> Result<()> {
         let key = seq_key(id, direction);
         let _w = self.write_guard();

@@ -206,6 +206,16 @@ fn payments_in_seq_order_per_channel_and_deleted_with_it(s: &dyn Store) {
     assert_eq!(seqs(0, 10), vec![1, 256, 300, u64::MAX - 1]);
     assert_eq!(seqs(2, 2), vec![256, 300]);
     assert_eq!(seqs(u64::MAX, 10), Vec::<u64>::new());
+    // The record that holds a seq: the newest of this channel starting at or below it (the
+    // neighbours' records, channels 0 and 2, are never taken).
+    let at = |seq| s.payments_record_at(&chan(1), seq).unwrap();
+    assert_eq!(
+        (at(0), at(1), at(255), at(256), at(299)),
+        (None, Some(1), Some(1), Some(256), Some(256))
+    );
+    assert_eq!((at(u64::MAX - 2), at(u64::MAX)), (Some(300), Some(u64::MAX - 1)));
+    assert_eq!(s.payments_record_at(&chan(2), 4).unwrap(), None);
+    assert_eq!(s.payments_record_at(&chan(3), u64::MAX).unwrap(), None);
     // A second put at one key replaces the first.
     s.put_payments(&chan(2), 5, b"again").unwrap();
     assert_eq!(s.payments(&chan(2), 0, 10).unwrap(), vec![(5, b"again".to_vec())]);

@@ -96,8 +96,11 @@ pub fn list(
     let limit = limit.min(super::PAYMENTS_PAGE_MAX);
     let mut out = Vec::new();
     // Records are keyed by the first seq of their burst, so the one that holds `from_seq`
-    // may start below it: read from the start and skip whole records that end before it.
-    let mut from = 0;
+    // may start below it: start at that record (the newest that starts at or below it).
+    let mut from = store
+        .payments_record_at(&id, from_seq)
+        .map_err(|e| ManagerError::Storage(e.to_string()))?
+        .unwrap_or(from_seq);
     while out.len() < limit {
         let page = store
             .payments(&id, from, 256)
@@ -206,5 +209,36 @@ mod tests {
             vec![(6, 0), (7, 0), (7, 1)]
         );
         assert!(runs_of(&items, 8).is_empty());
+    }
+
+    #[test]
+    fn a_page_starts_at_the_record_that_holds_its_first_seq() {
+        let store = paychan_store::MemStore::new();
+        let id = ChannelId(Hash32::ZERO);
+        // Three bursts: seqs 1-3, 4-9 and 10-12, each proof one payment of its seq.
+        for (first, last) in [(1, 3), (4, 9), (10, 12)] {
+            let items: Vec<PayItem> = (first..=last).map(|s| item(s, &[pay(s, 1)])).collect();
+            let record = paychan_protocol::codec::encode(&runs_of(&items, first - 1));
+            store.put_payments(&id, first, &record).unwrap();
+        }
+        let seqs = |from, limit| -> Vec<u64> {
+            list(&store, id, from, limit)
+                .unwrap()
+                .iter()
+                .map(|p| p.seq)
+                .collect()
+        };
+        assert_eq!(seqs(0, 100), (1..=12).collect::<Vec<_>>());
+        assert_eq!(
+            seqs(6, 4),
+            vec![6, 7, 8, 9],
+            "from the middle of the second record"
+        );
+        assert_eq!(seqs(9, 2), vec![9, 10], "across a record's end");
+        assert_eq!(seqs(10, 100), vec![10, 11, 12]);
+        assert!(seqs(13, 10).is_empty());
+        assert_eq!(store.payments_record_at(&id, 6).unwrap(), Some(4));
+        assert_eq!(store.payments_record_at(&id, 0).unwrap(), None);
+        assert_eq!(store.payments_record_at(&id, u64::MAX).unwrap(), Some(10));
     }
 }
