@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::commands;
 use crate::config::DataDir;
 use crate::http::ApiClient;
-use crate::output::{amount_text, output, s, time_text};
+use crate::output::{amount_text, output, s, short, time_text};
 
 /// `paychan credit`.
 #[derive(Debug, clap::Subcommand)]
@@ -182,8 +182,4 @@ pub fn score_text(v: &Value) -> String {
         ));
     }
     out.join("\n")
-}
-
-fn short(v: &Value) -> String {
-    s(v).chars().take(16).collect()
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use paychan::config::{Config, DataDir};
 use paychan::http::ApiClient;
-use paychan::output::{amount_text, grouped, output, report_error, runtime, s, time_text, CliError};
+use paychan::output::{amount_text, grouped, output, report_error, runtime, s, short, time_text, CliError};
 use paychan::{audit_cmd, client, commands, daemon, demo, offline, testnet};
 
 #[derive(Debug, Parser)]
@@ -455,14 +455,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run { log_format } => {
             init_tracing(log_format);
             let rt = runtime()?;
-            rt.block_on(async move {
-                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    let _ = stop_tx.send(true);
-                });
-                daemon::run(dir, stop_rx).await
-            })?;
+            rt.block_on(until_signal(|stop_rx| daemon::run(dir, stop_rx)))?;
         }
         Command::Info => commands::info(&ApiClient::from_data_dir(&dir)?, cli.json)?,
         Command::Connect { addr } => {
@@ -499,14 +492,7 @@ fn run(cli: Cli) -> Result<()> {
                 donate_to: g.donate_to,
             });
             let rt = runtime()?;
-            rt.block_on(async move {
-                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    let _ = stop_tx.send(true);
-                });
-                daemon::run_with(dir, config, stop_rx).await
-            })?;
+            rt.block_on(until_signal(|stop_rx| daemon::run_with(dir, config, stop_rx)))?;
         }
         Command::Fetch(args) => {
             init_quiet_tracing();
@@ -881,15 +867,10 @@ fn channel_table(v: &Value, names: &[commands::Party]) -> String {
             "-".to_string()
         }
     };
-    let short_id = |v: &Value| {
-        v.as_str()
-            .map(|x| x.chars().take(16).collect::<String>())
-            .unwrap_or_else(|| "?".into())
-    };
-    let mut short = false;
+    let mut any_shortfall = false;
     let rows = v.as_array().map(Vec::as_slice).unwrap_or(&[]);
     for c in rows {
-        short |= c["shortfall"].as_u64().is_some_and(|n| n > 0);
+        any_shortfall |= c["shortfall"].as_u64().is_some_and(|n| n > 0);
         let capacity = c["deposit"]
             .as_u64()
             .unwrap_or(0)
@@ -906,13 +887,13 @@ fn channel_table(v: &Value, names: &[commands::Party]) -> String {
         let party = if let Some(p) = named {
             p.name.clone()
         } else if c["counterparty_peer_id"].is_string() {
-            short_id(&c["counterparty_peer_id"])
+            short(&c["counterparty_peer_id"])
         } else {
-            short_id(&c["counterparty"])
+            short(&c["counterparty"])
         };
         out.push(format!(
             "{:<16}  {:<16}  {:<13}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>15}  {:>17}  {}",
-            short_id(&c["id"]),
+            short(&c["id"]),
             party,
             s(&c["status"]),
             amount_text(&json!(capacity)),
@@ -925,7 +906,7 @@ fn channel_table(v: &Value, names: &[commands::Party]) -> String {
             window
         ));
     }
-    if short {
+    if any_shortfall {
         out.push("warning: the ledger paid out less than this node's off-chain balance".into());
     }
     out.push(format!(
@@ -957,6 +938,20 @@ fn init_quiet_tracing() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Runs the daemon `run` makes with a stop signal that turns true at SIGINT or SIGTERM.
+async fn until_signal<F, Fut>(run: F) -> Result<()>
+where
+    F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    run(stop_rx).await
 }
 
 async fn wait_for_signal() {

@@ -62,6 +62,11 @@ pub fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("?")
 }
 
+/// The first 16 characters of a string value (an id or a key in a table), `?` if not a string.
+pub fn short(v: &Value) -> String {
+    s(v).chars().take(16).collect()
+}
+
 /// Prints `v` as pretty JSON with `json_out`, else the text `human` makes of it.
 pub fn output(json_out: bool, v: Value, human: impl FnOnce(&Value) -> String) {
     let text = if json_out {
