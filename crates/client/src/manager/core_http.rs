@@ -129,65 +129,49 @@ impl Manager {
         }
     }
 
-    /// Answers the checks asked for in this round, in the order asked. Every check but the
-    /// signature runs first, one after the other (each one that passes holds its channel in
-    /// flight, so a second request of that channel is busy); then the signatures of those that
-    /// passed are verified in one batch, several times cheaper per signature than one by one,
-    /// and if the batch fails, one by one: a proof whose signature fails is refused and its
-    /// channel released, and the answer of every other is the one it would have had alone.
+    /// Answers the checks asked for in this round, in the order asked, each as it would be
+    /// answered alone. The signatures come first, in one batch (several times cheaper per
+    /// signature than one by one; one by one only if the batch fails), for every check whose
+    /// channel exists and is not held by a request in flight (the others are refused before
+    /// any signature matters); then each check runs in turn with its signature's answer.
     pub(super) fn http_check_round(&mut self) {
         let pending = std::mem::take(&mut self.http.pending_checks);
         if pending.is_empty() {
             return;
         }
-        let mut answers: Vec<(CommandId, &PayItem, Result<HttpChecked, HttpRefusal>)> = pending
+        let keys: Vec<Option<PublicKey>> = pending
             .iter()
-            .map(|p| (p.cmd, &p.item, self.http_check(&p.item, p.price, p.reference)))
-            .collect();
-        let keys: Vec<Option<PublicKey>> = answers
-            .iter()
-            .map(|(_, item, r)| {
-                r.as_ref()
-                    .ok()
-                    .and_then(|_| self.channels.get(&item.proof.proof.channel_id))
-                    .map(|slot| slot.ch.counterparty_key())
+            .map(|p| {
+                let id = p.item.proof.proof.channel_id;
+                match self.http.in_flight.contains_key(&id) {
+                    true => None,
+                    false => self.channels.get(&id).map(|slot| slot.ch.counterparty_key()),
+                }
             })
             .collect();
         let mut batch = BatchVerifier::new();
-        for ((_, item, _), key) in answers.iter().zip(&keys) {
+        for (p, key) in pending.iter().zip(&keys) {
             if let Some(key) = key {
-                item.proof.queue(key, &mut batch);
+                p.item.proof.queue(key, &mut batch);
             }
         }
         let all_valid = batch.len() > 1 && batch.verify().is_ok();
-        for ((_, item, r), key) in answers.iter_mut().zip(&keys) {
-            let Some(key) = key else { continue };
-            if all_valid || item.proof.verify(key).is_ok() {
-                continue;
-            }
-            let id = item.proof.proof.channel_id;
-            self.http.in_flight.remove(&id);
-            *r = Err(HttpRefusal {
-                kind: HttpRefusalKind::Invalid,
-                text: ChannelError::BadSignature.to_string(),
-                newest: self
-                    .channels
-                    .get(&id)
-                    .and_then(|s| s.ch.durable_incoming().copied().map(Box::new)),
-            });
-        }
-        for (cmd, _, r) in answers {
-            self.reply(cmd, Ok(Response::HttpChecked(r)));
+        for (p, key) in pending.iter().zip(&keys) {
+            let signed = key.map(|key| all_valid || p.item.proof.verify(&key).is_ok());
+            let r = self.http_check(&p.item, p.price, p.reference, signed);
+            self.reply(p.cmd, Ok(Response::HttpChecked(r)));
         }
     }
 
-    /// Every check of a carried payment but its signature's ([`Manager::http_check_round`]
-    /// verifies it before anything is answered); on success the proof is held in flight.
+    /// The stream's checks of a carried payment, in the stream's order; `signed` is whether its
+    /// signature verified, if that was found already (else it is verified here). On success the
+    /// proof is held in flight.
     fn http_check(
         &mut self,
         item: &PayItem,
         price: u64,
         reference: Hash32,
+        signed: Option<bool>,
     ) -> Result<HttpChecked, HttpRefusal> {
         let id = item.proof.proof.channel_id;
         let Some(slot) = self.channels.get(&id) else {
@@ -228,6 +212,10 @@ impl Manager {
             }
             Err(e) => return refuse(HttpRefusalKind::Invalid, e.to_string()),
         };
+        // After every other check of the burst, before the price: as `check_detached` does.
+        if !signed.unwrap_or_else(|| item.proof.verify(&slot.ch.counterparty_key()).is_ok()) {
+            return refuse(HttpRefusalKind::Invalid, ChannelError::BadSignature.to_string());
+        }
         if received.amount < price {
             return refuse(
                 HttpRefusalKind::Underpaid,

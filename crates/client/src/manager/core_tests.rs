@@ -1777,6 +1777,45 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
     // one holds its channel in flight, so a second request there is busy.
     assert_eq!(checked(&mut m, 3, &signed_well, &l), Ok(4));
     assert_eq!(checked(&mut m, 4, &good, &l), Err(HttpRefusalKind::Busy));
+    // A forged proof first, then the one it copied, in one round: the forged one holds
+    // nothing, so the good one is taken as if it came alone.
+    let mut m3 = core_from(&me, &store);
+    m3.handle(Event::LedgerChanged, 0, &l);
+    settle_batches(&mut m3, &store, &l);
+    m3.handle(
+        Event::Command {
+            id: 7,
+            command: check(&forged),
+        },
+        0,
+        &l,
+    );
+    m3.handle(
+        Event::Command {
+            id: 8,
+            command: check(&signed_well),
+        },
+        0,
+        &l,
+    );
+    m3.poll(0);
+    let rs = replies(&m3.take_actions());
+    assert!(
+        matches!(
+            &rs[..],
+            [
+                (
+                    7,
+                    Ok(Response::HttpChecked(Err(HttpRefusal {
+                        kind: HttpRefusalKind::Invalid,
+                        ..
+                    })))
+                ),
+                (8, Ok(Response::HttpChecked(Ok(_))))
+            ]
+        ),
+        "{rs:?}"
+    );
     // Two valid checks of one round, one batch: both pass.
     let mut m2 = core_from(&me, &store);
     m2.handle(Event::LedgerChanged, 0, &l);
