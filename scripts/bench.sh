@@ -7,8 +7,8 @@
 #
 # --quick: fewer repetitions and smaller jobs (under 3 minutes after the build), the
 # durability comparison left out; the full run takes under 15 minutes on 2 cores.
-# The environment may set BENCH_RUNS (repetitions), BENCH_PAYMENTS (payments per job) and
-# BENCH_MODES (durability modes of the 2-node testnets, default "flush fsync"; the first is
+# The environment may set BENCH_RUNS (repetitions), BENCH_PAYMENTS (payments per job),
+# BENCH_REQUESTS (requests per job of the gateway phase) and BENCH_MODES (durability modes of the 2-node testnets, default "flush fsync"; the first is
 # the default mode's figure). The table comes first; the last line of standard output is one
 # JSON object with every key. Work files go to target/bench (the chart: target/bench/bench.svg
 # unless --svg says otherwise).

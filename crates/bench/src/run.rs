@@ -46,6 +46,8 @@ pub struct Options {
     pub reps: usize,
     /// Payments per job (BENCH_PAYMENTS).
     pub payments: u64,
+    /// Requests per job of the gateway phase (BENCH_REQUESTS).
+    pub requests: u64,
     /// Durability modes of phase 4 (BENCH_MODES); the first is the default mode's figure.
     pub modes: Vec<String>,
     /// `--only NAME`: run one phase (limits, ledger, latency, two, four, gateway).
@@ -73,6 +75,7 @@ impl Options {
             work,
             reps: env_num("BENCH_RUNS").map_or(if quick { 3 } else { 5 }, |n| n.max(1) as usize),
             payments: env_num("BENCH_PAYMENTS").unwrap_or(if quick { 50_000 } else { 100_000 }),
+            requests: env_num("BENCH_REQUESTS").map_or(if quick { 5_000 } else { 10_000 }, |n| n.max(100)),
             modes: std::env::var("BENCH_MODES")
                 .ok()
                 .map(|m| m.split_whitespace().map(str::to_owned).collect())
@@ -216,8 +219,7 @@ pub fn run(o: Options) -> Result<()> {
 }
 
 fn phase_gateway(o: &Options, r: &mut Results) -> Result<()> {
-    let count = if o.quick { 5_000 } else { 10_000 };
-    let rates = crate::gateway::measure(&o.paychan, &o.work, o.reps, count)?;
+    let rates = crate::gateway::measure(&o.paychan, &o.work, o.reps, o.requests)?;
     r.note(format!(
         "one lane (one connection, one request at a time): paid requests/s {} (median {}), unpaid {} (median {})",
         list(&rates.paid_one_lane),
