@@ -13,6 +13,7 @@ use paychan_protocol::crypto::BatchVerifier;
 use paychan_protocol::wire::PayItem;
 use paychan_protocol::{ChannelId, Hash32, Payment, PublicKey, SignedProof};
 
+use crate::manager::limits::ROUND_HTTP_CHECKS_MAX;
 use super::{Command, CommandId, Manager, Response};
 use crate::manager::ManagerError;
 
@@ -82,7 +83,8 @@ pub(super) struct HttpState {
     /// Answers that wait for a batch (tag) to be durable.
     pub(super) held_replies: Vec<(u64, CommandId, Response)>,
     /// Checks asked for in this round: answered together at its end
-    /// ([`Manager::http_check_round`]), their signatures verified in one batch.
+    /// ([`Manager::http_check_round`]), their signatures verified in one batch; at most
+    /// [`ROUND_HTTP_CHECKS_MAX`].
     pub(super) pending_checks: Vec<PendingCheck>,
 }
 
@@ -102,12 +104,18 @@ impl Manager {
                 item,
                 price,
                 reference,
-            } => self.http.pending_checks.push(PendingCheck {
-                cmd,
-                item,
-                price,
-                reference,
-            }),
+            } => {
+                if self.http.pending_checks.len() >= ROUND_HTTP_CHECKS_MAX {
+                    // A full round is answered now, in order, before this check joins the next.
+                    self.http_check_round();
+                }
+                self.http.pending_checks.push(PendingCheck {
+                    cmd,
+                    item,
+                    price,
+                    reference,
+                })
+            }
             Command::HttpSettle { item, answered } => self.http_settle(cmd, &item, answered),
             Command::SignDetached {
                 id,

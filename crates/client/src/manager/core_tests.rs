@@ -1848,6 +1848,60 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
         ),
         "{rs:?}"
     );
+    // A round holds at most ROUND_HTTP_CHECKS_MAX checks: the next one has the full round
+    // answered first, in order, and waits for the end of its own.
+    let mut m4 = core_from(&me, &store);
+    m4.handle(Event::LedgerChanged, 0, &l);
+    settle_batches(&mut m4, &store, &l);
+    let max = crate::manager::limits::ROUND_HTTP_CHECKS_MAX as u64;
+    for id in 1..=max {
+        m4.handle(
+            Event::Command {
+                id,
+                command: check(&good),
+            },
+            0,
+            &l,
+        );
+    }
+    assert!(replies(&m4.take_actions()).is_empty());
+    m4.handle(
+        Event::Command {
+            id: max + 1,
+            command: check(&good),
+        },
+        0,
+        &l,
+    );
+    let rs = replies(&m4.take_actions());
+    assert_eq!(rs.len() as u64, max, "the full round is answered");
+    assert!(
+        matches!(&rs[0], (1, Ok(Response::HttpChecked(Ok(c)))) if c.amount == 5),
+        "{:?}",
+        rs[0]
+    );
+    for (i, (id, r)) in rs.iter().enumerate().skip(1) {
+        assert_eq!(*id, i as u64 + 1, "in the order asked");
+        assert!(
+            matches!(
+                r,
+                Ok(Response::HttpChecked(Err(HttpRefusal {
+                    kind: HttpRefusalKind::Busy,
+                    ..
+                })))
+            ),
+            "{r:?}"
+        );
+    }
+    m4.poll(0);
+    let rs = replies(&m4.take_actions());
+    assert!(
+        matches!(
+            &rs[..],
+            [(id, Ok(Response::HttpChecked(Err(HttpRefusal { kind: HttpRefusalKind::Busy, .. }))))] if *id == max + 1
+        ),
+        "{rs:?}"
+    );
 }
 
 #[test]

@@ -12,6 +12,10 @@ pub const ROUND_INPUTS_MAX: usize = 1024;
 pub const ROUND_SIGNATURES_MAX: usize = 256;
 const _: () = assert!(ROUND_SIGNATURES_MAX <= PAY_PROOFS_MAX);
 
+/// HTTP payment checks held for the end of a round (their signatures verified as one batch);
+/// one more answers those first, so what a round holds stays bounded whatever the driver sends.
+pub const ROUND_HTTP_CHECKS_MAX: usize = 256;
+
 /// Frames queued in the core for one peer's link. A peer that does not read (or floods us with
 /// requests whose answers it does not read) fills it; one more frame then closes its link, and
 /// the reestablish of the next link resends what matters. Other peers are not affected.
