@@ -5,7 +5,7 @@
 //! good (its nonce was used, its funds are gone). Pure: the driver in `node.rs` follows the
 //! replica's blocks and does the sending.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use paychan_ledger::LedgerState;
 use paychan_protocol::codec::{decode, encode};
@@ -39,9 +39,20 @@ struct Entry {
 
 /// Own transactions not yet in a block, each with the ledger height when it was last sent
 /// and its store slot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OwnPending {
     txs: BTreeMap<Hash32, Entry>,
+    /// The slots no tracked transaction holds (with `txs`, every slot once).
+    free: BTreeSet<usize>,
+}
+
+impl Default for OwnPending {
+    fn default() -> OwnPending {
+        OwnPending {
+            txs: BTreeMap::new(),
+            free: (0..OWN_PENDING_MAX).collect(),
+        }
+    }
 }
 
 /// What a block changed: the transactions to send again, and the slots of those the ledger
@@ -68,7 +79,11 @@ impl OwnPending {
                 continue;
             };
             if let Ok((tx, sent)) = decode::<(Tx, u64)>(value, paychan_store::keys::META_VALUE_BYTES_MAX) {
-                own.txs.insert(tx.id(), Entry { tx, sent, slot });
+                own.free.remove(&slot);
+                // The same transaction in two slots: the later one is kept, the other is free.
+                if let Some(old) = own.txs.insert(tx.id(), Entry { tx, sent, slot }) {
+                    own.free.insert(old.slot);
+                }
             }
         }
         own
@@ -92,8 +107,8 @@ impl OwnPending {
             displaced = old.map(|(id, _)| id);
             old.map_or(0, |(_, slot)| slot)
         } else {
-            let used: std::collections::BTreeSet<usize> = self.txs.values().map(|e| e.slot).collect();
-            (0..OWN_PENDING_MAX).find(|s| !used.contains(s)).unwrap_or(0)
+            // The lowest free slot: fewer tracked than slots, so there is one.
+            self.free.pop_first().unwrap_or(0)
         };
         self.txs.insert(
             id,
@@ -114,6 +129,7 @@ impl OwnPending {
             let keep = !state.contains_tx(id);
             if !keep {
                 due.freed.push(e.slot);
+                self.free.insert(e.slot);
             }
             keep
         });
@@ -130,7 +146,9 @@ impl OwnPending {
     /// Stops tracking `id` (the rules refuse it for good, or it was never sent); returns its
     /// slot to free.
     pub fn forget(&mut self, id: &Hash32) -> Option<usize> {
-        self.txs.remove(id).map(|e| e.slot)
+        let slot = self.txs.remove(id)?.slot;
+        self.free.insert(slot);
+        Some(slot)
     }
 
     /// Transactions tracked.
@@ -195,6 +213,7 @@ mod tests {
         assert_eq!(own.len(), OWN_PENDING_MAX);
         assert_eq!(own.forget(&first.id()), None);
         assert_eq!(own.len(), OWN_PENDING_MAX);
+        assert!(own.free.is_empty(), "every slot is taken");
     }
 
     #[test]
@@ -224,8 +243,16 @@ mod tests {
         let mut want = vec![(t1.id(), 4, 0), (t3.id(), 6, 2)];
         want.sort();
         assert_eq!(ids, want);
+        assert_eq!(back.free.len(), OWN_PENDING_MAX - 2, "every other slot is free");
         let mut back = back;
         let t4 = net.transfer(&a, b, 4, 3);
         assert_eq!(back.track(t4.id(), t4, 7), (1, None));
+        // Without a restart too, a freed slot is the next one taken, the lowest first.
+        assert_eq!(back.forget(&t1.id()), Some(0));
+        let t5 = net.transfer(&a, b, 5, 4);
+        assert_eq!(back.track(t5.id(), t5, 8), (0, None));
+        let t6 = net.transfer(&a, b, 6, 5);
+        assert_eq!(back.track(t6.id(), t6, 8), (3, None));
+        assert_eq!(back.free.len() + back.len(), OWN_PENDING_MAX);
     }
 }

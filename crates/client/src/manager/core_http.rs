@@ -13,8 +13,8 @@ use paychan_protocol::crypto::BatchVerifier;
 use paychan_protocol::wire::PayItem;
 use paychan_protocol::{ChannelId, Hash32, Payment, PublicKey, SignedProof};
 
-use crate::manager::limits::ROUND_HTTP_CHECKS_MAX;
 use super::{Command, CommandId, Manager, Response};
+use crate::manager::limits::ROUND_HTTP_CHECKS_MAX;
 use crate::manager::ManagerError;
 
 /// Why a payment carried in a request was refused.
