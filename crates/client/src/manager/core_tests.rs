@@ -1267,6 +1267,11 @@ fn ask(
     replies(&actions)
 }
 
+/// Hands `command` to the core without ending its round (no poll): what a round collects.
+fn asked(m: &mut Manager, id: CommandId, command: Command, l: &FakeLedger) {
+    m.handle(Event::Command { id, command }, 0, l);
+}
+
 fn carried(ch: &mut Channel, amount: u64, reference: Hash32) -> PayItem {
     // The bare payer's seq reservation, "persisted".
     let snap = ch.snapshot();
@@ -1729,9 +1734,14 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
         }
         payers.push(theirs);
     }
-    let mut m = core_from(&me, &store);
-    m.handle(Event::LedgerChanged, 0, &l);
-    settle_batches(&mut m, &store, &l);
+    // A core that has adopted both channels, nothing asked yet.
+    let fresh = || {
+        let mut m = core_from(&me, &store);
+        m.handle(Event::LedgerChanged, 0, &l);
+        settle_batches(&mut m, &store, &l);
+        m
+    };
+    let mut m = fresh();
     let reference = Hash32([7; 32]);
     let good = carried(&mut payers[0], 5, reference);
     let signed_well = carried(&mut payers[1], 4, reference);
@@ -1744,22 +1754,8 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
     };
 
     // Asked in one round: nothing is answered before the round ends, then both in order.
-    m.handle(
-        Event::Command {
-            id: 1,
-            command: check(&good),
-        },
-        0,
-        &l,
-    );
-    m.handle(
-        Event::Command {
-            id: 2,
-            command: check(&forged),
-        },
-        0,
-        &l,
-    );
+    asked(&mut m, 1, check(&good), &l);
+    asked(&mut m, 2, check(&forged), &l);
     assert!(
         replies(&m.take_actions()).is_empty(),
         "answered before the round ended"
@@ -1779,25 +1775,9 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
     assert_eq!(checked(&mut m, 4, &good, &l), Err(HttpRefusalKind::Busy));
     // A forged proof first, then the one it copied, in one round: the forged one holds
     // nothing, so the good one is taken as if it came alone.
-    let mut m3 = core_from(&me, &store);
-    m3.handle(Event::LedgerChanged, 0, &l);
-    settle_batches(&mut m3, &store, &l);
-    m3.handle(
-        Event::Command {
-            id: 7,
-            command: check(&forged),
-        },
-        0,
-        &l,
-    );
-    m3.handle(
-        Event::Command {
-            id: 8,
-            command: check(&signed_well),
-        },
-        0,
-        &l,
-    );
+    let mut m3 = fresh();
+    asked(&mut m3, 7, check(&forged), &l);
+    asked(&mut m3, 8, check(&signed_well), &l);
     m3.poll(0);
     let rs = replies(&m3.take_actions());
     assert!(
@@ -1817,25 +1797,9 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
         "{rs:?}"
     );
     // Two valid checks of one round, one batch: both pass.
-    let mut m2 = core_from(&me, &store);
-    m2.handle(Event::LedgerChanged, 0, &l);
-    settle_batches(&mut m2, &store, &l);
-    m2.handle(
-        Event::Command {
-            id: 5,
-            command: check(&good),
-        },
-        0,
-        &l,
-    );
-    m2.handle(
-        Event::Command {
-            id: 6,
-            command: check(&signed_well),
-        },
-        0,
-        &l,
-    );
+    let mut m2 = fresh();
+    asked(&mut m2, 5, check(&good), &l);
+    asked(&mut m2, 6, check(&signed_well), &l);
     m2.poll(0);
     let rs = replies(&m2.take_actions());
     assert!(
@@ -1850,29 +1814,13 @@ fn the_checks_of_one_round_are_answered_together_and_a_bad_signature_refuses_onl
     );
     // A round holds at most ROUND_HTTP_CHECKS_MAX checks: the next one has the full round
     // answered first, in order, and waits for the end of its own.
-    let mut m4 = core_from(&me, &store);
-    m4.handle(Event::LedgerChanged, 0, &l);
-    settle_batches(&mut m4, &store, &l);
+    let mut m4 = fresh();
     let max = crate::manager::limits::ROUND_HTTP_CHECKS_MAX as u64;
     for id in 1..=max {
-        m4.handle(
-            Event::Command {
-                id,
-                command: check(&good),
-            },
-            0,
-            &l,
-        );
+        asked(&mut m4, id, check(&good), &l);
     }
     assert!(replies(&m4.take_actions()).is_empty());
-    m4.handle(
-        Event::Command {
-            id: max + 1,
-            command: check(&good),
-        },
-        0,
-        &l,
-    );
+    asked(&mut m4, max + 1, check(&good), &l);
     let rs = replies(&m4.take_actions());
     assert_eq!(rs.len() as u64, max, "the full round is answered");
     assert!(
