@@ -45,7 +45,7 @@ impl Channel {
         }
         let (balance_a, balance_b) = self.balances();
         let close = CoopClose {
-            chain_id: self.chain_id,
+            chain_id: self.chain_id(),
             channel_id: self.id,
             balance_a,
             balance_b,
@@ -70,7 +70,7 @@ impl Channel {
         close: &CoopClose,
         sig: &Signature,
     ) -> Result<(ChannelMsg, SignedCoopClose), ChannelError> {
-        if close.chain_id != self.chain_id {
+        if close.chain_id != self.chain_id() {
             return Err(ChannelError::WrongChain { got: close.chain_id });
         }
         self.check_channel_id(close.channel_id)?;
@@ -103,7 +103,7 @@ impl Channel {
         if owed > 0 {
             return Err(ChannelError::CreditInUse { owed });
         }
-        crypto::verify(&self.counterparty, tags::COOP_CLOSE_SIG, &encode(close), sig)
+        crypto::verify(self.counterparty(), tags::COOP_CLOSE_SIG, &encode(close), sig)
             .map_err(|_| ChannelError::BadSignature)?;
         let own = close.sign(&self.keypair);
         let signed = self.assemble_close(*close, own, *sig);
@@ -131,7 +131,7 @@ impl Channel {
                 ))
             }
         };
-        crypto::verify(&self.counterparty, tags::COOP_CLOSE_SIG, &encode(&close), sig)
+        crypto::verify(self.counterparty(), tags::COOP_CLOSE_SIG, &encode(&close), sig)
             .map_err(|_| ChannelError::BadSignature)?;
         let signed = self.assemble_close(close, own, *sig);
         self.set_close(CloseState::CoopSigned(signed));
@@ -176,7 +176,7 @@ impl Channel {
         }
         let (proof_ab, proof_ba) = self.by_direction(None, self.inc.newest.as_deref().copied());
         let body = UnilateralClose {
-            chain_id: self.chain_id,
+            chain_id: self.chain_id(),
             channel_id: self.id,
             closer: self.keypair.public(),
             proof_ab,
@@ -205,7 +205,7 @@ impl Channel {
         }
         let (proof_ab, proof_ba) = self.by_direction(None, Some(newest));
         Some(Tx::Update(Update {
-            chain_id: self.chain_id,
+            chain_id: self.chain_id(),
             channel_id: self.id,
             proof_ab,
             proof_ba,

@@ -141,14 +141,14 @@ struct Incoming {
 /// send or what to persist. It never does I/O, never reads a clock and draws no randomness.
 /// Every error leaves it exactly as it was.
 pub struct Channel {
+    /// Also the source of the chain id and the counterparty's key (not kept twice: a node
+    /// holds many channels).
     signed_open: SignedOpen,
     id: ChannelId,
-    chain_id: Hash32,
     /// The holder's outgoing direction (A to B when the holder is A).
     out_dir: Direction,
     /// Shared by every channel of one key (a key is about 320 bytes; a node holds many channels).
     keypair: Arc<Keypair>,
-    counterparty: PublicKey,
     deposit_holder: u64,
     deposit_counterparty: u64,
     total: u64,
@@ -234,20 +234,17 @@ impl Channel {
         close: CloseState,
     ) -> Result<Channel, ChannelError> {
         let keypair = keypair.into();
-        let (out_dir, counterparty, deposit_holder, deposit_counterparty) =
-            holder_side(&signed_open, &keypair)?;
+        let (out_dir, _, deposit_holder, deposit_counterparty) = holder_side(&signed_open, &keypair)?;
         let total = signed_open
             .open
             .total()
             .ok_or(ChannelError::OpenRefused("deposits overflow"))?;
         let id = signed_open.open.channel_id();
         Ok(Channel {
-            chain_id: signed_open.open.chain_id,
             signed_open,
             id,
             out_dir,
             keypair,
-            counterparty,
             deposit_holder,
             deposit_counterparty,
             total,
@@ -344,7 +341,7 @@ impl Channel {
 
     /// The chain id the channel lives on.
     pub fn chain_id(&self) -> Hash32 {
-        self.chain_id
+        self.signed_open.open.chain_id
     }
 
     /// The open both parties signed.
@@ -359,7 +356,15 @@ impl Channel {
 
     /// The counterparty's key.
     pub fn counterparty_key(&self) -> PublicKey {
-        self.counterparty
+        *self.counterparty()
+    }
+
+    /// The counterparty's key, borrowed from the open.
+    fn counterparty(&self) -> &PublicKey {
+        match self.out_dir {
+            Direction::AToB => &self.signed_open.open.party_b,
+            Direction::BToA => &self.signed_open.open.party_a,
+        }
     }
 
     /// True if the holder is party A (the proposer of the open).
@@ -555,7 +560,7 @@ impl Channel {
 
     /// Checks that a proof is of this chain, this channel and direction `dir`.
     fn check_ids(&self, p: &SignedProof, dir: Direction) -> Result<(), ChannelError> {
-        if p.proof.chain_id != self.chain_id {
+        if p.proof.chain_id != self.chain_id() {
             return Err(ChannelError::WrongChain {
                 got: p.proof.chain_id,
             });

@@ -170,7 +170,7 @@ impl Channel {
             });
         }
         Ok(BalanceProof {
-            chain_id: self.chain_id,
+            chain_id: self.chain_id(),
             channel_id: self.id,
             direction: self.out_dir,
             seq,

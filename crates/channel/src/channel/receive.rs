@@ -200,12 +200,12 @@ impl Channel {
             _ if !verify => {}
             VerifyMode::Newest => newest_item
                 .proof
-                .verify(&self.counterparty)
+                .verify(self.counterparty())
                 .map_err(|_| ChannelError::BadSignature)?,
             VerifyMode::All => {
                 let mut batch = BatchVerifier::new();
                 for item in items {
-                    item.proof.queue(&self.counterparty, &mut batch);
+                    item.proof.queue(self.counterparty(), &mut batch);
                 }
                 batch.verify().map_err(|_| ChannelError::BadSignature)?;
             }
