@@ -359,16 +359,7 @@ async fn info(State(s): State<AppState>) -> Result<Json<InfoView>, ApiError> {
     // Peers and channels are best effort: a node whose network or manager is stopping still
     // tells who it is.
     let peers = s.node.net().connected_peers().await.ok().map(|p| p.len());
-    let mut by_status = std::collections::BTreeMap::new();
-    let mut in_channels = 0u64;
-    if let Ok(list) = s.node.channels().list().await {
-        for c in &list {
-            *by_status.entry(c.status.clone()).or_insert(0) += 1;
-            if c.status != "closed" {
-                in_channels = in_channels.saturating_add(c.balance);
-            }
-        }
-    }
+    let totals = s.node.channels().totals().await.unwrap_or_default();
     let unit = &s.node.genesis().unit;
     Ok(Json(InfoView {
         node,
@@ -376,9 +367,9 @@ async fn info(State(s): State<AppState>) -> Result<Json<InfoView>, ApiError> {
         api_url: format!("http://{}", s.api_addr),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         peers_connected: peers,
-        channels: by_status,
+        channels: totals.by_status,
         balance_ledger: balance,
-        balance_in_channels: in_channels,
+        balance_in_channels: totals.balance_not_closed,
         unit: UnitView {
             name: unit.name.clone(),
             symbol: unit.symbol.clone(),

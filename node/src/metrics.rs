@@ -3,7 +3,8 @@
 //! (next to libp2p's), and the public listener serves the same figures as JSON at
 //! `/explorer/metrics` for the explorer's charts.
 //!
-//! Payment and amount totals are summed over this node's channels (`ChannelManager::list`);
+//! Payment and amount totals are summed over this node's channels (`ChannelManager::totals`, which
+//! folds them in the manager: a node with many channels lists none of them every second);
 //! the ledger figures come from the replica and the store.
 
 use std::time::Duration;
@@ -105,14 +106,12 @@ pub async fn figures(node: &NodeHandle) -> Figures {
             }
         }
     }
-    if let Ok(list) = node.channels().list().await {
-        for c in &list {
-            *f.channels.entry(c.status.clone()).or_insert(0) += 1;
-            f.payments_sent = f.payments_sent.saturating_add(c.payments_sent);
-            f.payments_received = f.payments_received.saturating_add(c.payments_received);
-            f.amount_sent = f.amount_sent.saturating_add(c.sent);
-            f.amount_received = f.amount_received.saturating_add(c.received);
-        }
+    if let Ok(t) = node.channels().totals().await {
+        f.channels = t.by_status;
+        f.payments_sent = t.payments_sent;
+        f.payments_received = t.payments_received;
+        f.amount_sent = t.sent;
+        f.amount_received = t.received;
     }
     f
 }

@@ -50,7 +50,9 @@ pub struct Options {
     pub requests: u64,
     /// Durability modes of phase 4 (BENCH_MODES); the first is the default mode's figure.
     pub modes: Vec<String>,
-    /// `--only NAME`: run one phase (limits, ledger, latency, two, four, gateway).
+    /// `--only NAME`: run one phase (limits, ledger, latency, two, four, gateway), or `channels`:
+    /// the 10,000-channel part of `two` alone, on a testnet of its own (for profiling a node's
+    /// memory; a full run measures it inside `two`).
     pub only: Option<String>,
 }
 
@@ -171,6 +173,13 @@ pub fn run(o: Options) -> Result<()> {
             &mut r,
             "2-node testnets: signed payments, durability, buffered, settlement, 10,000 channels",
             |r| phase_two_nodes(&o, r),
+        );
+    }
+    if o.only.as_deref() == Some("channels") {
+        guarded(
+            &mut r,
+            "2-node testnet: 10,000 channels adopted by one node (alone)",
+            |r| phase_channels_alone(&o, r),
         );
     }
     if on("four") {
@@ -621,6 +630,23 @@ fn settlement(_o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
     Ok(())
 }
 
+/// The 10,000-channel part of [`phase_two_nodes`] on a testnet of its own.
+fn phase_channels_alone(o: &Options, r: &mut Results) -> Result<()> {
+    let net = Testnet::new(&o.paychan, o.work.join("testnet-2-channels"), 2);
+    net.up()?;
+    let _guard = Guard(vec![net.clone()]);
+    // `many_channels` opens the channel it pays on; the pair's own is not used.
+    let main = Pair {
+        mode: o.modes.first().cloned().unwrap_or_default(),
+        net,
+        channel: String::new(),
+        paid: 0,
+    };
+    many_channels(o, r, &main)?;
+    main.net.down();
+    Ok(())
+}
+
 /// 10,000 opens naming node 1 (signed by a spare client account and by node 1's key from the
 /// testnet's own data dir), submitted to the sequencer; node 1 adopts them. Its resident
 /// memory before and after, and one channel's rate afterwards.
@@ -631,8 +657,13 @@ fn many_channels(o: &Options, r: &mut Results, p: &Pair) -> Result<()> {
     let channel = api1.open(&peer0, 200_000_000, 0)?;
     // A warm job first, so that the payment path's buffers exist before the memory is read.
     api1.pay(&channel, o.payments, None)?;
-    let count_channels =
-        |api: &nodes::Api| -> Result<usize> { Ok(api.get("channels")?.as_array().map_or(0, Vec::len)) };
+    // Counted from `info` (channels by status), not by listing them: a list of 10,000 channels
+    // every 2 s would measure the list's own buffers, which the allocator keeps resident.
+    let count_channels = |api: &nodes::Api| -> Result<usize> {
+        let info = api.get("info")?;
+        let by_status = info["channels"].as_object().context("info without channels")?;
+        Ok(by_status.values().filter_map(|n| n.as_u64()).sum::<u64>() as usize)
+    };
     let before_channels = count_channels(&api1)?;
     std::thread::sleep(Duration::from_secs(1));
     let rss_before = p.net.rss_bytes(1)?;

@@ -32,7 +32,8 @@ pub mod x402;
 
 pub use ledger::{LedgerAccess, LedgerChannel};
 pub use manager::{
-    ChannelManager, ChannelView, ErrorKind, ManagerConfig, ManagerError, PayStats, ReceivedPayment,
+    ChannelManager, ChannelTotals, ChannelView, ErrorKind, ManagerConfig, ManagerError, PayStats,
+    ReceivedPayment,
 };
 pub use remote::{
     ChainPin, LedgerSource, PeerSource, RemoteConfig, RemoteError, RemoteLedger, SourceReport, SourceStatus,

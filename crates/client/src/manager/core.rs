@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 
 use super::limits::*;
 use super::slots::Slots;
-use super::{ChannelView, ManagerConfig, ManagerError, PayStats};
+use super::{ChannelTotals, ChannelView, ManagerConfig, ManagerError, PayStats};
 use crate::ledger::LedgerChannel;
 
 /// What the core reads of the ledger. Reads only: submissions leave as [`Action::Submit`].
@@ -126,6 +126,9 @@ pub enum Command {
     },
     /// List every channel.
     List,
+    /// Count the channels by status and sum their balances and payments, without listing
+    /// them.
+    Totals,
     /// Payee: check a payment carried in an HTTP request (the proof's channel, the price, the
     /// request's reference) and hold it in flight; answered [`Response::HttpChecked`] at the
     /// end of the round ([`Manager::poll`]), with the other checks of the round.
@@ -173,6 +176,8 @@ pub enum Response {
     Closed,
     /// Every channel.
     Listed(Vec<ChannelView>),
+    /// The channels counted and summed.
+    Totals(ChannelTotals),
     /// The check of a payment carried in a request.
     HttpChecked(Result<HttpChecked, HttpRefusal>),
     /// The payment is durable (`charged`), or kept uncharged.
@@ -368,7 +373,8 @@ struct PayJob {
 struct Slot {
     ch: Channel,
     peer: PeerId,
-    pay: Option<PayJob>,
+    /// The payment job in progress (boxed: a node holds many channels and pays on few).
+    pay: Option<Box<PayJob>>,
     open_waiters: Vec<CommandId>,
     close_waiters: Vec<CommandId>,
     /// Ledger best amounts last answered, and the ledger time of that answer.
@@ -930,7 +936,7 @@ impl Manager {
                         },
                     );
                 }
-                slot.pay = Some(PayJob {
+                slot.pay = Some(Box::new(PayJob {
                     amount,
                     reference,
                     per_proof,
@@ -940,7 +946,7 @@ impl Manager {
                     last_seq: 0,
                     started_ms: now,
                     reply: id,
-                });
+                }));
                 if let Some(job) = superseded {
                     self.reply(
                         job.reply,
@@ -953,17 +959,18 @@ impl Manager {
                 let list = self
                     .channels
                     .iter()
-                    .map(|(cid, s)| {
-                        let mut v = super::view(cid, &s.ch, ledger.channel(cid));
-                        v.payments_sent = s.payments_sent;
-                        v.payments_received = s.payments_received;
-                        if s.proposal_expired && s.ch.status() == ChannelStatus::ShuttingDown {
-                            v.status = "close_expired".into();
-                        }
-                        v
-                    })
+                    .map(|(cid, s)| slot_view(cid, s, ledger))
                     .collect();
                 self.reply(id, Ok(Response::Listed(list)));
+            }
+            Command::Totals => {
+                // Folded one view at a time: a node with many channels never holds them all
+                // as views (a list of 10,000 is megabytes that the allocator then keeps).
+                let mut t = ChannelTotals::default();
+                for (cid, s) in self.channels.iter() {
+                    t.add(&slot_view(cid, s, ledger));
+                }
+                self.reply(id, Ok(Response::Totals(t)));
             }
             c @ (Command::HttpCheck { .. }
             | Command::HttpSettle { .. }
@@ -2122,6 +2129,17 @@ fn set_credit(ch: &mut Channel, id: &ChannelId, lnow: u64, ledger: &dyn LedgerVi
         debug!(channel = %id, credit_out = out, credit_in = ?inc, "credit lines in force");
         ch.set_credit(out, inc);
     }
+}
+
+/// A slot as [`Command::List`] shows it.
+fn slot_view(cid: &ChannelId, s: &Slot, ledger: &dyn LedgerView) -> ChannelView {
+    let mut v = super::view(cid, &s.ch, ledger.channel(cid));
+    v.payments_sent = s.payments_sent;
+    v.payments_received = s.payments_received;
+    if s.proposal_expired && s.ch.status() == ChannelStatus::ShuttingDown {
+        v.status = "close_expired".into();
+    }
+    v
 }
 
 fn finish_pay_if_acked(slot: &mut Slot, now_ms: u64) -> Option<(CommandId, PayStats)> {

@@ -1003,6 +1003,28 @@ fn listed(m: &mut Manager, l: &FakeLedger) -> Vec<ChannelView> {
     }
 }
 
+/// The totals the core answers, checked against the list they fold.
+fn totals(m: &mut Manager, l: &FakeLedger) -> ChannelTotals {
+    m.handle(
+        Event::Command {
+            id: 78,
+            command: Command::Totals,
+        },
+        m.now_ms,
+        l,
+    );
+    let t = match replies(&m.take_actions()).pop() {
+        Some((78, Ok(Response::Totals(t)))) => t,
+        other => panic!("{other:?}"),
+    };
+    let mut folded = ChannelTotals::default();
+    for v in &listed(m, l) {
+        folded.add(v);
+    }
+    assert_eq!(t, folded, "the totals are the list folded");
+    t
+}
+
 fn listed_status(m: &mut Manager, l: &FakeLedger) -> String {
     listed(m, l)[0].status.clone()
 }
@@ -1036,6 +1058,12 @@ fn a_block_event_brings_the_manager_to_the_channels_it_names_and_the_full_pass_t
     // The block that names it.
     m.handle(Event::BlockApplied { channels: vec![id] }, FULL_PASS_MS / 2, &l);
     assert_eq!(listed_status(&mut m, &l), "closed");
+    let t = totals(&mut m, &l);
+    assert_eq!(t.by_status.get("closed"), Some(&1));
+    assert_eq!(
+        t.balance_not_closed, 0,
+        "a closed channel's balance is not counted"
+    );
 
     // An event a full inbox dropped is made up by the next full pass.
     let (me2, them2) = (Keypair::from_seed([3; 32]), Keypair::from_seed([4; 32]));
@@ -1151,6 +1179,9 @@ fn a_buffered_burst_stores_each_payment_before_its_ack_and_the_list_survives_a_r
         .iter()
         .any(|f| matches!(f, ChannelMsg::Ack { seq: 3, .. })));
     assert_eq!(listed(&mut m, &l)[0].payments_received, 7);
+    let t = totals(&mut m, &l);
+    assert_eq!((t.count(), t.payments_received), (1, 7));
+    assert_eq!(t.by_status.get("open"), Some(&1));
 
     // A restart: the list comes from the store, exactly the memos' payments in order.
     drop(m);

@@ -140,6 +140,48 @@ impl ManagerError {
     }
 }
 
+/// Every channel of a manager counted and summed ([`ChannelManager::totals`]): what a status
+/// page or a metrics scrape needs, without a list of every channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelTotals {
+    /// Channels by [`ChannelView::status`].
+    pub by_status: std::collections::BTreeMap<String, u64>,
+    /// Sum of [`ChannelView::balance`] over the channels not closed.
+    pub balance_not_closed: u64,
+    /// Sum of [`ChannelView::payments_sent`].
+    pub payments_sent: u64,
+    /// Sum of [`ChannelView::payments_received`].
+    pub payments_received: u64,
+    /// Sum of [`ChannelView::sent`].
+    pub sent: u64,
+    /// Sum of [`ChannelView::received`].
+    pub received: u64,
+}
+
+impl ChannelTotals {
+    /// Adds one channel.
+    pub fn add(&mut self, v: &ChannelView) {
+        match self.by_status.get_mut(v.status.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_status.insert(v.status.clone(), 1);
+            }
+        }
+        if v.status != "closed" {
+            self.balance_not_closed = self.balance_not_closed.saturating_add(v.balance);
+        }
+        self.payments_sent = self.payments_sent.saturating_add(v.payments_sent);
+        self.payments_received = self.payments_received.saturating_add(v.payments_received);
+        self.sent = self.sent.saturating_add(v.sent);
+        self.received = self.received.saturating_add(v.received);
+    }
+
+    /// Channels of every status.
+    pub fn count(&self) -> u64 {
+        self.by_status.values().sum()
+    }
+}
+
 /// A channel as [`ChannelManager::list`] shows it.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -392,6 +434,18 @@ impl ChannelManager {
             .await
             .map_err(|_| ManagerError::Stopped)?;
         rx.await.map_err(|_| ManagerError::Stopped)
+    }
+
+    /// Every channel counted by status, its balances and payments summed: [`ChannelManager::list`]
+    /// folded in the manager, without a view of every channel in memory at once.
+    pub async fn totals(&self) -> Result<ChannelTotals, ManagerError> {
+        let command = core::Command::Totals;
+        match self.ask(|reply| Input::Core { command, reply }).await? {
+            core::Response::Totals(t) => Ok(t),
+            _ => Err(ManagerError::Refused(
+                "internal: answer of another command".into(),
+            )),
+        }
     }
 
     /// Payee: checks a payment carried in an HTTP request paying at least `price`, with the
