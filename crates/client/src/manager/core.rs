@@ -331,7 +331,7 @@ struct Retry {
 }
 
 impl Retry {
-    fn new() -> Retry {
+    const fn new() -> Retry {
         Retry {
             next_ms: None,
             delay_ms: RESUBMIT_WAIT_FIRST_MS,
@@ -377,29 +377,14 @@ struct Slot {
     pay: Option<Box<PayJob>>,
     open_waiters: Vec<CommandId>,
     close_waiters: Vec<CommandId>,
-    /// Ledger best amounts last answered, and the ledger time of that answer.
-    answered: Option<(u64, u64, u64)>,
-    /// Ledger time at which a settle was last submitted.
-    settle_sent_ms: Option<u64>,
-    /// The cooperative close last submitted, and the ledger time of that submission.
-    /// (Boxed: only a closing channel has one.)
-    coop_sent: Option<Box<(paychan_protocol::channel::CoopClose, u64)>>,
+    /// What a close has sent and seen; `None` until a close starts (see [`Slot::close`]).
+    close: Option<Box<CloseTrack>>,
     /// Write the snapshot in the next batch even if the channel reports nothing new.
     force_persist: bool,
     /// A snapshot of this channel is in the batch in flight.
     in_flight: bool,
-    /// Ledger height at which the payout was first seen.
-    closed_at: Option<u64>,
-    /// When the close transaction of the current state goes to the ledger again.
-    close_retry: Retry,
     /// When the open goes to the ledger again (while it is not on the ledger).
     open_retry: Retry,
-    /// Since when our close proposal waits for the peer's signature (this run).
-    proposed_at_ms: Option<u64>,
-    /// When our close proposal goes to the peer again.
-    proposal_retry: Retry,
-    /// Our close proposal waited longer than `coop_close_wait`; it is no longer resent.
-    proposal_expired: bool,
     /// When the unacknowledged proofs go to the peer again: set when the peer refused a
     /// burst for a passing reason, cleared when they are resent or the link goes.
     resend_at_ms: Option<u64>,
@@ -411,7 +396,53 @@ struct Slot {
     payments_received: u64,
 }
 
+/// A slot's record of a close: kept apart and boxed because most channels a node holds never
+/// close while it runs (about 140 bytes a channel otherwise).
+#[derive(Debug, Clone)]
+struct CloseTrack {
+    /// Ledger best amounts last answered, and the ledger time of that answer.
+    answered: Option<(u64, u64, u64)>,
+    /// Ledger time at which a settle was last submitted.
+    settle_sent_ms: Option<u64>,
+    /// The cooperative close last submitted, and the ledger time of that submission.
+    coop_sent: Option<(paychan_protocol::channel::CoopClose, u64)>,
+    /// Ledger height at which the payout was first seen.
+    closed_at: Option<u64>,
+    /// When the close transaction of the current state goes to the ledger again.
+    close_retry: Retry,
+    /// Since when our close proposal waits for the peer's signature (this run).
+    proposed_at_ms: Option<u64>,
+    /// When our close proposal goes to the peer again.
+    proposal_retry: Retry,
+    /// Our close proposal waited longer than `coop_close_wait`; it is no longer resent.
+    proposal_expired: bool,
+}
+
+/// The record of a slot whose close has not started: what [`Slot::close`] reads then.
+static CLOSE_NOT_STARTED: CloseTrack = CloseTrack {
+    answered: None,
+    settle_sent_ms: None,
+    coop_sent: None,
+    closed_at: None,
+    close_retry: Retry::new(),
+    proposed_at_ms: None,
+    proposal_retry: Retry::new(),
+    proposal_expired: false,
+};
+
 impl Slot {
+    /// The close record, read: [`CLOSE_NOT_STARTED`] while the slot has none.
+    fn close(&self) -> &CloseTrack {
+        self.close.as_deref().unwrap_or(&CLOSE_NOT_STARTED)
+    }
+
+    /// The close record, to change: made (from [`CLOSE_NOT_STARTED`]) on the first change, so
+    /// that reading and changing behave as if every slot had one.
+    fn close_mut(&mut self) -> &mut CloseTrack {
+        self.close
+            .get_or_insert_with(|| Box::new(CLOSE_NOT_STARTED.clone()))
+    }
+
     /// Whether the channel waits on the ledger (its open, a close, a window's end, a payout to
     /// be witnessed), so that every block and tick must look at it; an open channel learns
     /// only from a block that names it.
@@ -431,17 +462,10 @@ impl Slot {
             pay: None,
             open_waiters: vec![],
             close_waiters: vec![],
-            answered: None,
-            settle_sent_ms: None,
-            coop_sent: None,
+            close: None,
             force_persist: false,
             in_flight: false,
-            closed_at: None,
-            close_retry: Retry::new(),
             open_retry: Retry::new(),
-            proposed_at_ms: None,
-            proposal_retry: Retry::new(),
-            proposal_expired: false,
             resend_at_ms: None,
             resend_wait_ms: RESEND_WAIT_FIRST_MS,
             payments_sent: 0,
@@ -1136,7 +1160,7 @@ impl Manager {
         // A close proposal the peer may have missed goes out again on the new stream.
         for id in &self.proposing {
             if let Some(s) = self.channels.get_mut(id).filter(|s| s.peer == peer) {
-                s.proposal_retry = Retry::new();
+                s.close_mut().proposal_retry = Retry::new();
             }
         }
     }
@@ -1164,18 +1188,21 @@ impl Manager {
                 // Signed by both, closed unilaterally or paid out: the ledger path takes over.
                 _ => return false,
             };
-            let since = *slot.proposed_at_ms.get_or_insert(now);
+            let since = *slot.close_mut().proposed_at_ms.get_or_insert(now);
             if now.saturating_sub(since) > wait_ms {
                 warn!(channel = %id, "the peer did not sign the cooperative close in time");
-                slot.proposal_expired = true;
+                slot.close_mut().proposal_expired = true;
                 for w in slot.close_waiters.drain(..) {
                     replies.push((w, ManagerError::CloseExpired { secs: wait_ms / 1000 }));
                 }
                 return false;
             }
             // Persist before you send: the proposal carries our signature.
-            if slot.durable() && links.contains_key(&slot.peer) && slot.proposal_retry.due_or_unsent(now) {
-                slot.proposal_retry.sent(now);
+            if slot.durable()
+                && links.contains_key(&slot.peer)
+                && slot.close().proposal_retry.due_or_unsent(now)
+            {
+                slot.close_mut().proposal_retry.sent(now);
                 out.push((slot.peer, ChannelMsg::ClosePropose { close, sig }));
             }
             true
@@ -1276,7 +1303,7 @@ impl Manager {
                 Ok(tx) => {
                     slot.force_persist = true;
                     slot.close_waiters.push(reply);
-                    slot.close_retry.sent(now);
+                    slot.close_mut().close_retry.sent(now);
                     self.actions.push(Action::Submit { tx, open: None });
                 }
                 Err(e) => self.reply(reply, Err(e.into())),
@@ -1296,9 +1323,10 @@ impl Manager {
             Ok(()) => {
                 slot.force_persist |= !proposed_before;
                 slot.close_waiters.push(reply);
-                slot.proposed_at_ms = Some(now);
-                slot.proposal_retry = Retry::new();
-                slot.proposal_expired = false;
+                let close = slot.close_mut();
+                close.proposed_at_ms = Some(now);
+                close.proposal_retry = Retry::new();
+                close.proposal_expired = false;
                 self.proposing.insert(id);
             }
             Err(e) => self.reply(reply, Err(e.into())),
@@ -1571,12 +1599,12 @@ impl Manager {
                 if let Some(signed) = handled.coop_close {
                     slot.force_persist = true;
                     let lnow = ledger.time_ms();
-                    let repeat = slot.coop_sent.as_deref().is_some_and(|(close, at)| {
+                    let repeat = slot.close().coop_sent.as_ref().is_some_and(|(close, at)| {
                         *close == signed.close && lnow < at.saturating_add(RESUBMIT_MS)
                     });
                     if !repeat {
-                        slot.coop_sent = Some(Box::new((signed.close, lnow)));
-                        slot.close_retry.sent(now);
+                        slot.close_mut().coop_sent = Some((signed.close, lnow));
+                        slot.close_mut().close_retry.sent(now);
                         submit = Some(Tx::CoopClose(signed));
                     }
                 }
@@ -1752,7 +1780,7 @@ impl Manager {
                             replies.push((w, Ok(Response::Opened(*id))));
                         }
                     }
-                    if slot.close_retry.due_or_unsent(now) {
+                    if slot.close().close_retry.due_or_unsent(now) {
                         let coop = slot.ch.coop_close_tx();
                         let unilateral = match slot.ch.status() {
                             ChannelStatus::Closing => slot.ch.unilateral_close_tx().ok(),
@@ -1765,7 +1793,7 @@ impl Manager {
                             )
                         });
                         if coop.is_some() || unilateral.is_some() {
-                            slot.close_retry.sent(now);
+                            slot.close_mut().close_retry.sent(now);
                             debug!(channel = %id, "submitting our close again");
                             to_submit.extend(coop.into_iter().chain(unilateral).map(|t| (t, None)));
                         }
@@ -1778,32 +1806,35 @@ impl Manager {
                 } => {
                     slot.ch.on_close_seen();
                     let moved = slot
+                        .close()
                         .answered
                         .is_none_or(|(ab, ba, _)| (ab, ba) != (best_ab, best_ba));
                     if moved {
-                        slot.close_retry = Retry::new();
+                        slot.close_mut().close_retry = Retry::new();
                     }
-                    let due = slot.close_retry.due(now);
+                    let due = slot.close().close_retry.due(now);
                     let stale = moved
                         || due
                         || slot
+                            .close()
                             .answered
                             .is_some_and(|(_, _, at)| lnow >= at.saturating_add(RESUBMIT_MS));
                     if stale && lnow < window_end_ms {
-                        slot.answered = Some((best_ab, best_ba, lnow));
+                        slot.close_mut().answered = Some((best_ab, best_ba, lnow));
                         if let Some(update) = slot.ch.answer_close(best_ab, best_ba) {
                             info!(channel = %id, "answering a close with a newer proof");
-                            slot.close_retry.sent(now);
+                            slot.close_mut().close_retry.sent(now);
                             to_submit.push((update, None));
                         }
                     }
                     let resend = due
                         || slot
+                            .close()
                             .settle_sent_ms
                             .is_none_or(|t| lnow >= t.saturating_add(RESUBMIT_MS));
                     if lnow >= window_end_ms && resend {
-                        slot.settle_sent_ms = Some(lnow);
-                        slot.close_retry.sent(now);
+                        slot.close_mut().settle_sent_ms = Some(lnow);
+                        slot.close_mut().close_retry.sent(now);
                         to_submit.push((
                             Tx::Settle(Settle {
                                 chain_id: self.chain_id,
@@ -1820,7 +1851,7 @@ impl Manager {
                         info!(channel = %id, "channel paid out");
                     }
                     // A payout counts only once a witnessed checkpoint covers it.
-                    let closed_at = *slot.closed_at.get_or_insert(ledger.height());
+                    let closed_at = *slot.close_mut().closed_at.get_or_insert(ledger.height());
                     if ledger.witnessed_height() >= closed_at {
                         for w in slot.close_waiters.drain(..) {
                             replies.push((w, Ok(Response::Closed)));
@@ -2136,7 +2167,7 @@ fn slot_view(cid: &ChannelId, s: &Slot, ledger: &dyn LedgerView) -> ChannelView 
     let mut v = super::view(cid, &s.ch, ledger.channel(cid));
     v.payments_sent = s.payments_sent;
     v.payments_received = s.payments_received;
-    if s.proposal_expired && s.ch.status() == ChannelStatus::ShuttingDown {
+    if s.close().proposal_expired && s.ch.status() == ChannelStatus::ShuttingDown {
         v.status = "close_expired".into();
     }
     v
