@@ -194,17 +194,15 @@ const _: fn() = || {
     is_send::<Channel>();
 };
 
-/// Resolves which party `keypair` is and the deposits from its side.
-fn holder_side(
-    open: &SignedOpen,
-    keypair: &Keypair,
-) -> Result<(Direction, PublicKey, u64, u64), ChannelError> {
+/// Resolves which party `keypair` is (its outgoing direction) and the deposits from its side;
+/// the counterparty's key is then [`Channel::counterparty_key`], read from the open.
+fn holder_side(open: &SignedOpen, keypair: &Keypair) -> Result<(Direction, u64, u64), ChannelError> {
     let o = &open.open;
     let me = keypair.public();
     if me == o.party_a && me != o.party_b {
-        Ok((Direction::AToB, o.party_b, o.deposit_a, o.deposit_b))
+        Ok((Direction::AToB, o.deposit_a, o.deposit_b))
     } else if me == o.party_b && me != o.party_a {
-        Ok((Direction::BToA, o.party_a, o.deposit_b, o.deposit_a))
+        Ok((Direction::BToA, o.deposit_b, o.deposit_a))
     } else {
         Err(ChannelError::NotAParty)
     }
@@ -234,7 +232,7 @@ impl Channel {
         close: CloseState,
     ) -> Result<Channel, ChannelError> {
         let keypair = keypair.into();
-        let (out_dir, _, deposit_holder, deposit_counterparty) = holder_side(&signed_open, &keypair)?;
+        let (out_dir, deposit_holder, deposit_counterparty) = holder_side(&signed_open, &keypair)?;
         let total = signed_open
             .open
             .total()

@@ -1603,8 +1603,9 @@ impl Manager {
                         *close == signed.close && lnow < at.saturating_add(RESUBMIT_MS)
                     });
                     if !repeat {
-                        slot.close_mut().coop_sent = Some((signed.close, lnow));
-                        slot.close_mut().close_retry.sent(now);
+                        let close = slot.close_mut();
+                        close.coop_sent = Some((signed.close, lnow));
+                        close.close_retry.sent(now);
                         submit = Some(Tx::CoopClose(signed));
                     }
                 }
@@ -1833,8 +1834,9 @@ impl Manager {
                             .settle_sent_ms
                             .is_none_or(|t| lnow >= t.saturating_add(RESUBMIT_MS));
                     if lnow >= window_end_ms && resend {
-                        slot.close_mut().settle_sent_ms = Some(lnow);
-                        slot.close_mut().close_retry.sent(now);
+                        let close = slot.close_mut();
+                        close.settle_sent_ms = Some(lnow);
+                        close.close_retry.sent(now);
                         to_submit.push((
                             Tx::Settle(Settle {
                                 chain_id: self.chain_id,
